@@ -1,0 +1,81 @@
+// OSB errors are data: domain code returns or throws these, and one place
+// (sendError) turns them into HTTP.
+export class OsbError extends Error {
+  readonly status: number;
+  readonly error: string | undefined;
+  readonly description: string | undefined;
+  readonly instanceUsable: boolean | undefined;
+  readonly updateRepeatable: boolean | undefined;
+  readonly headers: Record<string, string>;
+
+  constructor(
+    status: number,
+    description: string | undefined,
+    opts: { error?: string; instanceUsable?: boolean; updateRepeatable?: boolean; headers?: Record<string, string> } = {},
+  ) {
+    super(description ?? opts.error ?? `HTTP ${status}`);
+    this.name = 'OsbError';
+    this.status = status;
+    this.error = opts.error;
+    this.description = description;
+    this.instanceUsable = opts.instanceUsable;
+    this.updateRepeatable = opts.updateRepeatable;
+    this.headers = opts.headers ?? {};
+  }
+
+  body(): Record<string, unknown> {
+    const body: Record<string, unknown> = {};
+    if (this.error) body.error = this.error;
+    if (this.description) body.description = this.description;
+    if (this.instanceUsable !== undefined) body.instance_usable = this.instanceUsable;
+    if (this.updateRepeatable !== undefined) body.update_repeatable = this.updateRepeatable;
+    return body;
+  }
+}
+
+// Kubernetes Service Catalog matches these two descriptions literally.
+export const ASYNC_REQUIRED_DESCRIPTION = 'This service plan requires client support for asynchronous service operations.';
+export const CONCURRENCY_DESCRIPTION = 'The Service Broker does not support concurrent requests that mutate the same resource.';
+
+export const errors = {
+  badRequest: (description: string) => new OsbError(400, description, { error: 'BadRequest' }),
+  unauthorized: () =>
+    new OsbError(401, 'Authentication is required: send HTTP basic credentials that this broker accepts.', {
+      error: 'Unauthorized',
+      headers: { 'WWW-Authenticate': 'Basic realm="berth", charset="UTF-8"' },
+    }),
+  notFound: (description: string) => new OsbError(404, description, { error: 'NotFound' }),
+  conflict: (description: string) => new OsbError(409, description, { error: 'Conflict' }),
+  /** 410 bodies are `{}` by the spec's examples. */
+  gone: () => new OsbError(410, undefined),
+  payloadTooLarge: (limit: string) => new OsbError(413, `The request body is larger than ${limit}.`, { error: 'PayloadTooLarge' }),
+  unsupportedMediaType: () => new OsbError(415, 'Request bodies must be JSON (Content-Type: application/json).', { error: 'UnsupportedMediaType' }),
+  versionMissing: () =>
+    new OsbError(400, 'The X-Broker-API-Version header is required; this broker supports 2.13 to 2.17.', { error: 'MissingAPIVersion' }),
+  versionUnsupported: (got: string) =>
+    new OsbError(412, `X-Broker-API-Version ${got} is not supported; this broker supports 2.13 to 2.17.`, { error: 'UnsupportedAPIVersion' }),
+  versionTooOld: (what: string, minor: number) =>
+    new OsbError(412, `${what} requires X-Broker-API-Version 2.${minor} or later.`, { error: 'UnsupportedAPIVersion' }),
+  asyncRequired: () => new OsbError(422, ASYNC_REQUIRED_DESCRIPTION, { error: 'AsyncRequired' }),
+  concurrency: () => new OsbError(422, CONCURRENCY_DESCRIPTION, { error: 'ConcurrencyError' }),
+  requiresApp: () =>
+    new OsbError(422, 'This service supports generation of credentials through binding an application only: send bind_resource.app_guid.', {
+      error: 'RequiresApp',
+    }),
+  maintenanceInfoConflict: (want: string | undefined, got: string) =>
+    new OsbError(
+      422,
+      want
+        ? `maintenance_info.version ${got} does not match the catalog's ${want}; fetch the catalog again.`
+        : `This plan has no maintenance_info, but the request sent version ${got}; fetch the catalog again.`,
+      { error: 'MaintenanceInfoConflict' },
+    ),
+  unprocessable: (description: string, opts: { instanceUsable?: boolean; updateRepeatable?: boolean } = {}) =>
+    new OsbError(422, description, { error: 'UnprocessableEntity', ...opts }),
+  unavailable: () =>
+    new OsbError(503, 'The broker cannot reach its database right now; retry shortly.', {
+      error: 'ServiceUnavailable',
+      headers: { 'Retry-After': '5' },
+    }),
+  internal: (id: string) => new OsbError(500, `Internal error (reference ${id}); the broker's logs have the details.`, { error: 'InternalError' }),
+};

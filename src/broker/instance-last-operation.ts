@@ -1,0 +1,15 @@
+// GET /v2/service_instances/:instance_id/last_operation
+import type { RequestHandler } from 'express';
+import type { BrokerService } from '../service/broker-service.ts';
+import { idParam, stringQuery } from './middleware.ts';
+import { sendLastOperation } from './retry-after.ts';
+
+export function instanceLastOperation(service: BrokerService): RequestHandler {
+  return async (req, res) => {
+    const instanceId = idParam(req, 'instance_id');
+    stringQuery(req, 'service_id', false);
+    stringQuery(req, 'plan_id', false);
+    const operation = stringQuery(req, 'operation', false);
+    sendLastOperation(res, await service.lastOperation(instanceId, operation));
+  };
+}

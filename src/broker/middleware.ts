@@ -1,0 +1,153 @@
+// The protocol checks every /v2 request passes, in the order the OSB spec
+// implies: API version (412/400), then authentication (401), then the body.
+import { createHash, timingSafeEqual, randomUUID } from 'node:crypto';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { Logger } from 'pino';
+import type { Credential } from '../config.ts';
+import { errors, OsbError } from './errors.ts';
+import { isDatabaseUnavailable } from '../db/errors.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { RequestMeta } from '../service/broker-service.ts';
+import type { JsonObject } from '../provisioners/provisioner.ts';
+
+export const MIN_MINOR = 13;
+export const MAX_MINOR = 17;
+
+declare module 'express-serve-static-core' {
+  interface Locals {
+    meta: RequestMeta;
+  }
+}
+
+export function apiVersion(): RequestHandler {
+  return (req, res, next) => {
+    const header = req.get('X-Broker-API-Version');
+    if (header === undefined || header.trim() === '') return next(errors.versionMissing());
+    const m = /^\s*2\.(\d{1,3})\s*$/.exec(header);
+    const minor = m ? Number(m[1]) : NaN;
+    if (!(minor >= MIN_MINOR && minor <= MAX_MINOR)) return next(errors.versionUnsupported(header.slice(0, 40)));
+    res.locals.meta = { apiMinor: minor, requestIdentity: res.locals.meta?.requestIdentity, originatingIdentity: undefined };
+    next();
+  };
+}
+
+const digest = (s: string | Buffer) => createHash('sha256').update(s).digest();
+
+/** HTTP basic auth against one or more pairs (several allow rotation), compared in constant time. */
+export function basicAuth(credentials: Credential[]): RequestHandler {
+  const wanted = credentials.map((c) => digest(`${c.username}:${c.password}`));
+  return (req, _res, next) => {
+    const header = req.headers.authorization ?? '';
+    const m = /^Basic +([A-Za-z0-9+/=]+) *$/i.exec(header);
+    // The whole "user:password" string is compared, so passwords may contain colons.
+    const got = digest(m ? Buffer.from(m[1]!, 'base64') : Buffer.from(`\0${header}`));
+    let ok = false;
+    for (const w of wanted) ok = timingSafeEqual(got, w) || ok;
+    if (m && ok) return next();
+    next(errors.unauthorized());
+  };
+}
+
+/** X-Broker-API-Request-Identity is echoed; X-Broker-API-Originating-Identity is decoded for the audit trail. */
+export function identities(): RequestHandler {
+  return (req, res, next) => {
+    const raw = req.get('X-Broker-API-Originating-Identity');
+    if (raw === undefined) return next();
+    const m = /^\s*(\S+)\s+([A-Za-z0-9+/=_-]+)\s*$/.exec(raw);
+    let value: unknown;
+    if (m) {
+      try {
+        value = JSON.parse(Buffer.from(m[2]!, 'base64').toString('utf8'));
+      } catch {
+        value = undefined;
+      }
+    }
+    if (!m || typeof value !== 'object' || value === null || Array.isArray(value)) {
+      return next(errors.badRequest('X-Broker-API-Originating-Identity must be "<platform> <base64-encoded JSON object>".'));
+    }
+    res.locals.meta.originatingIdentity = { platform: m[1]!, value: value as JsonObject };
+    next();
+  };
+}
+
+export function requestIdentity(): RequestHandler {
+  return (req, res, next) => {
+    const id = req.get('X-Broker-API-Request-Identity');
+    if (id) res.set('X-Broker-API-Request-Identity', id.slice(0, 256));
+    res.locals.meta = { apiMinor: 0, requestIdentity: id?.slice(0, 256), originatingIdentity: undefined };
+    next();
+  };
+}
+
+export function accessLog(log: Logger, metrics: Metrics): RequestHandler {
+  return (req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const route = (req.route?.path as string | undefined) ?? 'unmatched';
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      metrics.httpRequests.inc({ route, method: req.method, status: String(res.statusCode) });
+      metrics.httpDuration.observe({ route, method: req.method }, seconds);
+      const level = res.statusCode >= 500 ? 'error' : 'debug';
+      log[level](
+        { method: req.method, route, status: res.statusCode, ms: Math.round(seconds * 1000), requestIdentity: res.locals.meta?.requestIdentity },
+        'request',
+      );
+    });
+    next();
+  };
+}
+
+export function errorHandler(log: Logger) {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
+    let osb: OsbError;
+    const e = err as { type?: string; status?: number; limit?: number };
+    if (err instanceof OsbError) osb = err;
+    else if (e?.type === 'entity.parse.failed') osb = errors.badRequest('The request body is not valid JSON.');
+    else if (e?.type === 'entity.too.large') osb = errors.payloadTooLarge(`${Math.round((e.limit ?? 0) / 1024)} kB`);
+    else if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') osb = errors.unsupportedMediaType();
+    else if (e?.type === 'request.aborted') osb = errors.badRequest('The request was aborted by the client.');
+    else if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) osb = errors.badRequest('The request is malformed.');
+    else if (isDatabaseUnavailable(err)) {
+      log.warn({ route: req.route?.path }, 'database unavailable');
+      osb = errors.unavailable();
+    } else {
+      const ref = randomUUID();
+      log.error({ err, ref, method: req.method, route: req.route?.path }, 'unhandled error');
+      osb = errors.internal(ref);
+    }
+    if (res.headersSent) return;
+    res.status(osb.status).set(osb.headers).json(osb.body());
+  };
+}
+
+/** Reads accepts_incomplete: absent or "false" is false, "true" is true, anything else is a 400. */
+export function acceptsIncomplete(req: Request): boolean {
+  return booleanQuery(req, 'accepts_incomplete') ?? false;
+}
+
+export function booleanQuery(req: Request, name: string): boolean | undefined {
+  const v = req.query[name];
+  if (v === undefined) return undefined;
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  throw errors.badRequest(`Query parameter ${name} must be "true" or "false".`);
+}
+
+export function stringQuery(req: Request, name: string, required: boolean): string | undefined {
+  const v = req.query[name];
+  if (v === undefined) {
+    if (required) throw errors.badRequest(`Query parameter ${name} is required.`);
+    return undefined;
+  }
+  if (typeof v !== 'string' || v === '') throw errors.badRequest(`Query parameter ${name} must be a non-empty string.`);
+  return v;
+}
+
+const MAX_ID_LENGTH = 1024;
+
+export function idParam(req: Request, name: string): string {
+  const v = req.params[name];
+  if (typeof v !== 'string' || v === '') throw errors.badRequest(`${name} must be a non-empty string.`);
+  if (v.length > MAX_ID_LENGTH) throw errors.badRequest(`${name} is longer than ${MAX_ID_LENGTH} characters.`);
+  return v;
+}

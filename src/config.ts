@@ -1,0 +1,115 @@
+// The only module that reads process.env. Everything else receives a Config.
+import { z } from 'zod';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const credentialPair = z.object({ username: z.string().min(1), password: z.string().min(1) });
+
+const envSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  HOST: z.string().default('127.0.0.1'),
+  DATABASE_URL: z.string().url().optional(),
+  CATALOG_PATH: z.string().default('catalog.yaml'),
+  BROKER_USERNAME: z.string().min(1).optional(),
+  BROKER_PASSWORD: z.string().min(1).optional(),
+  BROKER_CREDENTIALS: z.string().optional(),
+  BERTH_ENCRYPTION_KEYS: z.string().optional(),
+  BERTH_DATA_DIR: z.string().optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  BERTH_WORKER_CONCURRENCY: z.coerce.number().int().min(0).max(64).default(4),
+  BERTH_LEASE_SECONDS: z.coerce.number().min(1).max(3600).default(30),
+  BERTH_POLL_INTERVAL_MS: z.coerce.number().int().min(10).max(60000).default(500),
+  BERTH_SHUTDOWN_GRACE_SECONDS: z.coerce.number().min(0).max(3600).default(25),
+  BERTH_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(1000).default(8),
+  BERTH_DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+  BERTH_HELM_BIN: z.string().optional(),
+  KUBECONFIG: z.string().optional(),
+  BERTH_KUBERNETES_SECRETS: z.enum(['true', 'false']).default('true'),
+});
+
+export interface Credential {
+  username: string;
+  password: string;
+}
+
+export interface Config {
+  port: number;
+  host: string;
+  databaseUrl: string | undefined;
+  catalogPath: string;
+  credentials: Credential[];
+  /** Raw key list ("kid:base64,kid:base64"); undefined only in embedded mode before the data dir provides one. */
+  encryptionKeys: string | undefined;
+  dataDir: string;
+  logLevel: string;
+  worker: {
+    concurrency: number;
+    leaseMs: number;
+    pollIntervalMs: number;
+    maxAttempts: number;
+  };
+  shutdownGraceMs: number;
+  dbPoolSize: number;
+  helmBin: string | undefined;
+  kubeconfig: string | undefined;
+  kubernetesSecrets: boolean;
+  /** Every BERTH_* and provisioner-specific variable, for provisioners that name their own (e.g. admin URLs). */
+  env: Readonly<Record<string, string | undefined>>;
+}
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const e = parsed.data;
+  const credentials: Credential[] = [];
+  if (e.BROKER_USERNAME || e.BROKER_PASSWORD) {
+    if (!e.BROKER_USERNAME || !e.BROKER_PASSWORD) {
+      throw new ConfigError('BROKER_USERNAME and BROKER_PASSWORD must be set together');
+    }
+    credentials.push({ username: e.BROKER_USERNAME, password: e.BROKER_PASSWORD });
+  }
+  if (e.BROKER_CREDENTIALS) {
+    let extra: unknown;
+    try {
+      extra = JSON.parse(e.BROKER_CREDENTIALS);
+    } catch {
+      throw new ConfigError('BROKER_CREDENTIALS must be a JSON array of {"username","password"} objects');
+    }
+    const list = z.array(credentialPair).safeParse(extra);
+    if (!list.success) throw new ConfigError('BROKER_CREDENTIALS must be a JSON array of {"username","password"} objects');
+    credentials.push(...list.data);
+  }
+  if (e.DATABASE_URL && credentials.length === 0) {
+    throw new ConfigError('BROKER_USERNAME and BROKER_PASSWORD are required when DATABASE_URL is set');
+  }
+  if (e.DATABASE_URL && !e.BERTH_ENCRYPTION_KEYS) {
+    throw new ConfigError('BERTH_ENCRYPTION_KEYS is required when DATABASE_URL is set');
+  }
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    databaseUrl: e.DATABASE_URL,
+    catalogPath: resolve(e.CATALOG_PATH),
+    credentials,
+    encryptionKeys: e.BERTH_ENCRYPTION_KEYS,
+    dataDir: resolve(e.BERTH_DATA_DIR ?? join(homedir(), '.berth')),
+    logLevel: e.LOG_LEVEL,
+    worker: {
+      concurrency: e.BERTH_WORKER_CONCURRENCY,
+      leaseMs: e.BERTH_LEASE_SECONDS * 1000,
+      pollIntervalMs: e.BERTH_POLL_INTERVAL_MS,
+      maxAttempts: e.BERTH_MAX_ATTEMPTS,
+    },
+    shutdownGraceMs: e.BERTH_SHUTDOWN_GRACE_SECONDS * 1000,
+    dbPoolSize: e.BERTH_DB_POOL_SIZE,
+    helmBin: e.BERTH_HELM_BIN,
+    kubeconfig: e.KUBECONFIG,
+    kubernetesSecrets: e.BERTH_KUBERNETES_SECRETS === 'true',
+    env: Object.freeze({ ...env }),
+  };
+}

@@ -1,0 +1,64 @@
+// Opens the database Berth keeps its state in: a real Postgres from
+// DATABASE_URL, or an embedded PGlite served over the Postgres wire protocol
+// so the same driver, SQL and migrations run in both modes.
+import knexFactory, { type Knex } from 'knex';
+import pg from 'pg';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { migrationSource, latestMigration } from '../../migrations/index.ts';
+
+// int8 (counts, bigserial) as numbers: every value we keep fits comfortably.
+pg.types.setTypeParser(20, (v) => Number.parseInt(v, 10));
+
+export interface Database {
+  knex: Knex;
+  url: string;
+  embedded: boolean;
+  close(): Promise<void>;
+}
+
+export async function openDatabase(opts: { url?: string; dataDir: string; poolSize: number }): Promise<Database> {
+  if (opts.url) {
+    const knex = createKnex(opts.url, opts.poolSize);
+    return { knex, url: opts.url, embedded: false, close: () => knex.destroy() };
+  }
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
+  const dir = join(opts.dataDir, 'pgdata');
+  await mkdir(dir, { recursive: true });
+  const pglite = await PGlite.create({ dataDir: dir });
+  const server = new PGLiteSocketServer({ db: pglite, host: '127.0.0.1', port: 0, maxConnections: 16 });
+  await server.start();
+  const url = `postgres://postgres@${server.getServerConn()}/postgres`;
+  const knex = createKnex(url, Math.min(opts.poolSize, 8));
+  return {
+    knex,
+    url,
+    embedded: true,
+    close: async () => {
+      await knex.destroy();
+      await server.stop();
+      await pglite.close();
+    },
+  };
+}
+
+function createKnex(url: string, poolSize: number): Knex {
+  return knexFactory({
+    client: 'pg',
+    connection: { connectionString: url, connectionTimeoutMillis: 5000 },
+    pool: { min: 0, max: poolSize, acquireTimeoutMillis: 10000 },
+    acquireConnectionTimeout: 10000,
+  });
+}
+
+export async function migrateLatest(knex: Knex): Promise<string[]> {
+  const [, applied] = (await knex.migrate.latest({ migrationSource })) as [number, string[]];
+  return applied;
+}
+
+export async function migrationsApplied(knex: Knex): Promise<boolean> {
+  const [, pending] = (await knex.migrate.list({ migrationSource })) as [unknown[], unknown[]];
+  const done = await knex('knex_migrations').where({ name: latestMigration }).first();
+  return pending.length === 0 && done !== undefined;
+}

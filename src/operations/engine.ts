@@ -1,0 +1,492 @@
+// Runs operations: rows in the operations table, claimed by workers that hold
+// a renewable lease. A process that dies simply stops renewing; its leases
+// expire and any replica (or the restarted process) takes the work over and
+// re-runs the provisioner, whose steps are idempotent (see provisioner.ts).
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Catalog, CatalogPlan } from '../catalog/catalog.ts';
+import {
+  PermanentError,
+  type BindingOperation,
+  type InstanceOperation,
+  type JsonObject,
+  type OperationContext,
+  type ProvisionerRegistry,
+  type UpdateOperation,
+} from '../provisioners/provisioner.ts';
+import type { BindingRecord, Db, InstanceRecord, OperationRecord, Outcome, Stores } from '../store/stores.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { isDatabaseUnavailable } from '../db/errors.ts';
+
+export interface EngineOptions {
+  concurrency: number;
+  leaseMs: number;
+  pollIntervalMs: number;
+  maxAttempts: number;
+  /** Backoff before retry n (1-based): base * 2^(n-1), capped, with jitter. */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+}
+
+/** Hooks that run after the provisioner, inside the operation (e.g. writing a binding Secret into Kubernetes). */
+export interface BindingHooks {
+  afterBind?(op: BindingOperation, credentials: JsonObject): Promise<void>;
+  beforeUnbind?(op: BindingOperation): Promise<void>;
+}
+
+class LeaseLost extends Error {}
+class ShuttingDown extends Error {}
+class DeadlineExceeded extends Error {}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+
+export const pastTense: Record<OperationRecord['kind'], string> = {
+  provision: 'Provisioned',
+  update: 'Updated',
+  deprovision: 'Deprovisioned',
+  bind: 'Bound',
+  unbind: 'Unbound',
+};
+
+export class OperationEngine {
+  readonly owner = `${process.pid}-${randomUUID()}`;
+  readonly #stores: Stores;
+  readonly #catalog: Catalog;
+  readonly #provisioners: ProvisionerRegistry;
+  readonly #log: Logger;
+  readonly #opts: Required<EngineOptions>;
+  readonly #metrics: Metrics | undefined;
+  readonly #hooks: BindingHooks;
+  readonly #running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  #stopping = false;
+  #wake: (() => void) | undefined;
+  #loops: Promise<void>[] = [];
+  readonly #stopController = new AbortController();
+
+  constructor(deps: {
+    stores: Stores;
+    catalog: Catalog;
+    provisioners: ProvisionerRegistry;
+    log: Logger;
+    options: EngineOptions;
+    metrics?: Metrics;
+    hooks?: BindingHooks;
+  }) {
+    this.#stores = deps.stores;
+    this.#catalog = deps.catalog;
+    this.#provisioners = deps.provisioners;
+    this.#log = deps.log.child({ component: 'engine' });
+    this.#opts = { retryBaseMs: 1000, retryMaxMs: 60_000, ...deps.options };
+    this.#metrics = deps.metrics;
+    this.#hooks = deps.hooks ?? {};
+  }
+
+  start(): void {
+    for (let i = 0; i < this.#opts.concurrency; i++) this.#loops.push(this.#loop());
+  }
+
+  /** Nudges idle workers: a new operation was just queued. */
+  notify(): void {
+    this.#wake?.();
+  }
+
+  get inFlight(): number {
+    return this.#running.size;
+  }
+
+  /**
+   * Stops claiming, lets in-flight operations finish for up to `graceMs`,
+   * then aborts the rest and hands their leases back so another process
+   * resumes them at once.
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.#stopping = true;
+    this.#stopController.abort();
+    this.#wake?.();
+    const all = Promise.all([...this.#running.values()].map((r) => r.done));
+    const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
+    if ((await Promise.race([all.then(() => 'done' as const), timer])) === 'timeout') {
+      for (const r of this.#running.values()) r.controller.abort(new ShuttingDown('Berth is shutting down; another worker will resume this operation'));
+      await Promise.race([all, new Promise((r) => setTimeout(r, 5000).unref())]);
+    }
+    await Promise.all(this.#loops);
+  }
+
+  async #loop(): Promise<void> {
+    while (!this.#stopping) {
+      let op: OperationRecord | undefined;
+      try {
+        op = await this.#stores.operations.claim(this.owner, this.#opts.leaseMs);
+      } catch (err) {
+        if (!isDatabaseUnavailable(err)) this.#log.error({ err }, 'claiming an operation failed');
+        await sleep(Math.max(this.#opts.pollIntervalMs, 1000), this.#stopController.signal);
+        continue;
+      }
+      if (!op) {
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, this.#opts.pollIntervalMs);
+          this.#wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+        this.#wake = undefined;
+        continue;
+      }
+      await this.#execute(op);
+    }
+  }
+
+  /**
+   * Runs one operation now, in the caller (synchronous plans). If another
+   * worker holds it, waits for it to end. Returns the operation as it ended.
+   */
+  async runNow(operationId: string, waitMs = 60_000): Promise<OperationRecord | undefined> {
+    const until = Date.now() + waitMs;
+    for (;;) {
+      const claimed = await this.#stores.operations.claim(this.owner, this.#opts.leaseMs, operationId);
+      if (claimed) await this.#execute(claimed);
+      const op = await this.#stores.operations.get(operationId);
+      if (!op || op.finishedAt || Date.now() > until) return op;
+      await sleep(50);
+    }
+  }
+
+  async #execute(op: OperationRecord): Promise<void> {
+    const controller = new AbortController();
+    let resolveDone!: () => void;
+    const done = new Promise<void>((r) => (resolveDone = r));
+    this.#running.set(op.id, { controller, done });
+    this.#metrics?.operationsInFlight.inc();
+    const started = Date.now();
+    const log = this.#log.child({ operation: op.id, kind: op.kind, instance: op.instanceId, binding: op.bindingId, attempt: op.attempts });
+    let lastRenewal = Date.now();
+    const renew = setInterval(async () => {
+      try {
+        if (await this.#stores.operations.renew(op.id, this.owner, this.#opts.leaseMs)) lastRenewal = Date.now();
+        else controller.abort(new LeaseLost('the operation was ended or taken over elsewhere'));
+      } catch {
+        // Database unreachable: keep working while our lease would still be valid.
+        if (Date.now() - lastRenewal > this.#opts.leaseMs) controller.abort(new LeaseLost('lease expired while the database was unreachable'));
+      }
+    }, Math.max(50, Math.floor(this.#opts.leaseMs / 3)));
+    let deadlineTimer: NodeJS.Timeout | undefined;
+    if (op.deadlineAt) {
+      const left = op.deadlineAt.getTime() - Date.now();
+      deadlineTimer = setTimeout(() => controller.abort(new DeadlineExceeded()), Math.max(0, left));
+    }
+    try {
+      if (op.deadlineAt && op.deadlineAt.getTime() <= Date.now()) throw new DeadlineExceeded();
+      log.info('operation started');
+      await this.#run(op, controller.signal, log);
+      this.#metrics?.operationDuration.observe({ kind: op.kind, state: 'succeeded' }, (Date.now() - started) / 1000);
+      log.info({ ms: Date.now() - started }, 'operation succeeded');
+    } catch (err) {
+      await this.#handleFailure(op, err, controller.signal, log, started);
+    } finally {
+      clearInterval(renew);
+      if (deadlineTimer) clearTimeout(deadlineTimer);
+      this.#running.delete(op.id);
+      this.#metrics?.operationsInFlight.dec();
+      resolveDone();
+    }
+  }
+
+  async #handleFailure(op: OperationRecord, err: unknown, signal: AbortSignal, log: Logger, started: number): Promise<void> {
+    const reason = signal.aborted ? signal.reason : undefined;
+    if (reason instanceof LeaseLost || err instanceof LeaseLost) {
+      log.warn({ reason: (reason ?? err).message }, 'operation abandoned');
+      await this.#persist(() => this.#stores.operations.release(op.id, this.owner), log);
+      return;
+    }
+    if (reason instanceof ShuttingDown) {
+      log.info('operation handed back at shutdown');
+      await this.#persist(() => this.#stores.operations.release(op.id, this.owner), log);
+      return;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    if (reason instanceof DeadlineExceeded || err instanceof DeadlineExceeded) {
+      const plan = this.#planOf(op);
+      const seconds = plan?.maximumPollingDurationSeconds;
+      await this.#fail(op, {
+        description: `${op.kind} did not finish within the plan's maximum_polling_duration${seconds ? ` of ${seconds} s` : ''}; the last step was: ${op.description}`,
+      }, log, started);
+      return;
+    }
+    if (err instanceof PermanentError) {
+      await this.#fail(op, { description: message, instanceUsable: err.instanceUsable, updateRepeatable: err.updateRepeatable }, log, started);
+      return;
+    }
+    if (op.attempts >= this.#opts.maxAttempts) {
+      await this.#fail(op, { description: `${op.kind} failed after ${op.attempts} attempts: ${message}` }, log, started);
+      return;
+    }
+    const delay = Math.min(this.#opts.retryMaxMs, this.#opts.retryBaseMs * 2 ** (op.attempts - 1)) * (0.75 + Math.random() * 0.5);
+    log.warn({ err: message, retryInMs: Math.round(delay) }, 'operation step failed; will retry');
+    await this.#persist(
+      () => this.#stores.operations.scheduleRetry(op.id, this.owner, Math.round(delay), `Retrying (attempt ${op.attempts + 1}) after a transient error: ${message}`),
+      log,
+    );
+  }
+
+  /** Retries a bookkeeping write through database outages, as long as our lease could still be valid. */
+  async #persist(write: () => Promise<unknown>, log: Logger): Promise<void> {
+    const until = Date.now() + Math.max(this.#opts.leaseMs, 5000) * 4;
+    for (let delay = 200; ; delay = Math.min(delay * 2, 5000)) {
+      try {
+        await write();
+        return;
+      } catch (err) {
+        if (Date.now() > until) {
+          log.error({ err }, 'could not record the operation outcome; the lease will expire and another worker will redo it');
+          return;
+        }
+        await sleep(delay);
+      }
+    }
+  }
+
+  #planOf(op: OperationRecord): CatalogPlan | undefined {
+    const planId = (op.request.planId as string | undefined) ?? undefined;
+    return planId ? this.#catalog.plan(planId) : undefined;
+  }
+
+  async #fail(op: OperationRecord, outcome: Omit<Outcome, 'state'>, log: Logger, started: number): Promise<void> {
+    log.warn({ description: outcome.description }, 'operation failed');
+    this.#metrics?.operationDuration.observe({ kind: op.kind, state: 'failed' }, (Date.now() - started) / 1000);
+    await this.#persist(
+      () =>
+        this.#stores.knex.transaction(async (trx) => {
+          await this.#stores.instances.get(op.instanceId, trx, { lock: true });
+          const full: Outcome = { state: 'failed', ...outcome };
+          if (op.kind === 'update' || op.kind === 'deprovision') {
+            full.instanceUsable ??= true;
+            if (op.kind === 'update') full.updateRepeatable ??= true;
+          } else {
+            delete full.instanceUsable;
+            delete full.updateRepeatable;
+          }
+          if (!(await this.#stores.operations.finish(op.id, full, this.owner, trx))) return;
+          await this.#afterFailure(op, trx);
+          await this.#audit(op, 'failed', trx);
+        }),
+      log,
+    );
+  }
+
+  async #afterFailure(op: OperationRecord, trx: Db): Promise<void> {
+    const restore = op.request.previousState as string | undefined;
+    switch (op.kind) {
+      case 'provision':
+        return this.#stores.instances.patch(op.instanceId, { state: 'create_failed' }, trx);
+      case 'update':
+        return this.#stores.instances.patch(op.instanceId, { state: 'ready' }, trx);
+      case 'deprovision':
+        return this.#stores.instances.patch(op.instanceId, { state: (restore as InstanceRecord['state']) ?? 'ready' }, trx);
+      case 'bind':
+        return this.#stores.bindings.patch(op.instanceId, op.bindingId!, { state: 'create_failed' }, trx);
+      case 'unbind':
+        return this.#stores.bindings.patch(op.instanceId, op.bindingId!, { state: (restore as BindingRecord['state']) ?? 'ready' }, trx);
+    }
+  }
+
+  async #audit(op: OperationRecord, outcome: string, trx: Db): Promise<void> {
+    await this.#stores.audit.record(
+      {
+        operationId: op.id,
+        instanceId: op.instanceId,
+        bindingId: op.bindingId,
+        action: op.kind,
+        platform: undefined,
+        originatingIdentity: undefined,
+        requestIdentity: op.requestIdentity,
+        outcome,
+      },
+      trx,
+    );
+  }
+
+  #context(op: OperationRecord, signal: AbortSignal, log: Logger, state: JsonObject, save: (s: JsonObject) => Promise<void>): OperationContext {
+    return {
+      operationId: op.id,
+      attempt: op.attempts,
+      signal,
+      log,
+      state,
+      checkpoint: async (patch) => {
+        Object.assign(state, patch);
+        await save(state);
+      },
+      progress: async (description) => {
+        try {
+          await this.#stores.operations.setDescription(op.id, this.owner, description);
+        } catch (err) {
+          log.debug({ err }, 'progress not recorded');
+        }
+      },
+    };
+  }
+
+  async #run(op: OperationRecord, signal: AbortSignal, log: Logger): Promise<void> {
+    const instance = await this.#stores.instances.get(op.instanceId);
+    if (!instance) throw new PermanentError(`instance ${op.instanceId} no longer exists`);
+    const request = op.request as {
+      planId?: string;
+      parameters?: JsonObject;
+      previousPlanId?: string;
+      previousParameters?: JsonObject;
+      maintenanceVersion?: string;
+      context?: JsonObject;
+    };
+    const planId = op.kind === 'update' ? request.planId ?? instance.planId : instance.planId;
+    const plan = this.#catalog.plan(planId);
+    if (!plan) throw new PermanentError(`plan ${planId} is no longer in the catalog`);
+    const provisioner = this.#provisioners.forPlan(plan);
+    const view = {
+      id: instance.id,
+      serviceId: instance.serviceId,
+      plan,
+      parameters: op.kind === 'update' ? request.parameters ?? instance.parameters : instance.parameters,
+      context: instance.context,
+      organizationGuid: instance.organizationGuid,
+      spaceGuid: instance.spaceGuid,
+    };
+    const saveInstanceState = (s: JsonObject) => this.#stores.instances.patch(instance.id, { provisionerState: s });
+
+    if (op.kind === 'provision' || op.kind === 'update' || op.kind === 'deprovision') {
+      const base = this.#context(op, signal, log, { ...instance.provisionerState }, saveInstanceState);
+      const instanceOp: InstanceOperation = { ...base, instance: view };
+      let result: { dashboardUrl?: string; metadata?: JsonObject } | void = undefined;
+      if (op.kind === 'provision') {
+        await base.progress('Provisioning');
+        result = (await provisioner.provision(instanceOp)) ?? undefined;
+      } else if (op.kind === 'update') {
+        const previousPlan = this.#catalog.plan(request.previousPlanId ?? instance.planId) ?? plan;
+        const updateOp: UpdateOperation = { ...instanceOp, previous: { plan: previousPlan, parameters: request.previousParameters ?? instance.parameters } };
+        await base.progress('Updating');
+        result = (await provisioner.update(updateOp)) ?? undefined;
+      } else {
+        await base.progress('Removing bindings');
+        for (const binding of await this.#stores.bindings.listLive(instance.id)) {
+          const bindingOp = this.#bindingOp(op, signal, log, instance, view, binding);
+          await this.#hooks.beforeUnbind?.(bindingOp);
+          await provisioner.unbind(bindingOp);
+        }
+        await base.progress('Deprovisioning');
+        await provisioner.deprovision(instanceOp);
+      }
+      await this.#succeed(op, log, async (trx) => {
+        if (op.kind === 'provision') {
+          await this.#stores.instances.patch(instance.id, { state: 'ready', dashboardUrl: result?.dashboardUrl, metadata: result?.metadata }, trx);
+        } else if (op.kind === 'update') {
+          await this.#stores.instances.patch(
+            instance.id,
+            {
+              state: 'ready',
+              planId,
+              parameters: view.parameters,
+              maintenanceVersion: request.maintenanceVersion ?? plan.maintenanceVersion,
+              context: request.context ?? instance.context,
+              ...(result?.dashboardUrl ? { dashboardUrl: result.dashboardUrl } : {}),
+              ...(result?.metadata ? { metadata: result.metadata } : {}),
+            },
+            trx,
+          );
+        } else {
+          await this.#stores.instances.patch(instance.id, { state: 'deleted' }, trx);
+          await trx('bindings').where({ instance_id: instance.id }).update({ state: 'deleted', credentials_enc: null, updated_at: trx.fn.now() });
+        }
+      });
+      return;
+    }
+
+    const binding = await this.#stores.bindings.get(instance.id, op.bindingId!);
+    if (!binding) throw new PermanentError(`binding ${op.bindingId} no longer exists`);
+    const bindingOp = this.#bindingOp(op, signal, log, instance, view, binding);
+    if (op.kind === 'bind') {
+      await bindingOp.progress('Creating credentials');
+      const result = await provisioner.bind(bindingOp);
+      await this.#hooks.afterBind?.(bindingOp, result.credentials);
+      await this.#succeed(op, log, (trx) =>
+        this.#stores.bindings.patch(
+          instance.id,
+          binding.id,
+          {
+            state: 'ready',
+            credentials: {
+              credentials: result.credentials,
+              syslog_drain_url: result.syslogDrainUrl,
+              route_service_url: result.routeServiceUrl,
+              volume_mounts: result.volumeMounts,
+            },
+            endpoints: result.endpoints,
+            metadata: result.metadata,
+          },
+          trx,
+        ),
+      );
+    } else {
+      await bindingOp.progress('Revoking credentials');
+      await this.#hooks.beforeUnbind?.(bindingOp);
+      await provisioner.unbind(bindingOp);
+      await this.#succeed(op, log, (trx) =>
+        this.#stores.bindings.patch(instance.id, binding.id, { state: 'deleted', credentials: undefined }, trx),
+      );
+    }
+  }
+
+  #bindingOp(
+    op: OperationRecord,
+    signal: AbortSignal,
+    log: Logger,
+    instance: InstanceRecord,
+    view: BindingOperation['instance'] extends infer T ? Omit<T, 'state'> : never,
+    binding: BindingRecord,
+  ): BindingOperation {
+    const base = this.#context(op, signal, log.child({ binding: binding.id }), { ...binding.provisionerState }, (s) =>
+      this.#stores.bindings.patch(instance.id, binding.id, { provisionerState: s }),
+    );
+    return {
+      ...base,
+      instance: { ...view, state: { ...instance.provisionerState } },
+      binding: {
+        id: binding.id,
+        parameters: binding.parameters,
+        context: binding.context,
+        bindResource: binding.bindResource,
+        appGuid: binding.appGuid,
+        predecessorBindingId: binding.predecessorBindingId,
+      },
+    };
+  }
+
+  async #succeed(op: OperationRecord, log: Logger, apply: (trx: Db) => Promise<unknown>): Promise<void> {
+    let finished = false;
+    await this.#persist(
+      () =>
+        this.#stores.knex.transaction(async (trx) => {
+          await this.#stores.instances.get(op.instanceId, trx, { lock: true });
+          finished = await this.#stores.operations.finish(op.id, { state: 'succeeded', description: pastTense[op.kind] }, this.owner, trx);
+          if (!finished) return;
+          await apply(trx);
+          await this.#audit(op, 'succeeded', trx);
+        }),
+      log,
+    );
+    if (!finished) throw new LeaseLostAfterWork();
+  }
+}
+
+/** The work completed but the operation had been halted or taken over meanwhile; its new owner decides. */
+class LeaseLostAfterWork extends LeaseLost {
+  constructor() {
+    super('the operation was ended elsewhere before its result could be recorded');
+  }
+}

@@ -1,0 +1,147 @@
+// The one interface every provisioner kind implements. The operation engine
+// calls these methods from a worker that holds a lease on the operation.
+//
+// The contract a provisioner must follow (the engine relies on it):
+// - Every method may be called again after a crash, a lost lease or a retry,
+//   with the same inputs and the state it checkpointed. Each must converge:
+//   check before create ("create database D" first looks whether D exists),
+//   treat "already gone" as success on delete, derive names from ids
+//   (never random), and checkpoint anything random (passwords) *before*
+//   using it, through `op.checkpoint`, so a re-run reuses it.
+// - Long waits observe `op.signal`: it aborts when the operation is halted (a
+//   delete arrived during a create), its deadline passes, its lease is lost
+//   or the process is shutting down. Throw (any error) when it aborts.
+// - Throw `PermanentError` for failures that retrying cannot fix (bad values,
+//   unsupported change); any other error is treated as transient and retried
+//   with backoff until the attempt budget or the deadline is spent.
+// - Never log secrets; put progress a user can read in `op.progress`.
+import type { Logger } from 'pino';
+import type { CatalogPlan } from '../catalog/catalog.ts';
+
+export type OperationKind = 'provision' | 'update' | 'deprovision' | 'bind' | 'unbind';
+
+export type JsonObject = Record<string, unknown>;
+
+export interface InstanceView {
+  id: string;
+  serviceId: string;
+  plan: CatalogPlan;
+  parameters: JsonObject;
+  context: JsonObject | undefined;
+  organizationGuid: string | undefined;
+  spaceGuid: string | undefined;
+}
+
+export interface OperationContext {
+  operationId: string;
+  /** 1 for the first run, higher after retries and takeovers. */
+  attempt: number;
+  signal: AbortSignal;
+  log: Logger;
+  /** Durable provisioner state of the instance (for instance operations) or the binding (for binding operations). */
+  state: JsonObject;
+  /** Merges `patch` into `state` and stores it (encrypted) before returning. */
+  checkpoint(patch: JsonObject): Promise<void>;
+  /** A short user-facing description, shown by last_operation while the operation runs. */
+  progress(description: string): Promise<void>;
+}
+
+export interface InstanceOperation extends OperationContext {
+  instance: InstanceView;
+}
+
+export interface UpdateOperation extends InstanceOperation {
+  /** The plan and parameters before this update; `instance` holds the requested ones. */
+  previous: { plan: CatalogPlan; parameters: JsonObject };
+}
+
+export interface BindingView {
+  id: string;
+  parameters: JsonObject;
+  context: JsonObject | undefined;
+  bindResource: JsonObject | undefined;
+  appGuid: string | undefined;
+  predecessorBindingId: string | undefined;
+}
+
+export interface BindingOperation extends OperationContext {
+  instance: InstanceView & { state: JsonObject };
+  binding: BindingView;
+}
+
+export interface Endpoint {
+  host: string;
+  ports: string[];
+  protocol?: 'tcp' | 'udp' | 'all';
+}
+
+export interface InstanceResult {
+  dashboardUrl?: string;
+  metadata?: { labels?: Record<string, string>; attributes?: Record<string, string> };
+}
+
+export interface BindResult {
+  credentials: JsonObject;
+  endpoints?: Endpoint[];
+  metadata?: { expires_at?: string; renew_before?: string };
+  syslogDrainUrl?: string;
+  routeServiceUrl?: string;
+  volumeMounts?: unknown[];
+}
+
+export interface Provisioner {
+  readonly kind: string;
+  /** Validates a plan's `provisioner:` block (without `kind`). */
+  parsePlanConfig(block: JsonObject): { config: unknown } | { problems: Array<{ path: string; message: string }> };
+  /** Whether this operation can only complete asynchronously for the plan. */
+  isAsync(kind: OperationKind, plan: CatalogPlan): boolean;
+  /** Parameters the broker must not echo back in GET responses (they are secrets). */
+  readonly parametersAreSecret?: boolean;
+  /** Rejects an update the provisioner can never perform (422), before anything is queued. */
+  checkUpdate?(from: CatalogPlan, to: CatalogPlan): string | undefined;
+  /** Offline checks for `berth catalog validate` (e.g. render charts); returns problems. */
+  validatePlan?(plan: CatalogPlan): Promise<string[]>;
+  provision(op: InstanceOperation): Promise<InstanceResult | void>;
+  update(op: UpdateOperation): Promise<InstanceResult | void>;
+  deprovision(op: InstanceOperation): Promise<void>;
+  bind(op: BindingOperation): Promise<BindResult>;
+  unbind(op: BindingOperation): Promise<void>;
+}
+
+/** A failure that retrying cannot fix. `message` is shown to the platform's user. */
+export class PermanentError extends Error {
+  readonly instanceUsable: boolean | undefined;
+  readonly updateRepeatable: boolean | undefined;
+  constructor(message: string, opts: { instanceUsable?: boolean; updateRepeatable?: boolean; cause?: unknown } = {}) {
+    super(message, { cause: opts.cause });
+    this.name = 'PermanentError';
+    this.instanceUsable = opts.instanceUsable;
+    this.updateRepeatable = opts.updateRepeatable;
+  }
+}
+
+export class ProvisionerRegistry {
+  readonly #kinds = new Map<string, Provisioner>();
+
+  constructor(provisioners: Provisioner[]) {
+    for (const p of provisioners) this.#kinds.set(p.kind, p);
+  }
+
+  get(kind: string): Provisioner {
+    const p = this.#kinds.get(kind);
+    if (!p) throw new Error(`no provisioner of kind "${kind}"`);
+    return p;
+  }
+
+  forPlan(plan: CatalogPlan): Provisioner {
+    return this.get(plan.provisioner.kind);
+  }
+
+  readonly parseConfig = (kind: string, block: JsonObject) => {
+    const p = this.#kinds.get(kind);
+    if (!p) {
+      return { problems: [{ path: 'kind', message: `unknown provisioner kind "${kind}"; known kinds: ${[...this.#kinds.keys()].join(', ')}` }] };
+    }
+    return p.parsePlanConfig(block);
+  };
+}

@@ -1,0 +1,588 @@
+// The broker's domain: what each OSB request means for Berth's state. It
+// decides idempotency, conflicts and concurrency inside one transaction per
+// request (instance row locked), queues operations and, for synchronous plans,
+// runs them before answering. It knows nothing of HTTP beyond OSB error values.
+import { randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
+import type { Knex } from 'knex';
+import type { Catalog, CatalogPlan, CatalogService } from '../catalog/catalog.ts';
+import { describeErrors } from '../catalog/schemas.ts';
+import { errors, OsbError } from '../broker/errors.ts';
+import type { JsonObject, OperationKind, ProvisionerRegistry } from '../provisioners/provisioner.ts';
+import type { BindingRecord, Db, InstanceRecord, OperationRecord, Stores } from '../store/stores.ts';
+import type { OperationEngine } from '../operations/engine.ts';
+
+export interface RequestMeta {
+  apiMinor: number;
+  requestIdentity: string | undefined;
+  originatingIdentity: { platform: string; value: JsonObject } | undefined;
+}
+
+export interface ProvisionRequest {
+  instanceId: string;
+  serviceId: string;
+  planId: string;
+  context: JsonObject | undefined;
+  organizationGuid: string | undefined;
+  spaceGuid: string | undefined;
+  parameters: JsonObject | undefined;
+  maintenanceVersion: string | undefined;
+  acceptsIncomplete: boolean;
+}
+
+export interface UpdateRequest {
+  instanceId: string;
+  serviceId: string;
+  planId: string | undefined;
+  context: JsonObject | undefined;
+  parameters: JsonObject | undefined;
+  maintenanceVersion: string | undefined;
+  acceptsIncomplete: boolean;
+}
+
+export interface DeleteInstanceRequest {
+  instanceId: string;
+  serviceId: string;
+  planId: string;
+  acceptsIncomplete: boolean;
+}
+
+export interface BindRequest {
+  instanceId: string;
+  bindingId: string;
+  serviceId: string;
+  planId: string;
+  context: JsonObject | undefined;
+  bindResource: JsonObject | undefined;
+  appGuid: string | undefined;
+  parameters: JsonObject | undefined;
+  predecessorBindingId: string | undefined;
+  acceptsIncomplete: boolean;
+}
+
+export interface UnbindRequest {
+  instanceId: string;
+  bindingId: string;
+  serviceId: string;
+  planId: string;
+  acceptsIncomplete: boolean;
+}
+
+export type InstanceAnswer =
+  | { status: 200 | 201; dashboardUrl?: string; metadata?: JsonObject }
+  | { status: 202; operation: string; dashboardUrl?: string };
+
+export type BindAnswer = { status: 200 | 201; binding: BindingView } | { status: 202; operation: string };
+
+export type DeleteAnswer = { status: 200 } | { status: 202; operation: string };
+
+export interface BindingView {
+  credentials?: JsonObject;
+  syslog_drain_url?: string;
+  route_service_url?: string;
+  volume_mounts?: unknown[];
+  endpoints?: unknown[];
+  metadata?: JsonObject;
+  parameters?: JsonObject;
+}
+
+export interface LastOperationView {
+  state: 'in progress' | 'succeeded' | 'failed';
+  description: string;
+  instance_usable?: boolean;
+  update_repeatable?: boolean;
+}
+
+export class BrokerService {
+  readonly catalog: Catalog;
+  readonly #stores: Stores;
+  readonly #knex: Knex;
+  readonly #provisioners: ProvisionerRegistry;
+  readonly #engine: OperationEngine;
+
+  constructor(deps: { catalog: Catalog; stores: Stores; provisioners: ProvisionerRegistry; engine: OperationEngine }) {
+    this.catalog = deps.catalog;
+    this.#stores = deps.stores;
+    this.#knex = deps.stores.knex;
+    this.#provisioners = deps.provisioners;
+    this.#engine = deps.engine;
+  }
+
+  // ---- lookups shared by the endpoints -------------------------------------------------
+
+  #service(serviceId: string): CatalogService {
+    const service = this.catalog.service(serviceId);
+    if (!service) throw errors.badRequest(`service_id "${serviceId}" is not in this broker's catalog.`);
+    return service;
+  }
+
+  #plan(service: CatalogService, planId: string): CatalogPlan {
+    const plan = this.catalog.plan(planId);
+    if (!plan) throw errors.badRequest(`plan_id "${planId}" is not in this broker's catalog.`);
+    if (plan.service !== service) throw errors.badRequest(`plan_id "${planId}" does not belong to service_id "${service.id}".`);
+    return plan;
+  }
+
+  #requireAsyncAllowed(plan: CatalogPlan, kind: OperationKind, acceptsIncomplete: boolean, apiMinor: number): boolean {
+    const async = this.#provisioners.forPlan(plan).isAsync(kind, plan);
+    if (async && !acceptsIncomplete) throw errors.asyncRequired();
+    // Asynchronous bindings arrived in 2.14; older platforms cannot poll them.
+    if (async && (kind === 'bind' || kind === 'unbind') && apiMinor < 14) throw errors.asyncRequired();
+    return async;
+  }
+
+  #validate(validate: CatalogPlan['schemas']['instanceCreate'], parameters: JsonObject | undefined): void {
+    if (!validate) return;
+    if (!validate(parameters ?? {})) throw errors.badRequest(`Invalid parameters: ${describeErrors(validate.errors)}`);
+  }
+
+  #deadline(plan: CatalogPlan): Date | undefined {
+    const s = plan.maximumPollingDurationSeconds;
+    return s ? new Date(Date.now() + s * 1000) : undefined;
+  }
+
+  async #queue(
+    trx: Db,
+    meta: RequestMeta,
+    op: { instanceId: string; bindingId?: string; kind: OperationKind; plan: CatalogPlan; request: JsonObject },
+  ): Promise<string> {
+    const id = randomUUID();
+    await this.#stores.operations.create(
+      {
+        id,
+        instanceId: op.instanceId,
+        bindingId: op.bindingId,
+        kind: op.kind,
+        description: 'Queued',
+        request: { planId: op.plan.id, ...op.request },
+        deadlineAt: this.#deadline(op.plan),
+        requestIdentity: meta.requestIdentity,
+      },
+      trx,
+    );
+    await this.#stores.audit.record(
+      {
+        operationId: id,
+        instanceId: op.instanceId,
+        bindingId: op.bindingId,
+        action: op.kind,
+        platform: meta.originatingIdentity?.platform,
+        originatingIdentity: meta.originatingIdentity?.value,
+        requestIdentity: meta.requestIdentity,
+        outcome: 'accepted',
+      },
+      trx,
+    );
+    return id;
+  }
+
+  /** Runs a synchronous operation to its end; maps a failure to an error response. */
+  async #runSync(operationId: string): Promise<OperationRecord> {
+    const op = await this.#engine.runNow(operationId);
+    if (!op || !op.finishedAt) throw new OsbError(504, 'The operation is taking longer than expected; it will complete in the background.', { error: 'Timeout' });
+    if (op.state === 'failed') {
+      throw new OsbError(500, op.description, {
+        error: 'OperationFailed',
+        ...(op.kind === 'update' || op.kind === 'deprovision' ? { instanceUsable: op.instanceUsable ?? true } : {}),
+        ...(op.kind === 'update' ? { updateRepeatable: op.updateRepeatable ?? true } : {}),
+      });
+    }
+    return op;
+  }
+
+  #afterCommit(async: boolean): void {
+    if (async) this.#engine.notify();
+  }
+
+  // ---- instances -------------------------------------------------------------------------
+
+  async provision(req: ProvisionRequest, meta: RequestMeta): Promise<InstanceAnswer> {
+    const service = this.#service(req.serviceId);
+    const plan = this.#plan(service, req.planId);
+    const async = this.#requireAsyncAllowed(plan, 'provision', req.acceptsIncomplete, meta.apiMinor);
+    this.#validate(plan.schemas.instanceCreate, req.parameters);
+    if (req.maintenanceVersion !== undefined && req.maintenanceVersion !== plan.maintenanceVersion) {
+      throw errors.maintenanceInfoConflict(plan.maintenanceVersion, req.maintenanceVersion);
+    }
+    const parameters = req.parameters ?? {};
+    const record: InstanceRecord = {
+      id: req.instanceId,
+      serviceId: service.id,
+      planId: plan.id,
+      state: 'creating',
+      parameters,
+      context: req.context,
+      organizationGuid: req.organizationGuid,
+      spaceGuid: req.spaceGuid,
+      maintenanceVersion: plan.maintenanceVersion,
+      dashboardUrl: undefined,
+      metadata: undefined,
+      provisionerState: {},
+    };
+    const outcome = await this.#knex.transaction(async (trx) => {
+      let fresh = await this.#stores.instances.insertIfAbsent(record, trx);
+      if (!fresh) {
+        const existing = (await this.#stores.instances.get(req.instanceId, trx, { lock: true }))!;
+        if (existing.state === 'deleted') {
+          await this.#stores.instances.replace(record, trx);
+          fresh = true;
+        } else {
+          const same =
+            existing.serviceId === record.serviceId &&
+            existing.planId === record.planId &&
+            isDeepStrictEqual(existing.parameters, parameters) &&
+            existing.organizationGuid === record.organizationGuid &&
+            existing.spaceGuid === record.spaceGuid;
+          if (!same) throw errors.conflict(`Service instance ${req.instanceId} already exists with different attributes.`);
+          if (existing.state === 'ready' || existing.state === 'updating') {
+            return { answer: { status: 200, dashboardUrl: existing.dashboardUrl, metadata: existing.metadata } as InstanceAnswer };
+          }
+          if (existing.state === 'creating') {
+            const active = await this.#stores.operations.active(req.instanceId, undefined, trx);
+            if (active && req.acceptsIncomplete) return { answer: { status: 202, operation: active.id } as InstanceAnswer };
+            throw errors.concurrency();
+          }
+          if (existing.state === 'deleting') throw errors.concurrency();
+          // create_failed: an identical retry tries again (the provisioner converges on what exists).
+          await this.#stores.instances.patch(req.instanceId, { state: 'creating', context: req.context }, trx);
+        }
+      }
+      const operation = await this.#queue(trx, meta, { instanceId: req.instanceId, kind: 'provision', plan, request: {} });
+      return { operation };
+    });
+    if (outcome.answer) return outcome.answer;
+    this.#afterCommit(async);
+    if (async) return { status: 202, operation: outcome.operation! };
+    await this.#runSync(outcome.operation!);
+    const done = await this.#stores.instances.get(req.instanceId);
+    return { status: 201, dashboardUrl: done?.dashboardUrl, metadata: done?.metadata };
+  }
+
+  async update(req: UpdateRequest, meta: RequestMeta): Promise<InstanceAnswer> {
+    const service = this.#service(req.serviceId);
+    const current = await this.#stores.instances.get(req.instanceId);
+    if (!current || current.state === 'deleted') throw errors.notFound(`Service instance ${req.instanceId} does not exist.`);
+    if (current.serviceId !== service.id) throw errors.badRequest(`service_id "${req.serviceId}" is not the service of instance ${req.instanceId}.`);
+    const currentPlan = this.catalog.plan(current.planId);
+    if (!currentPlan) throw errors.unprocessable(`The instance's plan ${current.planId} is no longer in the catalog.`);
+    const targetPlan = req.planId !== undefined ? this.#plan(service, req.planId) : currentPlan;
+    const planChange = targetPlan !== currentPlan;
+    const async = this.#requireAsyncAllowed(targetPlan, 'update', req.acceptsIncomplete, meta.apiMinor);
+    if (req.parameters !== undefined) {
+      this.#validate(targetPlan.schemas.instanceUpdate ?? targetPlan.schemas.instanceCreate, req.parameters);
+    }
+    const parameters = req.parameters !== undefined ? { ...current.parameters, ...req.parameters } : current.parameters;
+    if (req.parameters !== undefined && targetPlan.schemas.instanceUpdate && targetPlan.schemas.instanceCreate) {
+      this.#validate(targetPlan.schemas.instanceCreate, parameters);
+    }
+    if (planChange) {
+      if (!currentPlan.planUpdateable) {
+        throw errors.unprocessable(`Plan "${currentPlan.name}" cannot be changed to another plan (plan_updateable is false).`, { updateRepeatable: false });
+      }
+      const refusal = this.#provisioners.forPlan(currentPlan).checkUpdate?.(currentPlan, targetPlan);
+      if (refusal) throw errors.unprocessable(refusal, { updateRepeatable: false });
+    }
+    if (req.maintenanceVersion !== undefined && req.maintenanceVersion !== targetPlan.maintenanceVersion) {
+      throw errors.maintenanceInfoConflict(targetPlan.maintenanceVersion, req.maintenanceVersion);
+    }
+    const maintenanceChange = req.maintenanceVersion !== undefined && req.maintenanceVersion !== current.maintenanceVersion;
+    const parameterChange = !isDeepStrictEqual(parameters, current.parameters);
+    const contextChange = req.context !== undefined && !isDeepStrictEqual(req.context, current.context);
+
+    const outcome = await this.#knex.transaction(async (trx) => {
+      const locked = (await this.#stores.instances.get(req.instanceId, trx, { lock: true }))!;
+      const active = await this.#stores.operations.active(req.instanceId, undefined, trx);
+      if (active) {
+        const same =
+          active.kind === 'update' &&
+          active.request.planId === targetPlan.id &&
+          isDeepStrictEqual(active.request.parameters, parameters);
+        if (same && req.acceptsIncomplete) return { answer: { status: 202, operation: active.id } as InstanceAnswer };
+        throw errors.concurrency();
+      }
+      if (locked.state !== 'ready') {
+        if (locked.state === 'creating' || locked.state === 'deleting' || locked.state === 'updating') throw errors.concurrency();
+        throw errors.unprocessable(`Service instance ${req.instanceId} was not provisioned successfully; delete it and provision again.`);
+      }
+      if (!planChange && !parameterChange && !maintenanceChange) {
+        if (contextChange) await this.#stores.instances.patch(req.instanceId, { context: req.context }, trx);
+        return { answer: { status: 200, dashboardUrl: locked.dashboardUrl } as InstanceAnswer };
+      }
+      await this.#stores.instances.patch(req.instanceId, { state: 'updating' }, trx);
+      const operation = await this.#queue(trx, meta, {
+        instanceId: req.instanceId,
+        kind: 'update',
+        plan: targetPlan,
+        request: {
+          parameters,
+          previousPlanId: currentPlan.id,
+          previousParameters: current.parameters,
+          maintenanceVersion: targetPlan.maintenanceVersion,
+          ...(req.context !== undefined ? { context: req.context } : {}),
+        },
+      });
+      return { operation };
+    });
+    if (outcome.answer) return outcome.answer;
+    this.#afterCommit(async);
+    if (async) return { status: 202, operation: outcome.operation! };
+    await this.#runSync(outcome.operation!);
+    const done = await this.#stores.instances.get(req.instanceId);
+    return { status: 200, dashboardUrl: done?.dashboardUrl, metadata: done?.metadata };
+  }
+
+  async deprovision(req: DeleteInstanceRequest, meta: RequestMeta): Promise<DeleteAnswer> {
+    const service = this.#service(req.serviceId);
+    this.#plan(service, req.planId);
+    const current = await this.#stores.instances.get(req.instanceId);
+    if (!current || current.state === 'deleted') throw errors.gone();
+    if (current.serviceId !== service.id) throw errors.badRequest(`service_id "${req.serviceId}" is not the service of instance ${req.instanceId}.`);
+    const plan = this.catalog.plan(current.planId) ?? this.#plan(service, req.planId);
+    const async = this.#requireAsyncAllowed(plan, 'deprovision', req.acceptsIncomplete, meta.apiMinor);
+
+    const outcome = await this.#knex.transaction(async (trx) => {
+      const locked = await this.#stores.instances.get(req.instanceId, trx, { lock: true });
+      if (!locked || locked.state === 'deleted') throw errors.gone();
+      const active = await this.#stores.operations.active(req.instanceId, undefined, trx);
+      if (active?.kind === 'deprovision') {
+        if (req.acceptsIncomplete) return { answer: { status: 202, operation: active.id } as DeleteAnswer };
+        throw errors.concurrency();
+      }
+      if (active?.kind === 'update') throw errors.concurrency();
+      if (await this.#stores.operations.anyActiveBindingOperation(req.instanceId, trx)) throw errors.concurrency();
+      if (active?.kind === 'provision') {
+        // OSB §Deprovisioning: a delete during provisioning halts the creation and deletes.
+        await this.#stores.operations.finish(
+          active.id,
+          { state: 'failed', description: 'Provisioning was halted because a deprovision was requested.' },
+          undefined,
+          trx,
+        );
+      }
+      const previousState = locked.state === 'creating' ? 'create_failed' : locked.state;
+      await this.#stores.instances.patch(req.instanceId, { state: 'deleting' }, trx);
+      const operation = await this.#queue(trx, meta, { instanceId: req.instanceId, kind: 'deprovision', plan, request: { previousState } });
+      return { operation };
+    });
+    if (outcome.answer) return outcome.answer;
+    this.#afterCommit(async);
+    if (async) return { status: 202, operation: outcome.operation! };
+    await this.#runSync(outcome.operation!);
+    return { status: 200 };
+  }
+
+  async fetchInstance(instanceId: string, meta: RequestMeta): Promise<JsonObject> {
+    const instance = await this.#stores.instances.get(instanceId);
+    if (!instance || instance.state === 'deleted' || instance.state === 'creating' || instance.state === 'create_failed') {
+      throw errors.notFound(`Service instance ${instanceId} does not exist or is still being provisioned.`);
+    }
+    if (instance.state === 'updating') throw errors.concurrency();
+    const plan = this.catalog.plan(instance.planId);
+    const body: JsonObject = { service_id: instance.serviceId, plan_id: instance.planId };
+    if (instance.dashboardUrl) body.dashboard_url = instance.dashboardUrl;
+    if (!plan || !this.#provisioners.forPlan(plan).parametersAreSecret) body.parameters = instance.parameters;
+    if (instance.maintenanceVersion && meta.apiMinor >= 15) body.maintenance_info = { version: instance.maintenanceVersion };
+    if (meta.apiMinor >= 17 && instance.metadata) body.metadata = instance.metadata;
+    return body;
+  }
+
+  async lastOperation(instanceId: string, operationId: string | undefined): Promise<LastOperationView | 'gone'> {
+    const instance = await this.#stores.instances.get(instanceId);
+    if (!instance) throw errors.notFound(`Service instance ${instanceId} does not exist.`);
+    const op = operationId
+      ? await this.#stores.operations.get(operationId)
+      : await this.#stores.operations.latest(instanceId, undefined);
+    if (operationId && (!op || op.instanceId !== instanceId || op.bindingId !== undefined)) {
+      throw errors.badRequest(`Operation ${operationId} is not an operation of service instance ${instanceId}.`);
+    }
+    if (!op) {
+      if (instance.state === 'deleted') return 'gone';
+      throw errors.notFound(`Service instance ${instanceId} has no operations.`);
+    }
+    if (!operationId && instance.state === 'deleted' && op.kind === 'deprovision' && op.state === 'succeeded') return 'gone';
+    return view(op);
+  }
+
+  // ---- bindings --------------------------------------------------------------------------
+
+  async bind(req: BindRequest, meta: RequestMeta): Promise<BindAnswer> {
+    const service = this.#service(req.serviceId);
+    const plan = this.#plan(service, req.planId);
+    if (!plan.bindable) throw errors.badRequest(`Plan "${plan.name}" is not bindable.`);
+    const instance = await this.#stores.instances.get(req.instanceId);
+    if (!instance || instance.state === 'deleted') throw errors.notFound(`Service instance ${req.instanceId} does not exist.`);
+    if (instance.serviceId !== service.id || instance.planId !== plan.id) {
+      throw errors.badRequest(`service_id and plan_id must be those of instance ${req.instanceId} (${instance.serviceId}, ${instance.planId}).`);
+    }
+    if (plan.options.requiresApp && !req.appGuid && !req.bindResource?.app_guid) throw errors.requiresApp();
+    const async = this.#requireAsyncAllowed(plan, 'bind', req.acceptsIncomplete, meta.apiMinor);
+
+    let parameters = req.parameters;
+    if (req.predecessorBindingId !== undefined) {
+      if (meta.apiMinor < 17) throw errors.versionTooOld('predecessor_binding_id', 17);
+      if (!plan.bindingRotatable) throw errors.badRequest(`Plan "${plan.name}" does not support binding rotation (binding_rotatable is false).`);
+      const predecessor = await this.#stores.bindings.get(req.instanceId, req.predecessorBindingId);
+      if (!predecessor || predecessor.state !== 'ready') {
+        throw errors.badRequest(`predecessor_binding_id "${req.predecessorBindingId}" is not a binding of instance ${req.instanceId}.`);
+      }
+      parameters ??= predecessor.parameters;
+    }
+    this.#validate(plan.schemas.bindingCreate, parameters);
+    const record: BindingRecord = {
+      instanceId: req.instanceId,
+      id: req.bindingId,
+      serviceId: service.id,
+      planId: plan.id,
+      state: 'creating',
+      parameters: parameters ?? {},
+      context: req.context,
+      bindResource: req.bindResource,
+      appGuid: req.appGuid ?? (req.bindResource?.app_guid as string | undefined),
+      predecessorBindingId: req.predecessorBindingId,
+      credentials: undefined,
+      endpoints: undefined,
+      metadata: undefined,
+      provisionerState: {},
+    };
+
+    const outcome = await this.#knex.transaction(async (trx) => {
+      const locked = await this.#stores.instances.get(req.instanceId, trx, { lock: true });
+      if (!locked || locked.state === 'deleted') throw errors.notFound(`Service instance ${req.instanceId} does not exist.`);
+      if (locked.state === 'create_failed') throw errors.unprocessable(`Service instance ${req.instanceId} failed to provision; it cannot be bound.`);
+      if (locked.state !== 'ready') throw errors.concurrency();
+      let fresh = await this.#stores.bindings.insertIfAbsent(record, trx);
+      if (!fresh) {
+        const existing = (await this.#stores.bindings.get(req.instanceId, req.bindingId, trx, { lock: true }))!;
+        if (existing.state === 'deleted') {
+          await this.#stores.bindings.replace(record, trx);
+          fresh = true;
+        } else {
+          const same =
+            existing.planId === record.planId &&
+            isDeepStrictEqual(existing.parameters, record.parameters) &&
+            existing.appGuid === record.appGuid &&
+            isDeepStrictEqual(existing.bindResource ?? {}, record.bindResource ?? {}) &&
+            existing.predecessorBindingId === record.predecessorBindingId;
+          if (!same) throw errors.conflict(`Service binding ${req.bindingId} already exists with different attributes.`);
+          if (existing.state === 'ready') return { answer: { status: 200, binding: bindingView(existing, meta) } as BindAnswer };
+          if (existing.state === 'creating') {
+            const active = await this.#stores.operations.active(req.instanceId, req.bindingId, trx);
+            if (active && req.acceptsIncomplete) return { answer: { status: 202, operation: active.id } as BindAnswer };
+            throw errors.concurrency();
+          }
+          if (existing.state === 'deleting') throw errors.concurrency();
+          await this.#stores.bindings.patch(req.instanceId, req.bindingId, { state: 'creating' }, trx);
+        }
+      }
+      const operation = await this.#queue(trx, meta, { instanceId: req.instanceId, bindingId: req.bindingId, kind: 'bind', plan, request: {} });
+      return { operation };
+    });
+    if (outcome.answer) return outcome.answer;
+    this.#afterCommit(async);
+    if (async) return { status: 202, operation: outcome.operation! };
+    await this.#runSync(outcome.operation!);
+    const done = (await this.#stores.bindings.get(req.instanceId, req.bindingId))!;
+    return { status: 201, binding: bindingView(done, meta) };
+  }
+
+  async unbind(req: UnbindRequest, meta: RequestMeta): Promise<DeleteAnswer> {
+    const service = this.#service(req.serviceId);
+    this.#plan(service, req.planId);
+    const binding = await this.#stores.bindings.get(req.instanceId, req.bindingId);
+    if (!binding || binding.state === 'deleted') throw errors.gone();
+    const plan = this.catalog.plan(binding.planId) ?? this.#plan(service, req.planId);
+    const async = this.#requireAsyncAllowed(plan, 'unbind', req.acceptsIncomplete, meta.apiMinor);
+
+    const outcome = await this.#knex.transaction(async (trx) => {
+      await this.#stores.instances.get(req.instanceId, trx, { lock: true });
+      const locked = await this.#stores.bindings.get(req.instanceId, req.bindingId, trx, { lock: true });
+      if (!locked || locked.state === 'deleted') throw errors.gone();
+      const instanceOp = await this.#stores.operations.active(req.instanceId, undefined, trx);
+      if (instanceOp) throw errors.concurrency();
+      const active = await this.#stores.operations.active(req.instanceId, req.bindingId, trx);
+      if (active?.kind === 'unbind') {
+        if (req.acceptsIncomplete) return { answer: { status: 202, operation: active.id } as DeleteAnswer };
+        throw errors.concurrency();
+      }
+      if (active?.kind === 'bind') {
+        // OSB §Unbinding: a delete during binding halts the creation and deletes.
+        await this.#stores.operations.finish(
+          active.id,
+          { state: 'failed', description: 'Binding was halted because an unbind was requested.' },
+          undefined,
+          trx,
+        );
+      }
+      const previousState = locked.state === 'creating' ? 'create_failed' : locked.state;
+      await this.#stores.bindings.patch(req.instanceId, req.bindingId, { state: 'deleting' }, trx);
+      const operation = await this.#queue(trx, meta, {
+        instanceId: req.instanceId,
+        bindingId: req.bindingId,
+        kind: 'unbind',
+        plan,
+        request: { previousState },
+      });
+      return { operation };
+    });
+    if (outcome.answer) return outcome.answer;
+    this.#afterCommit(async);
+    if (async) return { status: 202, operation: outcome.operation! };
+    await this.#runSync(outcome.operation!);
+    return { status: 200 };
+  }
+
+  async fetchBinding(instanceId: string, bindingId: string, meta: RequestMeta): Promise<BindingView> {
+    const binding = await this.#stores.bindings.get(instanceId, bindingId);
+    if (!binding || binding.state !== 'ready') {
+      throw errors.notFound(`Service binding ${bindingId} does not exist or is still being created.`);
+    }
+    const view = bindingView(binding, meta);
+    const plan = this.catalog.plan(binding.planId);
+    if (!plan || !this.#provisioners.forPlan(plan).parametersAreSecret) view.parameters = binding.parameters;
+    return view;
+  }
+
+  async bindingLastOperation(instanceId: string, bindingId: string, operationId: string | undefined): Promise<LastOperationView | 'gone'> {
+    const binding = await this.#stores.bindings.get(instanceId, bindingId);
+    if (!binding) throw errors.notFound(`Service binding ${bindingId} does not exist.`);
+    const op = operationId ? await this.#stores.operations.get(operationId) : await this.#stores.operations.latest(instanceId, bindingId);
+    if (operationId && (!op || op.instanceId !== instanceId || op.bindingId !== bindingId)) {
+      throw errors.badRequest(`Operation ${operationId} is not an operation of service binding ${bindingId}.`);
+    }
+    if (!op) {
+      if (binding.state === 'deleted') return 'gone';
+      throw errors.notFound(`Service binding ${bindingId} has no operations.`);
+    }
+    if (!operationId && binding.state === 'deleted' && op.kind === 'unbind' && op.state === 'succeeded') return 'gone';
+    const v = view(op);
+    delete v.instance_usable;
+    delete v.update_repeatable;
+    return v;
+  }
+}
+
+function view(op: OperationRecord): LastOperationView {
+  const v: LastOperationView = { state: op.state, description: op.description || op.state };
+  if (op.state === 'failed' && (op.kind === 'update' || op.kind === 'deprovision')) {
+    v.instance_usable = op.instanceUsable ?? true;
+    if (op.kind === 'update') v.update_repeatable = op.updateRepeatable ?? true;
+  }
+  return v;
+}
+
+function bindingView(b: BindingRecord, meta: RequestMeta): BindingView {
+  const stored = (b.credentials ?? {}) as {
+    credentials?: JsonObject;
+    syslog_drain_url?: string;
+    route_service_url?: string;
+    volume_mounts?: unknown[];
+  };
+  const out: BindingView = {};
+  if (stored.credentials) out.credentials = stored.credentials;
+  if (stored.syslog_drain_url) out.syslog_drain_url = stored.syslog_drain_url;
+  if (stored.route_service_url) out.route_service_url = stored.route_service_url;
+  if (stored.volume_mounts) out.volume_mounts = stored.volume_mounts;
+  if (b.endpoints && meta.apiMinor >= 15) out.endpoints = b.endpoints;
+  if (b.metadata && meta.apiMinor >= 16) out.metadata = b.metadata;
+  return out;
+}

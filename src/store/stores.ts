@@ -1,0 +1,498 @@
+// Persistence for instances, bindings, operations and the audit trail. Every
+// method takes an optional transaction so callers can group changes
+// atomically; secrets are sealed by the SecretBox before they reach a column.
+import type { Knex } from 'knex';
+import type { SecretBox } from '../secret-box.ts';
+import type { JsonObject, OperationKind } from '../provisioners/provisioner.ts';
+
+export type Db = Knex | Knex.Transaction;
+
+export type InstanceState = 'creating' | 'ready' | 'create_failed' | 'updating' | 'deleting' | 'deleted';
+export type BindingState = 'creating' | 'ready' | 'create_failed' | 'deleting' | 'deleted';
+export type OperationState = 'in progress' | 'succeeded' | 'failed';
+
+export interface InstanceRecord {
+  id: string;
+  serviceId: string;
+  planId: string;
+  state: InstanceState;
+  parameters: JsonObject;
+  context: JsonObject | undefined;
+  organizationGuid: string | undefined;
+  spaceGuid: string | undefined;
+  maintenanceVersion: string | undefined;
+  dashboardUrl: string | undefined;
+  metadata: JsonObject | undefined;
+  provisionerState: JsonObject;
+}
+
+export interface BindingRecord {
+  instanceId: string;
+  id: string;
+  serviceId: string;
+  planId: string;
+  state: BindingState;
+  parameters: JsonObject;
+  context: JsonObject | undefined;
+  bindResource: JsonObject | undefined;
+  appGuid: string | undefined;
+  predecessorBindingId: string | undefined;
+  credentials: JsonObject | undefined;
+  endpoints: unknown[] | undefined;
+  metadata: JsonObject | undefined;
+  provisionerState: JsonObject;
+}
+
+export interface OperationRecord {
+  id: string;
+  instanceId: string;
+  bindingId: string | undefined;
+  kind: OperationKind;
+  state: OperationState;
+  description: string;
+  instanceUsable: boolean | undefined;
+  updateRepeatable: boolean | undefined;
+  request: JsonObject;
+  leaseOwner: string | undefined;
+  leaseExpiresAt: Date | undefined;
+  attempts: number;
+  deadlineAt: Date | undefined;
+  requestIdentity: string | undefined;
+  createdAt: Date;
+  finishedAt: Date | undefined;
+}
+
+const opt = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
+
+export class InstanceStore {
+  readonly #knex: Knex;
+  readonly #box: SecretBox;
+  constructor(knex: Knex, box: SecretBox) {
+    this.#knex = knex;
+    this.#box = box;
+  }
+
+  #row(r: Record<string, any>): InstanceRecord {
+    return {
+      id: r.id,
+      serviceId: r.service_id,
+      planId: r.plan_id,
+      state: r.state,
+      parameters: this.#box.open<JsonObject>(r.parameters_enc) ?? {},
+      context: opt(r.context),
+      organizationGuid: opt(r.organization_guid),
+      spaceGuid: opt(r.space_guid),
+      maintenanceVersion: opt(r.maintenance_version),
+      dashboardUrl: opt(r.dashboard_url),
+      metadata: opt(r.metadata),
+      provisionerState: this.#box.open<JsonObject>(r.provisioner_state_enc) ?? {},
+    };
+  }
+
+  async get(id: string, trx: Db = this.#knex, opts: { lock?: boolean } = {}): Promise<InstanceRecord | undefined> {
+    const q = trx('instances').where({ id }).first();
+    if (opts.lock) q.forUpdate();
+    const r = await q;
+    return r ? this.#row(r) : undefined;
+  }
+
+  /** Inserts a new instance unless the id exists; returns whether this call created it. */
+  async insertIfAbsent(rec: InstanceRecord, trx: Db = this.#knex): Promise<boolean> {
+    const rows = await trx('instances')
+      .insert(this.#columns(rec))
+      .onConflict('id')
+      .ignore()
+      .returning('id');
+    return rows.length === 1;
+  }
+
+  async replace(rec: InstanceRecord, trx: Db = this.#knex): Promise<void> {
+    await trx('instances').where({ id: rec.id }).update({ ...this.#columns(rec), updated_at: trx.fn.now() });
+  }
+
+  async patch(
+    id: string,
+    patch: Partial<Pick<InstanceRecord, 'state' | 'planId' | 'parameters' | 'context' | 'maintenanceVersion' | 'dashboardUrl' | 'metadata' | 'provisionerState'>>,
+    trx: Db = this.#knex,
+  ): Promise<void> {
+    const cols: Record<string, unknown> = { updated_at: trx.fn.now() };
+    if (patch.state !== undefined) cols.state = patch.state;
+    if (patch.planId !== undefined) cols.plan_id = patch.planId;
+    if (patch.parameters !== undefined) cols.parameters_enc = this.#box.seal(patch.parameters);
+    if ('context' in patch) cols.context = patch.context ?? null;
+    if ('maintenanceVersion' in patch) cols.maintenance_version = patch.maintenanceVersion ?? null;
+    if ('dashboardUrl' in patch) cols.dashboard_url = patch.dashboardUrl ?? null;
+    if ('metadata' in patch) cols.metadata = patch.metadata ?? null;
+    if (patch.provisionerState !== undefined) cols.provisioner_state_enc = this.#box.seal(patch.provisionerState);
+    await trx('instances').where({ id }).update(cols);
+  }
+
+  async count(trx: Db = this.#knex): Promise<number> {
+    const [{ n }] = (await trx('instances').whereNot({ state: 'deleted' }).count({ n: '*' })) as [{ n: number }];
+    return Number(n);
+  }
+
+  #columns(rec: InstanceRecord) {
+    return {
+      id: rec.id,
+      service_id: rec.serviceId,
+      plan_id: rec.planId,
+      state: rec.state,
+      parameters_enc: this.#box.seal(rec.parameters),
+      context: rec.context ?? null,
+      organization_guid: rec.organizationGuid ?? null,
+      space_guid: rec.spaceGuid ?? null,
+      maintenance_version: rec.maintenanceVersion ?? null,
+      dashboard_url: rec.dashboardUrl ?? null,
+      metadata: rec.metadata ?? null,
+      provisioner_state_enc: this.#box.seal(rec.provisionerState),
+    };
+  }
+}
+
+export class BindingStore {
+  readonly #knex: Knex;
+  readonly #box: SecretBox;
+  constructor(knex: Knex, box: SecretBox) {
+    this.#knex = knex;
+    this.#box = box;
+  }
+
+  #row(r: Record<string, any>): BindingRecord {
+    return {
+      instanceId: r.instance_id,
+      id: r.id,
+      serviceId: r.service_id,
+      planId: r.plan_id,
+      state: r.state,
+      parameters: this.#box.open<JsonObject>(r.parameters_enc) ?? {},
+      context: opt(r.context),
+      bindResource: opt(r.bind_resource),
+      appGuid: opt(r.app_guid),
+      predecessorBindingId: opt(r.predecessor_binding_id),
+      credentials: this.#box.open<JsonObject>(r.credentials_enc),
+      endpoints: opt(r.endpoints),
+      metadata: opt(r.metadata),
+      provisionerState: this.#box.open<JsonObject>(r.provisioner_state_enc) ?? {},
+    };
+  }
+
+  async get(instanceId: string, id: string, trx: Db = this.#knex, opts: { lock?: boolean } = {}): Promise<BindingRecord | undefined> {
+    const q = trx('bindings').where({ instance_id: instanceId, id }).first();
+    if (opts.lock) q.forUpdate();
+    const r = await q;
+    return r ? this.#row(r) : undefined;
+  }
+
+  async listLive(instanceId: string, trx: Db = this.#knex): Promise<BindingRecord[]> {
+    const rows = await trx('bindings').where({ instance_id: instanceId }).whereNot({ state: 'deleted' }).orderBy('created_at');
+    return rows.map((r) => this.#row(r));
+  }
+
+  async insertIfAbsent(rec: BindingRecord, trx: Db = this.#knex): Promise<boolean> {
+    const rows = await trx('bindings').insert(this.#columns(rec)).onConflict(['instance_id', 'id']).ignore().returning('id');
+    return rows.length === 1;
+  }
+
+  async replace(rec: BindingRecord, trx: Db = this.#knex): Promise<void> {
+    await trx('bindings')
+      .where({ instance_id: rec.instanceId, id: rec.id })
+      .update({ ...this.#columns(rec), updated_at: trx.fn.now() });
+  }
+
+  async patch(
+    instanceId: string,
+    id: string,
+    patch: Partial<Pick<BindingRecord, 'state' | 'credentials' | 'endpoints' | 'metadata' | 'provisionerState'>>,
+    trx: Db = this.#knex,
+  ): Promise<void> {
+    const cols: Record<string, unknown> = { updated_at: trx.fn.now() };
+    if (patch.state !== undefined) cols.state = patch.state;
+    if ('credentials' in patch) cols.credentials_enc = patch.credentials === undefined ? null : this.#box.seal(patch.credentials);
+    if ('endpoints' in patch) cols.endpoints = patch.endpoints === undefined ? null : JSON.stringify(patch.endpoints);
+    if ('metadata' in patch) cols.metadata = patch.metadata ?? null;
+    if (patch.provisionerState !== undefined) cols.provisioner_state_enc = this.#box.seal(patch.provisionerState);
+    await trx('bindings').where({ instance_id: instanceId, id }).update(cols);
+  }
+
+  #columns(rec: BindingRecord) {
+    return {
+      instance_id: rec.instanceId,
+      id: rec.id,
+      service_id: rec.serviceId,
+      plan_id: rec.planId,
+      state: rec.state,
+      parameters_enc: this.#box.seal(rec.parameters),
+      context: rec.context ?? null,
+      bind_resource: rec.bindResource ?? null,
+      app_guid: rec.appGuid ?? null,
+      predecessor_binding_id: rec.predecessorBindingId ?? null,
+      credentials_enc: rec.credentials === undefined ? null : this.#box.seal(rec.credentials),
+      endpoints: rec.endpoints === undefined ? null : JSON.stringify(rec.endpoints),
+      metadata: rec.metadata ?? null,
+      provisioner_state_enc: this.#box.seal(rec.provisionerState),
+    };
+  }
+}
+
+export interface NewOperation {
+  id: string;
+  instanceId: string;
+  bindingId: string | undefined;
+  kind: OperationKind;
+  description: string;
+  request: JsonObject;
+  deadlineAt: Date | undefined;
+  requestIdentity: string | undefined;
+}
+
+export interface Outcome {
+  state: 'succeeded' | 'failed';
+  description: string;
+  instanceUsable?: boolean;
+  updateRepeatable?: boolean;
+}
+
+export class OperationStore {
+  readonly #knex: Knex;
+  readonly #box: SecretBox;
+  constructor(knex: Knex, box: SecretBox) {
+    this.#knex = knex;
+    this.#box = box;
+  }
+
+  #row(r: Record<string, any>): OperationRecord {
+    return {
+      id: r.id,
+      instanceId: r.instance_id,
+      bindingId: opt(r.binding_id),
+      kind: r.kind,
+      state: r.state,
+      description: r.description,
+      instanceUsable: opt(r.instance_usable),
+      updateRepeatable: opt(r.update_repeatable),
+      request: this.#box.open<JsonObject>(r.request_enc) ?? {},
+      leaseOwner: opt(r.lease_owner),
+      leaseExpiresAt: opt(r.lease_expires_at),
+      attempts: r.attempts,
+      deadlineAt: opt(r.deadline_at),
+      requestIdentity: opt(r.request_identity),
+      createdAt: r.created_at,
+      finishedAt: opt(r.finished_at),
+    };
+  }
+
+  async create(op: NewOperation, trx: Db = this.#knex): Promise<void> {
+    await trx('operations').insert({
+      id: op.id,
+      instance_id: op.instanceId,
+      binding_id: op.bindingId ?? null,
+      kind: op.kind,
+      state: 'in progress',
+      description: op.description,
+      request_enc: this.#box.seal(op.request),
+      deadline_at: op.deadlineAt ?? null,
+      request_identity: op.requestIdentity ?? null,
+    });
+  }
+
+  async get(id: string, trx: Db = this.#knex): Promise<OperationRecord | undefined> {
+    const r = await trx('operations').where({ id }).first();
+    return r ? this.#row(r) : undefined;
+  }
+
+  /** The unfinished operation on the instance itself (bindingId undefined) or on one binding. */
+  async active(instanceId: string, bindingId: string | undefined, trx: Db = this.#knex): Promise<OperationRecord | undefined> {
+    const r = await trx('operations')
+      .where({ instance_id: instanceId, binding_id: bindingId ?? null })
+      .whereNull('finished_at')
+      .first();
+    return r ? this.#row(r) : undefined;
+  }
+
+  async anyActiveBindingOperation(instanceId: string, trx: Db = this.#knex): Promise<boolean> {
+    const r = await trx('operations').where({ instance_id: instanceId }).whereNotNull('binding_id').whereNull('finished_at').first('id');
+    return r !== undefined;
+  }
+
+  async latest(instanceId: string, bindingId: string | undefined, trx: Db = this.#knex): Promise<OperationRecord | undefined> {
+    const r = await trx('operations')
+      .where({ instance_id: instanceId, binding_id: bindingId ?? null })
+      .orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }])
+      .first();
+    return r ? this.#row(r) : undefined;
+  }
+
+  /**
+   * Claims the next runnable operation for `owner`: unfinished, due, with no
+   * live lease, and with no live lease on any other operation of the same
+   * instance (at most one operation per instance runs anywhere). Pass `onlyId`
+   * to claim one particular operation.
+   */
+  async claim(owner: string, leaseMs: number, onlyId?: string): Promise<OperationRecord | undefined> {
+    return this.#knex.transaction(async (trx) => {
+      const q = trx('operations as o')
+        .select('o.id', 'o.instance_id')
+        .whereNull('o.finished_at')
+        .where('o.next_attempt_at', '<=', trx.fn.now())
+        .where((w) => w.whereNull('o.lease_expires_at').orWhere('o.lease_expires_at', '<', trx.fn.now()))
+        .orderBy('o.created_at')
+        .limit(8)
+        .forUpdate()
+        .skipLocked();
+      if (onlyId) q.where('o.id', onlyId);
+      const candidates = (await q) as Array<{ id: string; instance_id: string }>;
+      for (const c of candidates) {
+        const { rows } = await trx.raw(`SELECT pg_try_advisory_xact_lock(hashtext('berth:instance:' || ?)) AS ok`, [c.instance_id]);
+        if (!rows[0].ok) continue;
+        const busy = await trx('operations')
+          .where({ instance_id: c.instance_id })
+          .whereNot({ id: c.id })
+          .where('lease_expires_at', '>', trx.fn.now())
+          .first('id');
+        if (busy) continue;
+        // An older unfinished operation on the same instance goes first (e.g. a queued bind before a later unbind).
+        const older = await trx('operations as p')
+          .where('p.instance_id', c.instance_id)
+          .whereNull('p.finished_at')
+          .whereNot('p.id', c.id)
+          .where('p.created_at', '<', trx.raw('(select created_at from operations where id = ?)', [c.id]))
+          .first('p.id');
+        if (older) continue;
+        const [row] = await trx('operations')
+          .where({ id: c.id })
+          .update({
+            lease_owner: owner,
+            lease_expires_at: trx.raw(`now() + (? * interval '1 millisecond')`, [leaseMs]),
+            attempts: trx.raw('attempts + 1'),
+            updated_at: trx.fn.now(),
+          })
+          .returning('*');
+        return this.#row(row);
+      }
+      return undefined;
+    });
+  }
+
+  /** Extends the lease; false when the lease was lost or the operation was ended by someone else. */
+  async renew(id: string, owner: string, leaseMs: number): Promise<boolean> {
+    const n = await this.#knex('operations')
+      .where({ id, lease_owner: owner })
+      .whereNull('finished_at')
+      .update({ lease_expires_at: this.#knex.raw(`now() + (? * interval '1 millisecond')`, [leaseMs]) });
+    return n === 1;
+  }
+
+  async release(id: string, owner: string, trx: Db = this.#knex): Promise<void> {
+    await trx('operations').where({ id, lease_owner: owner }).update({ lease_owner: null, lease_expires_at: null });
+  }
+
+  async setDescription(id: string, owner: string, description: string): Promise<void> {
+    await this.#knex('operations').where({ id, lease_owner: owner }).whereNull('finished_at').update({ description, updated_at: this.#knex.fn.now() });
+  }
+
+  async scheduleRetry(id: string, owner: string, delayMs: number, description: string, trx: Db = this.#knex): Promise<boolean> {
+    const n = await trx('operations')
+      .where({ id, lease_owner: owner })
+      .whereNull('finished_at')
+      .update({
+        description,
+        lease_owner: null,
+        lease_expires_at: null,
+        next_attempt_at: trx.raw(`now() + (? * interval '1 millisecond')`, [delayMs]),
+        updated_at: trx.fn.now(),
+      });
+    return n === 1;
+  }
+
+  /**
+   * Ends an operation. With `owner`, only while that owner holds it (a worker
+   * finishing its own work); without, unconditionally (a request halting it).
+   * Returns false when it had already ended or the lease was lost.
+   */
+  async finish(id: string, outcome: Outcome, owner: string | undefined, trx: Db = this.#knex): Promise<boolean> {
+    const q = trx('operations').where({ id }).whereNull('finished_at');
+    if (owner !== undefined) q.where({ lease_owner: owner });
+    const cols: Record<string, unknown> = {
+      state: outcome.state,
+      description: outcome.description,
+      instance_usable: outcome.instanceUsable ?? null,
+      update_repeatable: outcome.updateRepeatable ?? null,
+      finished_at: trx.fn.now(),
+      updated_at: trx.fn.now(),
+    };
+    if (owner !== undefined) {
+      cols.lease_owner = null;
+      cols.lease_expires_at = null;
+    }
+    const n = await q.update(cols);
+    return n === 1;
+  }
+
+  async countByState(trx: Db = this.#knex): Promise<Array<{ kind: string; state: string; n: number }>> {
+    return (await trx('operations').select('kind', 'state').count({ n: '*' }).groupBy('kind', 'state')) as any;
+  }
+}
+
+export interface AuditEvent {
+  operationId: string | undefined;
+  instanceId: string;
+  bindingId: string | undefined;
+  action: string;
+  platform: string | undefined;
+  originatingIdentity: JsonObject | undefined;
+  requestIdentity: string | undefined;
+  outcome: string | undefined;
+}
+
+export class AuditStore {
+  readonly #knex: Knex;
+  constructor(knex: Knex) {
+    this.#knex = knex;
+  }
+
+  async record(e: AuditEvent, trx: Db = this.#knex): Promise<void> {
+    await trx('audit_events').insert({
+      operation_id: e.operationId ?? null,
+      instance_id: e.instanceId,
+      binding_id: e.bindingId ?? null,
+      action: e.action,
+      platform: e.platform ?? null,
+      originating_identity: e.originatingIdentity ?? null,
+      request_identity: e.requestIdentity ?? null,
+      outcome: e.outcome ?? null,
+    });
+  }
+
+  async forInstance(instanceId: string, trx: Db = this.#knex): Promise<AuditEvent[]> {
+    const rows = await trx('audit_events').where({ instance_id: instanceId }).orderBy('id');
+    return rows.map((r: any) => ({
+      operationId: opt(r.operation_id),
+      instanceId: r.instance_id,
+      bindingId: opt(r.binding_id),
+      action: r.action,
+      platform: opt(r.platform),
+      originatingIdentity: opt(r.originating_identity),
+      requestIdentity: opt(r.request_identity),
+      outcome: opt(r.outcome),
+    }));
+  }
+}
+
+export interface Stores {
+  knex: Knex;
+  instances: InstanceStore;
+  bindings: BindingStore;
+  operations: OperationStore;
+  audit: AuditStore;
+}
+
+export function createStores(knex: Knex, box: SecretBox): Stores {
+  return {
+    knex,
+    instances: new InstanceStore(knex, box),
+    bindings: new BindingStore(knex, box),
+    operations: new OperationStore(knex, box),
+    audit: new AuditStore(knex),
+  };
+}
