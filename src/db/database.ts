@@ -27,10 +27,13 @@ export async function openDatabase(opts: { url?: string; dataDir: string; poolSi
   const dir = join(opts.dataDir, 'pgdata');
   await mkdir(dir, { recursive: true });
   const pglite = await PGlite.create({ dataDir: dir });
-  const server = new PGLiteSocketServer({ db: pglite, host: '127.0.0.1', port: 0, maxConnections: 16 });
+  const server = new PGLiteSocketServer({ db: pglite, host: '127.0.0.1', port: 0, maxConnections: 4 });
   await server.start();
   const url = `postgres://postgres@${server.getServerConn()}/postgres`;
-  const knex = createKnex(url, Math.min(opts.poolSize, 8));
+  // PGlite is one session behind the socket: statements of two connections can
+  // interleave mid-protocol (one's Parse, the other's Bind), so every query
+  // goes through a single connection.
+  const knex = createKnex(url, 1);
   return {
     knex,
     url,

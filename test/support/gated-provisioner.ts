@@ -1,0 +1,93 @@
+// A test seam that drives the operation engine: kind `gated`, asynchronous,
+// whose operations finish at once, hold until a test releases them, or fail,
+// as the plan says. Loaded through BERTH_PROVISIONER_MODULES.
+import { PermanentError, type BindResult, type JsonObject, type Provisioner } from '../../src/provisioners/provisioner.ts';
+
+type Behaviour = 'succeed' | 'hold' | 'fail';
+
+interface GateConfig {
+  behaviour: Behaviour;
+  bindBehaviour: Behaviour;
+  sync: boolean;
+}
+
+const waiters = new Map<string, Array<() => void>>();
+const released = new Set<string>();
+let releasedAll = false;
+export const calls: Array<{ kind: string; instanceId: string; bindingId?: string }> = [];
+
+/** Lets held operations on `instanceId` (or all, without an id) finish, now and from now on. */
+export function release(instanceId?: string): void {
+  if (instanceId === undefined) releasedAll = true;
+  else released.add(instanceId);
+  for (const [id, list] of waiters) {
+    if (instanceId === undefined || id === instanceId) {
+      for (const w of list) w();
+      waiters.delete(id);
+    }
+  }
+}
+
+function hold(instanceId: string, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (releasedAll || released.has(instanceId)) return resolve();
+    const list = waiters.get(instanceId) ?? [];
+    list.push(resolve);
+    waiters.set(instanceId, list);
+    signal.addEventListener('abort', () => reject(signal.reason ?? new Error('aborted')), { once: true });
+  });
+}
+
+async function act(behaviour: Behaviour, instanceId: string, signal: AbortSignal): Promise<void> {
+  if (behaviour === 'hold') await hold(instanceId, signal);
+  if (behaviour === 'fail') throw new PermanentError('The gated test service refused this operation.');
+}
+
+class GatedProvisioner implements Provisioner {
+  readonly kind = 'gated';
+
+  parsePlanConfig(block: JsonObject) {
+    const allowed: Behaviour[] = ['succeed', 'hold', 'fail'];
+    const behaviour = (block.behaviour ?? 'succeed') as Behaviour;
+    const bindBehaviour = (block.bind_behaviour ?? 'succeed') as Behaviour;
+    if (!allowed.includes(behaviour)) return { problems: [{ path: 'behaviour', message: `must be one of ${allowed.join(', ')}` }] };
+    if (!allowed.includes(bindBehaviour)) return { problems: [{ path: 'bind_behaviour', message: `must be one of ${allowed.join(', ')}` }] };
+    return { config: { behaviour, bindBehaviour, sync: block.sync === true } satisfies GateConfig };
+  }
+
+  isAsync(_kind: string, plan: { provisioner: { config: unknown } }): boolean {
+    return !(plan.provisioner.config as GateConfig).sync;
+  }
+
+  async provision(op: Parameters<Provisioner['provision']>[0]) {
+    calls.push({ kind: 'provision', instanceId: op.instance.id });
+    await act((op.instance.plan.provisioner.config as GateConfig).behaviour, op.instance.id, op.signal);
+    return { dashboardUrl: `https://dashboard.example/${encodeURIComponent(op.instance.id)}`, metadata: { labels: { tier: op.instance.plan.name } } };
+  }
+
+  async update(op: Parameters<Provisioner['update']>[0]) {
+    calls.push({ kind: 'update', instanceId: op.instance.id });
+    await act((op.instance.plan.provisioner.config as GateConfig).behaviour === 'fail' ? 'fail' : 'succeed', op.instance.id, op.signal);
+  }
+
+  async deprovision(op: Parameters<Provisioner['deprovision']>[0]) {
+    calls.push({ kind: 'deprovision', instanceId: op.instance.id });
+  }
+
+  async bind(op: Parameters<Provisioner['bind']>[0]): Promise<BindResult> {
+    calls.push({ kind: 'bind', instanceId: op.instance.id, bindingId: op.binding.id });
+    await act((op.instance.plan.provisioner.config as GateConfig).bindBehaviour, op.instance.id, op.signal);
+    return {
+      credentials: { username: `user-${op.binding.id}`, password: 'secret', uri: `gated://${op.instance.id}` },
+      endpoints: [{ host: 'gated.example', ports: ['443'] }],
+    };
+  }
+
+  async unbind(op: Parameters<Provisioner['unbind']>[0]) {
+    calls.push({ kind: 'unbind', instanceId: op.instance.id, bindingId: op.binding.id });
+  }
+}
+
+export function createProvisioners(): Provisioner[] {
+  return [new GatedProvisioner()];
+}
