@@ -14,6 +14,7 @@ import { createStores, type Stores } from './store/stores.ts';
 import { OperationEngine } from './operations/engine.ts';
 import { BrokerService } from './service/broker-service.ts';
 import { createApp } from './broker/app.ts';
+import { createFastPath } from './broker/fast-path.ts';
 import { createLogger } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { Gauge } from 'prom-client';
@@ -122,7 +123,10 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
       for (const row of await stores.operations.countByState()) operationsGauge.set({ kind: row.kind, state: row.state }, Number(row.n));
     },
   });
-  const server = createServer({ keepAliveTimeout: 65_000 }, app);
+  const fastPath = createFastPath({ service, credentials, metrics, log });
+  const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+    if (!fastPath(req, res)) app(req, res);
+  });
   await new Promise<void>((resolveListen, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolveListen());

@@ -33,19 +33,28 @@ export function apiVersion(): RequestHandler {
 
 const digest = (s: string | Buffer) => createHash('sha256').update(s).digest();
 
-/** HTTP basic auth against one or more pairs (several allow rotation), compared in constant time. */
-export function basicAuth(credentials: Credential[]): RequestHandler {
+/** Checks an Authorization header against one or more pairs (several allow rotation), in constant time. */
+export function credentialMatcher(credentials: Credential[]): (header: string | undefined) => boolean {
   const wanted = credentials.map((c) => digest(`${c.username}:${c.password}`));
-  return (req, _res, next) => {
-    const header = req.headers.authorization ?? '';
+  // Platforms send the canonical header; its digest is checked first (one hash, no decoding).
+  const canonical = credentials.map((c) => digest(`Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`));
+  return (header = '') => {
+    const direct = digest(header);
+    let hit = false;
+    for (const w of canonical) hit = timingSafeEqual(direct, w) || hit;
+    if (hit) return true;
     const m = /^Basic +([A-Za-z0-9+/=]+) *$/i.exec(header);
     // The whole "user:password" string is compared, so passwords may contain colons.
     const got = digest(m ? Buffer.from(m[1]!, 'base64') : Buffer.from(`\0${header}`));
     let ok = false;
     for (const w of wanted) ok = timingSafeEqual(got, w) || ok;
-    if (m && ok) return next();
-    next(errors.unauthorized());
+    return m !== null && ok;
   };
+}
+
+export function basicAuth(credentials: Credential[]): RequestHandler {
+  const matches = credentialMatcher(credentials);
+  return (req, _res, next) => next(matches(req.headers.authorization) ? undefined : errors.unauthorized());
 }
 
 /** X-Broker-API-Request-Identity is echoed; X-Broker-API-Originating-Identity is decoded for the audit trail. */
@@ -97,24 +106,27 @@ export function accessLog(log: Logger, metrics: Metrics): RequestHandler {
   };
 }
 
+/** Maps anything thrown while serving a request to the OSB error that answers it. */
+export function toOsbError(err: unknown, log: Logger, route: string | undefined): OsbError {
+  const e = err as { type?: string; status?: number; limit?: number };
+  if (err instanceof OsbError) return err;
+  if (e?.type === 'entity.parse.failed') return errors.badRequest('The request body is not valid JSON.');
+  if (e?.type === 'entity.too.large') return errors.payloadTooLarge(`${Math.round((e.limit ?? 0) / 1024)} kB`);
+  if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') return errors.unsupportedMediaType();
+  if (e?.type === 'request.aborted') return errors.badRequest('The request was aborted by the client.');
+  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) return errors.badRequest('The request is malformed.');
+  if (isDatabaseUnavailable(err)) {
+    log.warn({ route }, 'database unavailable');
+    return errors.unavailable();
+  }
+  const ref = randomUUID();
+  log.error({ err, ref, route }, 'unhandled error');
+  return errors.internal(ref);
+}
+
 export function errorHandler(log: Logger) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
-    let osb: OsbError;
-    const e = err as { type?: string; status?: number; limit?: number };
-    if (err instanceof OsbError) osb = err;
-    else if (e?.type === 'entity.parse.failed') osb = errors.badRequest('The request body is not valid JSON.');
-    else if (e?.type === 'entity.too.large') osb = errors.payloadTooLarge(`${Math.round((e.limit ?? 0) / 1024)} kB`);
-    else if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') osb = errors.unsupportedMediaType();
-    else if (e?.type === 'request.aborted') osb = errors.badRequest('The request was aborted by the client.');
-    else if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) osb = errors.badRequest('The request is malformed.');
-    else if (isDatabaseUnavailable(err)) {
-      log.warn({ route: req.route?.path }, 'database unavailable');
-      osb = errors.unavailable();
-    } else {
-      const ref = randomUUID();
-      log.error({ err, ref, method: req.method, route: req.route?.path }, 'unhandled error');
-      osb = errors.internal(ref);
-    }
+    const osb = toOsbError(err, log, req.route?.path);
     if (res.headersSent) return;
     res.status(osb.status).set(osb.headers).json(osb.body());
   };

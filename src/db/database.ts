@@ -55,9 +55,28 @@ function createKnex(url: string, poolSize: number): Knex {
   });
 }
 
+/**
+ * Applies pending migrations. Replicas started together on an empty database
+ * race to create knex's bookkeeping tables; the losers fail with "already
+ * exists" and simply try again, by when the winner's work is visible (knex's
+ * lock row makes them wait for a migration in progress).
+ */
 export async function migrateLatest(knex: Knex): Promise<string[]> {
-  const [, applied] = (await knex.migrate.latest({ migrationSource })) as [number, string[]];
-  return applied;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const [, applied] = (await knex.migrate.latest({ migrationSource })) as [number, string[]];
+      return applied;
+    } catch (err) {
+      if (attempt >= 5 || !isConcurrentMigration(err)) throw err;
+      await new Promise((r) => setTimeout(r, 100 * attempt + Math.random() * 200));
+    }
+  }
+}
+
+function isConcurrentMigration(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  // unique_violation (pg_type row of a table created concurrently), duplicate_table, duplicate_object
+  return e?.code === '23505' || e?.code === '42P07' || e?.code === '42710' || /Migration table is already locked/.test(e?.message ?? '');
 }
 
 export async function migrationsApplied(knex: Knex): Promise<boolean> {

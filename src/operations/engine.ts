@@ -66,7 +66,8 @@ export class OperationEngine {
   readonly #hooks: BindingHooks;
   readonly #running = new Map<string, { controller: AbortController; done: Promise<void> }>();
   #stopping = false;
-  #wake: (() => void) | undefined;
+  /** One waker per idle loop: notify() wakes one, stop() wakes all. */
+  readonly #wakers = new Set<() => void>();
   #loops: Promise<void>[] = [];
   readonly #stopController = new AbortController();
 
@@ -94,7 +95,8 @@ export class OperationEngine {
 
   /** Nudges idle workers: a new operation was just queued. */
   notify(): void {
-    this.#wake?.();
+    const [first] = this.#wakers;
+    first?.();
   }
 
   get inFlight(): number {
@@ -109,7 +111,7 @@ export class OperationEngine {
   async stop(graceMs: number): Promise<void> {
     this.#stopping = true;
     this.#stopController.abort();
-    this.#wake?.();
+    for (const wake of [...this.#wakers]) wake();
     const all = Promise.all([...this.#running.values()].map((r) => r.done));
     const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
     if ((await Promise.race([all.then(() => 'done' as const), timer])) === 'timeout') {
@@ -131,13 +133,14 @@ export class OperationEngine {
       }
       if (!op) {
         await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, this.#opts.pollIntervalMs);
-          this.#wake = () => {
+          const wake = () => {
             clearTimeout(t);
+            this.#wakers.delete(wake);
             resolve();
           };
+          const t = setTimeout(wake, this.#opts.pollIntervalMs);
+          this.#wakers.add(wake);
         });
-        this.#wake = undefined;
         continue;
       }
       await this.#execute(op);
@@ -313,7 +316,7 @@ export class OperationEngine {
     );
   }
 
-  #context(op: OperationRecord, signal: AbortSignal, log: Logger, state: JsonObject, save: (s: JsonObject) => Promise<void>): OperationContext {
+  #context(op: OperationRecord, signal: AbortSignal, log: Logger, state: JsonObject, save: (s: JsonObject, trx: Db) => Promise<void>): OperationContext {
     return {
       operationId: op.id,
       attempt: op.attempts,
@@ -322,9 +325,21 @@ export class OperationEngine {
       state,
       checkpoint: async (patch) => {
         Object.assign(state, patch);
-        await save(state);
+        // Fenced: only while this worker still holds the operation, so a worker
+        // that lost its lease (or whose operation was halted) cannot overwrite
+        // what the new owner checkpoints. The row lock orders us before a takeover.
+        await this.#stores.knex.transaction(async (trx) => {
+          // Same lock order as requests and #succeed: the instance row, then the operation row.
+          await this.#stores.instances.get(op.instanceId, trx, { lock: true });
+          if (!(await this.#stores.operations.holds(op.id, this.owner, trx))) {
+            throw new LeaseLost('the operation was ended or taken over elsewhere; checkpoint refused');
+          }
+          await save(state, trx);
+        });
       },
       progress: async (description) => {
+        // Kept for the failure description (e.g. "the last step was: ...").
+        op.description = description;
         try {
           await this.#stores.operations.setDescription(op.id, this.owner, description);
         } catch (err) {
@@ -358,7 +373,7 @@ export class OperationEngine {
       organizationGuid: instance.organizationGuid,
       spaceGuid: instance.spaceGuid,
     };
-    const saveInstanceState = (s: JsonObject) => this.#stores.instances.patch(instance.id, { provisionerState: s });
+    const saveInstanceState = (s: JsonObject, trx: Db) => this.#stores.instances.patch(instance.id, { provisionerState: s }, trx);
 
     if (op.kind === 'provision' || op.kind === 'update' || op.kind === 'deprovision') {
       const base = this.#context(op, signal, log, { ...instance.provisionerState }, saveInstanceState);
@@ -450,8 +465,8 @@ export class OperationEngine {
     view: BindingOperation['instance'] extends infer T ? Omit<T, 'state'> : never,
     binding: BindingRecord,
   ): BindingOperation {
-    const base = this.#context(op, signal, log.child({ binding: binding.id }), { ...binding.provisionerState }, (s) =>
-      this.#stores.bindings.patch(instance.id, binding.id, { provisionerState: s }),
+    const base = this.#context(op, signal, log.child({ binding: binding.id }), { ...binding.provisionerState }, (s, trx) =>
+      this.#stores.bindings.patch(instance.id, binding.id, { provisionerState: s }, trx),
     );
     return {
       ...base,

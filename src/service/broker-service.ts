@@ -387,20 +387,18 @@ export class BrokerService {
   }
 
   async lastOperation(instanceId: string, operationId: string | undefined): Promise<LastOperationView | 'gone'> {
-    const instance = await this.#stores.instances.get(instanceId);
-    if (!instance) throw errors.notFound(`Service instance ${instanceId} does not exist.`);
-    const op = operationId
-      ? await this.#stores.operations.get(operationId)
-      : await this.#stores.operations.latest(instanceId, undefined);
-    if (operationId && (!op || op.instanceId !== instanceId || op.bindingId !== undefined)) {
-      throw errors.badRequest(`Operation ${operationId} is not an operation of service instance ${instanceId}.`);
+    const op = await this.#stores.operations.status(operationId ? { id: operationId } : { instanceId, bindingId: undefined });
+    if (op && op.instanceId === instanceId && op.bindingId === undefined) {
+      if (!operationId && op.kind === 'deprovision' && op.state === 'succeeded' && (await this.#stores.instances.stateOf(instanceId)) === 'deleted') {
+        return 'gone';
+      }
+      return view(op);
     }
-    if (!op) {
-      if (instance.state === 'deleted') return 'gone';
-      throw errors.notFound(`Service instance ${instanceId} has no operations.`);
-    }
-    if (!operationId && instance.state === 'deleted' && op.kind === 'deprovision' && op.state === 'succeeded') return 'gone';
-    return view(op);
+    const state = await this.#stores.instances.stateOf(instanceId);
+    if (state === undefined) throw errors.notFound(`Service instance ${instanceId} does not exist.`);
+    if (operationId) throw errors.badRequest(`Operation ${operationId} is not an operation of service instance ${instanceId}.`);
+    if (state === 'deleted') return 'gone';
+    throw errors.notFound(`Service instance ${instanceId} has no operations.`);
   }
 
   // ---- bindings --------------------------------------------------------------------------

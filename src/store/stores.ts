@@ -127,6 +127,11 @@ export class InstanceStore {
     await trx('instances').where({ id }).update(cols);
   }
 
+  async stateOf(id: string, trx: Db = this.#knex): Promise<InstanceRecord['state'] | undefined> {
+    const r = await trx('instances').where({ id }).first('state');
+    return r?.state;
+  }
+
   async count(trx: Db = this.#knex): Promise<number> {
     const [{ n }] = (await trx('instances').whereNot({ state: 'deleted' }).count({ n: '*' })) as [{ n: number }];
     return Number(n);
@@ -253,6 +258,11 @@ export interface Outcome {
   updateRepeatable?: boolean;
 }
 
+const STATUS_COLUMNS = [
+  'id', 'instance_id', 'binding_id', 'kind', 'state', 'description', 'instance_usable', 'update_repeatable',
+  'lease_owner', 'lease_expires_at', 'attempts', 'deadline_at', 'request_identity', 'created_at', 'finished_at',
+];
+
 export class OperationStore {
   readonly #knex: Knex;
   readonly #box: SecretBox;
@@ -271,7 +281,7 @@ export class OperationStore {
       description: r.description,
       instanceUsable: opt(r.instance_usable),
       updateRepeatable: opt(r.update_repeatable),
-      request: this.#box.open<JsonObject>(r.request_enc) ?? {},
+      request: r.request_enc === undefined ? {} : (this.#box.open<JsonObject>(r.request_enc) ?? {}),
       leaseOwner: opt(r.lease_owner),
       leaseExpiresAt: opt(r.lease_expires_at),
       attempts: r.attempts,
@@ -298,6 +308,20 @@ export class OperationStore {
 
   async get(id: string, trx: Db = this.#knex): Promise<OperationRecord | undefined> {
     const r = await trx('operations').where({ id }).first();
+    return r ? this.#row(r) : undefined;
+  }
+
+  /** What last_operation needs, without decrypting the request: one indexed read. */
+  async status(query: { id: string } | { instanceId: string; bindingId: string | undefined }, trx: Db = this.#knex): Promise<OperationRecord | undefined> {
+    const q = trx('operations').select(STATUS_COLUMNS).first();
+    if ('id' in query) q.where({ id: query.id });
+    else {
+      q.where({ instance_id: query.instanceId, binding_id: query.bindingId ?? null }).orderBy([
+        { column: 'created_at', order: 'desc' },
+        { column: 'id', order: 'desc' },
+      ]);
+    }
+    const r = await q;
     return r ? this.#row(r) : undefined;
   }
 
@@ -381,6 +405,15 @@ export class OperationStore {
       .whereNull('finished_at')
       .update({ lease_expires_at: this.#knex.raw(`now() + (? * interval '1 millisecond')`, [leaseMs]) });
     return n === 1;
+  }
+
+  /**
+   * Whether `owner` still holds the unfinished operation. Locks the row (shared)
+   * until `trx` ends, so a takeover or a halt waits for the caller's write.
+   */
+  async holds(id: string, owner: string, trx: Db): Promise<boolean> {
+    const r = await trx('operations').where({ id, lease_owner: owner }).whereNull('finished_at').forShare().first('id');
+    return r !== undefined;
   }
 
   async release(id: string, owner: string, trx: Db = this.#knex): Promise<void> {
