@@ -92,8 +92,13 @@ async function main(argv: string[]): Promise<number> {
   return 2;
 }
 
+const flushed = () => Promise.all([process.stdout, process.stderr].map((s) => new Promise((r) => s.write('', r))));
+
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  async (code) => {
+    await flushed();
+    process.exit(code);
+  },
   (err) => {
     process.stderr.write(`berth: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
     process.exit(1);

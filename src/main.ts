@@ -20,6 +20,8 @@ import { createMetrics } from './observability/metrics.ts';
 import { Gauge } from 'prom-client';
 import { ProvisionerRegistry, type Provisioner } from './provisioners/provisioner.ts';
 import { builtInProvisioners } from './provisioners/index.ts';
+import { KubernetesAccess } from './kubernetes/client.ts';
+import { createBindingSecretHooks } from './kubernetes/binding-secrets.ts';
 
 export interface Berth {
   server: Server;
@@ -35,8 +37,8 @@ export interface Berth {
 }
 
 /** Provisioner kinds: the built-in ones plus modules named in BERTH_PROVISIONER_MODULES (comma-separated paths). */
-export async function loadProvisioners(config: Config, log: Logger): Promise<ProvisionerRegistry> {
-  const provisioners: Provisioner[] = builtInProvisioners(config, log);
+export async function loadProvisioners(config: Config, log: Logger, kube = new KubernetesAccess(config)): Promise<ProvisionerRegistry> {
+  const provisioners: Provisioner[] = builtInProvisioners(config, log, kube);
   const modules = (config.env.BERTH_PROVISIONER_MODULES ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   for (const path of modules) {
     const mod = (await import(pathToFileURL(resolve(path)).href)) as { createProvisioners?: (c: Config, l: Logger) => Provisioner[] };
@@ -79,7 +81,8 @@ async function embeddedSecrets(config: Config, log: Logger): Promise<{ keys: str
 
 export async function startBerth(config: Config, opts: { log?: Logger; provisioners?: ProvisionerRegistry } = {}): Promise<Berth> {
   const log = opts.log ?? createLogger(config.logLevel);
-  const provisioners = opts.provisioners ?? (await loadProvisioners(config, log));
+  const kube = new KubernetesAccess(config);
+  const provisioners = opts.provisioners ?? (await loadProvisioners(config, log, kube));
   const catalog = loadCatalog(config.catalogPath, provisioners.parseConfig);
 
   let keys = config.encryptionKeys;
@@ -110,6 +113,7 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
     log,
     metrics,
     options: config.worker,
+    hooks: createBindingSecretHooks(kube, config.kubernetesSecrets),
   });
   const service = new BrokerService({ catalog, stores, provisioners, engine });
   const app = createApp({

@@ -191,7 +191,7 @@ export function loadCatalog(file: string, parseProvisioner: ProvisionerConfigPar
 }
 
 export function parseCatalog(text: string, file: string, parseProvisioner: ProvisionerConfigParser): Catalog {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, merge: true });
   if (doc.errors.length > 0) {
     throw new CatalogError(file, doc.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`));
   }

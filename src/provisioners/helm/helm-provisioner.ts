@@ -1,0 +1,386 @@
+// `helm`: an instance is a Helm release (Helm 4 CLI) of a chart into the
+// cluster, in a namespace of its own or a fixed one. Every step converges when
+// re-run: names derive from the instance id, install is `upgrade --install`,
+// a release left pending by a crash is repaired, delete tolerates "not found".
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { CoreV1Api, type V1Secret, type V1Service } from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
+import type { Logger } from 'pino';
+import type { Config } from '../../config.ts';
+import type { CatalogPlan } from '../../catalog/catalog.ts';
+import {
+  PermanentError,
+  type BindResult,
+  type BindingOperation,
+  type InstanceOperation,
+  type JsonObject,
+  type Provisioner,
+} from '../provisioner.ts';
+import { type KubernetesAccess, reasonOf, statusOf } from '../../kubernetes/client.ts';
+import { INSTANCE_ID_ANNOTATION, INSTANCE_LABEL, MANAGED_BY, idHash } from '../../kubernetes/names.ts';
+import { helm, HelmError, isTransientHelmError, type HelmRunOptions } from './helm-cli.ts';
+import { parseHelmPlan, type HelmPlanConfig } from './config.ts';
+import { readiness, workloadsIn } from './workloads.ts';
+
+export function releaseName(instanceId: string): string {
+  return `b-${idHash(instanceId)}`;
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((res, rej) => {
+    const t = setTimeout(res, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(t);
+      rej(signal.reason ?? new Error('aborted'));
+    }, { once: true });
+  });
+
+function setPath(target: JsonObject, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let node = target;
+  for (const key of keys.slice(0, -1)) {
+    if (typeof node[key] !== 'object' || node[key] === null || Array.isArray(node[key])) node[key] = {};
+    node = node[key] as JsonObject;
+  }
+  node[keys[keys.length - 1]!] = value;
+}
+
+function deepMerge(base: JsonObject, over: JsonObject): JsonObject {
+  const out: JsonObject = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] = typeof v === 'object' && v !== null && !Array.isArray(v) && typeof b === 'object' && b !== null && !Array.isArray(b)
+      ? deepMerge(b as JsonObject, v as JsonObject)
+      : v;
+  }
+  return out;
+}
+
+export class HelmProvisioner implements Provisioner {
+  readonly kind = 'helm';
+  readonly #config: Config;
+  readonly #kube: KubernetesAccess;
+  readonly #log: Logger;
+  readonly #catalogDir: string;
+
+  constructor(config: Config, kube: KubernetesAccess, log: Logger) {
+    this.#config = config;
+    this.#kube = kube;
+    this.#log = log.child({ provisioner: 'helm' });
+    this.#catalogDir = dirname(config.catalogPath);
+  }
+
+  parsePlanConfig(block: JsonObject) {
+    return parseHelmPlan(block);
+  }
+
+  isAsync(): boolean {
+    return true;
+  }
+
+  #plan(plan: CatalogPlan): HelmPlanConfig {
+    return plan.provisioner.config as HelmPlanConfig;
+  }
+
+  #helmOptions(signal?: AbortSignal): HelmRunOptions {
+    return { bin: this.#config.helmBin ?? 'helm', kubeconfig: this.#kube.kubeconfigPath, home: resolve(this.#config.dataDir, 'helm'), signal };
+  }
+
+  #chartArgs(c: HelmPlanConfig): string[] {
+    if (c.repository) return [c.chart, '--repo', c.repository, '--version', c.version!];
+    if (c.chart.startsWith('oci://')) return [c.chart, '--version', c.version!];
+    return [isAbsolute(c.chart) ? c.chart : resolve(this.#catalogDir, c.chart)];
+  }
+
+  #namespace(c: HelmPlanConfig, instanceId: string): string {
+    return c.namespace.strategy === 'fixed' ? c.namespace.name : `${c.namespace.prefix}${idHash(instanceId)}`;
+  }
+
+  #values(plan: CatalogPlan, instanceId: string, parameters: JsonObject): JsonObject {
+    const c = this.#plan(plan);
+    const fromParameters: JsonObject = {};
+    for (const [param, path] of Object.entries(c.parameters)) {
+      if (parameters[param] !== undefined) setPath(fromParameters, path, parameters[param]);
+    }
+    const labels = { [INSTANCE_LABEL]: idHash(instanceId), 'berth.dev/plan': plan.id.toLowerCase().replace(/[^a-z0-9.-]/g, '-').slice(0, 63).replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '') || 'plan' };
+    return deepMerge(deepMerge(c.values, fromParameters), { commonLabels: labels });
+  }
+
+  async #run(args: string[], op: { signal: AbortSignal }, input?: string): Promise<string> {
+    try {
+      return await helm(args, { ...this.#helmOptions(op.signal), input });
+    } catch (err) {
+      if (err instanceof HelmError && err.exitCode !== undefined && !isTransientHelmError(err)) throw new PermanentError(err.message, { cause: err });
+      if (err instanceof HelmError && /was not found; set BERTH_HELM_BIN/.test(err.message)) throw new PermanentError(err.message);
+      throw err;
+    }
+  }
+
+  async #releaseStatus(release: string, namespace: string, op: { signal: AbortSignal }): Promise<string | undefined> {
+    try {
+      const out = await helm(['status', release, '--namespace', namespace, '--output', 'json'], this.#helmOptions(op.signal));
+      return (JSON.parse(out) as { info?: { status?: string } }).info?.status;
+    } catch (err) {
+      if (err instanceof HelmError && /not found/i.test(err.stderr)) return undefined;
+      throw err;
+    }
+  }
+
+  async #ensureNamespace(c: HelmPlanConfig, instanceId: string, namespace: string): Promise<void> {
+    if (c.namespace.strategy === 'fixed') return;
+    const core = this.#kube.kubeConfig().makeApiClient(CoreV1Api);
+    try {
+      await core.createNamespace({
+        body: {
+          metadata: { name: namespace, labels: { ...MANAGED_BY, [INSTANCE_LABEL]: idHash(instanceId) }, annotations: { [INSTANCE_ID_ANNOTATION]: instanceId } },
+        },
+      });
+    } catch (err) {
+      if (statusOf(err) === 409) {
+        const existing = await core.readNamespace({ name: namespace });
+        if (existing.metadata?.deletionTimestamp) throw new Error(`namespace ${namespace} is still being deleted`);
+        if (existing.metadata?.annotations?.[INSTANCE_ID_ANNOTATION] !== instanceId) {
+          throw new PermanentError(`Namespace ${namespace} exists and does not belong to this instance; Berth will not use it.`);
+        }
+        return;
+      }
+      if (statusOf(err) === 403) throw new PermanentError(`Berth may not create namespaces: ${reasonOf(err)}`);
+      throw err;
+    }
+  }
+
+  /** install-or-upgrade, then wait until the workloads are really ready. */
+  async #apply(op: InstanceOperation): Promise<void> {
+    const plan = op.instance.plan;
+    const c = this.#plan(plan);
+    this.#kube.kubeConfig(); // fails fast with what to configure
+    const release = releaseName(op.instance.id);
+    const namespace = this.#namespace(c, op.instance.id);
+    await op.checkpoint({ release, namespace });
+    await mkdir(resolve(this.#config.dataDir, 'helm'), { recursive: true });
+    await op.progress(`Preparing namespace ${namespace}`);
+    await this.#ensureNamespace(c, op.instance.id, namespace);
+
+    // A crash can leave the release pending; helm refuses to touch it until repaired.
+    const status = await this.#releaseStatus(release, namespace, op);
+    if (status?.startsWith('pending-')) {
+      if (op.attempt < 3) throw new Error(`release ${release} is ${status}; another helm may still be working on it`);
+      op.log.warn({ release, status }, 'repairing a release left pending');
+      if (status === 'pending-install') await this.#run(['uninstall', release, '--namespace', namespace, '--wait'], op);
+      else await this.#run(['rollback', release, '--namespace', namespace, '--wait'], op);
+    }
+
+    await op.progress(`Installing chart as release ${release} in ${namespace}`);
+    const values = JSON.stringify(this.#values(plan, op.instance.id, op.instance.parameters));
+    await this.#run(
+      ['upgrade', release, ...this.#chartArgs(c), '--install', '--namespace', namespace, '--values', '-', '--timeout', `${c.timeout}s`, '--wait=hookOnly'],
+      op,
+      values,
+    );
+    const manifest = await this.#run(['get', 'manifest', release, '--namespace', namespace], op);
+    const workloads = workloadsIn(manifest);
+    const until = Date.now() + c.timeout * 1000;
+    for (;;) {
+      let r;
+      try {
+        r = await readiness(this.#kube.kubeConfig(), namespace, workloads);
+      } catch (err) {
+        if (statusOf(err) === 403) throw new PermanentError(`Berth may not read the release's workloads: ${reasonOf(err)}`);
+        throw err;
+      }
+      if (r.ready) return;
+      if (Date.now() > until) {
+        throw new PermanentError(`The workloads of release ${release} did not become ready within ${c.timeout} s: ${r.detail}`, {
+          instanceUsable: false,
+        });
+      }
+      await op.progress(`Waiting for workloads to become ready: ${r.detail}`);
+      await sleep(2000, op.signal);
+    }
+  }
+
+  async provision(op: InstanceOperation) {
+    await this.#apply(op);
+  }
+
+  async update(op: InstanceOperation) {
+    await this.#apply(op);
+  }
+
+  async deprovision(op: InstanceOperation): Promise<void> {
+    const c = this.#plan(op.instance.plan);
+    if (!this.#kube.configured) {
+      // Nothing can have been created in a cluster Berth never knew about.
+      if (!op.state.release) return;
+      this.#kube.kubeConfig();
+    }
+    const release = releaseName(op.instance.id);
+    const namespace = this.#namespace(c, op.instance.id);
+    await op.progress(`Uninstalling release ${release}`);
+    try {
+      await this.#run(['uninstall', release, '--namespace', namespace, '--wait', '--timeout', `${c.timeout}s`], op);
+    } catch (err) {
+      if (!(err instanceof PermanentError && /not found/i.test(String((err.cause as HelmError | undefined)?.stderr ?? err.message)))) throw err;
+    }
+    if (c.namespace.strategy === 'per-instance') {
+      const core = this.#kube.kubeConfig().makeApiClient(CoreV1Api);
+      await op.progress(`Deleting namespace ${namespace}`);
+      try {
+        const ns = await core.readNamespace({ name: namespace });
+        if (ns.metadata?.annotations?.[INSTANCE_ID_ANNOTATION] !== op.instance.id) return;
+        await core.deleteNamespace({ name: namespace });
+      } catch (err) {
+        if (statusOf(err) === 404) return;
+        throw err;
+      }
+      for (;;) {
+        try {
+          await core.readNamespace({ name: namespace });
+        } catch (err) {
+          if (statusOf(err) === 404) return;
+          throw err;
+        }
+        await sleep(1000, op.signal);
+      }
+    }
+  }
+
+  async bind(op: BindingOperation): Promise<BindResult> {
+    const c = this.#plan(op.instance.plan);
+    if (!c.credentials) throw new PermanentError(`Plan "${op.instance.plan.name}" does not map any credentials.`);
+    const namespace = this.#namespace(c, op.instance.id);
+    const release = releaseName(op.instance.id);
+    const core = this.#kube.kubeConfig().makeApiClient(CoreV1Api);
+    const secrets = new Map<string, V1Secret>();
+    const services = new Map<string, V1Service>();
+    const lookup = {
+      secret: async (name: string) => {
+        if (!secrets.has(name)) secrets.set(name, await core.readNamespacedSecret({ name, namespace }));
+        return secrets.get(name)!;
+      },
+      service: async (name: string) => {
+        if (!services.has(name)) services.set(name, await core.readNamespacedService({ name, namespace }));
+        return services.get(name)!;
+      },
+    };
+    try {
+      const entries = await resolveEntries(c.credentials.entries, { release, namespace, instance_id: op.instance.id }, lookup);
+      const credentials: JsonObject = { type: c.credentials.type, provider: c.credentials.provider, ...entries };
+      const endpoints = entries.host && entries.port ? [{ host: String(entries.host), ports: [String(entries.port)] }] : undefined;
+      return { credentials, ...(endpoints ? { endpoints } : {}) };
+    } catch (err) {
+      if (statusOf(err) === 404) throw new PermanentError(`A Secret or Service the plan's credential mapping names does not exist in ${namespace}: ${reasonOf(err)}`);
+      throw err;
+    }
+  }
+
+  async unbind(): Promise<void> {
+    // Credentials come from the release; the binding Secret (if any) is removed by the engine's hook.
+  }
+
+  async validatePlan(plan: CatalogPlan): Promise<string[]> {
+    const c = this.#plan(plan);
+    const release = 'berth-validate';
+    const namespace = c.namespace.strategy === 'fixed' ? c.namespace.name : `${c.namespace.prefix}validate`;
+    let rendered: string;
+    try {
+      rendered = await helm(['template', release, ...this.#chartArgs(c), '--namespace', namespace, '--values', '-'], {
+        ...this.#helmOptions(),
+        input: JSON.stringify(this.#values(plan, 'validate', {})),
+      });
+    } catch (err) {
+      return [`helm template failed: ${(err as Error).message}`];
+    }
+    const docs = parseAllDocuments(rendered).map((d) => d.toJS() as { kind?: string; metadata?: { name?: string }; data?: JsonObject; stringData?: JsonObject; spec?: { ports?: Array<{ name?: string; port?: number }> } } | null);
+    const problems: string[] = [];
+    if (!c.credentials) return problems;
+    const vars = { release, namespace, instance_id: 'validate' };
+    for (const [entry, source] of Object.entries(c.credentials.entries)) {
+      const ref = parseSource(source, vars);
+      if (ref.kind === 'secret') {
+        const secret = docs.find((d) => d?.kind === 'Secret' && d.metadata?.name === ref.name);
+        if (!secret) problems.push(`credentials.entries.${entry}: the chart renders no Secret "${ref.name}"`);
+        else if (!(ref.key in (secret.data ?? {})) && !(ref.key in (secret.stringData ?? {}))) {
+          problems.push(`credentials.entries.${entry}: Secret "${ref.name}" has no key "${ref.key}"`);
+        }
+      } else if (ref.kind === 'service' || ref.kind === 'service-port') {
+        const svc = docs.find((d) => d?.kind === 'Service' && d.metadata?.name === ref.name);
+        if (!svc) problems.push(`credentials.entries.${entry}: the chart renders no Service "${ref.name}"`);
+        else if (ref.kind === 'service-port' && !svc.spec?.ports?.some((p) => p.name === ref.port || String(p.port) === ref.port)) {
+          problems.push(`credentials.entries.${entry}: Service "${ref.name}" has no port "${ref.port}"`);
+        }
+      }
+    }
+    return problems;
+  }
+}
+
+type Source =
+  | { kind: 'secret'; name: string; key: string }
+  | { kind: 'service'; name: string }
+  | { kind: 'service-port'; name: string; port: string }
+  | { kind: 'template'; text: string }
+  | { kind: 'literal'; text: string };
+
+function expand(text: string, vars: Record<string, string>): string {
+  return text.replace(/\{(release|namespace|instance_id)\}/g, (_, k: string) => vars[k]!);
+}
+
+function parseSource(source: string, vars: Record<string, string>): Source {
+  if (source.startsWith('secret:')) {
+    const [name, key] = source.slice(7).split(':');
+    return { kind: 'secret', name: expand(name ?? '', vars), key: key ?? '' };
+  }
+  if (source.startsWith('service:')) {
+    const [name, port] = source.slice(8).split(':');
+    return port === undefined ? { kind: 'service', name: expand(name!, vars) } : { kind: 'service-port', name: expand(name!, vars), port };
+  }
+  if (source.startsWith('template:')) return { kind: 'template', text: source.slice(9) };
+  return { kind: 'literal', text: expand(source, vars) };
+}
+
+export async function resolveEntries(
+  entries: Record<string, string>,
+  vars: Record<string, string>,
+  lookup: { secret(name: string): Promise<V1Secret>; service(name: string): Promise<V1Service> },
+): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const templates: Array<[string, string]> = [];
+  for (const [entry, source] of Object.entries(entries)) {
+    const ref = parseSource(source, vars);
+    switch (ref.kind) {
+      case 'secret': {
+        const s = await lookup.secret(ref.name);
+        const raw = s.data?.[ref.key];
+        if (raw === undefined) throw new PermanentError(`Secret ${ref.name} has no key "${ref.key}" (credentials.entries.${entry}); did the chart rename it?`);
+        out[entry] = Buffer.from(raw, 'base64').toString('utf8');
+        break;
+      }
+      case 'service':
+        await lookup.service(ref.name);
+        out[entry] = `${ref.name}.${vars.namespace}.svc.cluster.local`;
+        break;
+      case 'service-port': {
+        const svc = await lookup.service(ref.name);
+        const port = svc.spec?.ports?.find((p) => p.name === ref.port || String(p.port) === ref.port);
+        if (!port) throw new PermanentError(`Service ${ref.name} has no port "${ref.port}" (credentials.entries.${entry}).`);
+        out[entry] = String(port.port);
+        break;
+      }
+      case 'template':
+        templates.push([entry, ref.text]);
+        break;
+      case 'literal':
+        out[entry] = ref.text;
+    }
+  }
+  for (const [entry, text] of templates) {
+    out[entry] = text.replace(/\{([A-Za-z0-9_.-]+)(\|url)?\}/g, (whole, name: string, url?: string) => {
+      const v = out[name] ?? vars[name];
+      if (v === undefined) return whole;
+      return url ? encodeURIComponent(v) : v;
+    });
+  }
+  return out;
+}
