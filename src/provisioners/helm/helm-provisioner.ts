@@ -162,26 +162,33 @@ export class HelmProvisioner implements Provisioner {
     await op.progress(`Preparing namespace ${namespace}`);
     await this.#ensureNamespace(c, op.instance.id, namespace);
 
-    // A crash can leave the release pending; helm refuses to touch it until repaired.
-    const status = await this.#releaseStatus(release, namespace, op);
-    if (status?.startsWith('pending-')) {
+    await op.progress(`Installing chart as release ${release} in ${namespace}`);
+    const values = JSON.stringify(this.#values(plan, op.instance.id, op.instance.parameters));
+    const upgrade = () =>
+      this.#run(
+        ['upgrade', release, ...this.#chartArgs(c), '--install', '--namespace', namespace, '--values', '-', '--timeout', `${c.timeout}s`, '--wait=hookOnly', '--output', 'json'],
+        op,
+        values,
+      );
+    let output: string;
+    try {
+      output = await upgrade();
+    } catch (err) {
+      // A crash can leave the release pending; helm refuses to touch it until it is repaired.
+      if (!/another operation \(install\/upgrade\/rollback\) is in progress/.test(String((err as HelmError).stderr ?? (err as Error).message))) throw err;
+      const status = await this.#releaseStatus(release, namespace, op);
+      if (!status?.startsWith('pending-')) throw err;
       if (op.attempt < 3) throw new Error(`release ${release} is ${status}; another helm may still be working on it`);
       op.log.warn({ release, status }, 'repairing a release left pending');
       if (status === 'pending-install') await this.#run(['uninstall', release, '--namespace', namespace, '--wait'], op);
       else await this.#run(['rollback', release, '--namespace', namespace, '--wait'], op);
+      output = await upgrade();
     }
-
-    await op.progress(`Installing chart as release ${release} in ${namespace}`);
-    const values = JSON.stringify(this.#values(plan, op.instance.id, op.instance.parameters));
-    await this.#run(
-      ['upgrade', release, ...this.#chartArgs(c), '--install', '--namespace', namespace, '--values', '-', '--timeout', `${c.timeout}s`, '--wait=hookOnly'],
-      op,
-      values,
-    );
-    const manifest = await this.#run(['get', 'manifest', release, '--namespace', namespace], op);
+    const manifest = (JSON.parse(output) as { manifest?: string }).manifest ?? '';
     const workloads = workloadsIn(manifest);
     const until = Date.now() + c.timeout * 1000;
-    for (;;) {
+    // Start polling fast (small charts are ready within a second), back off to 2 s.
+    for (let pause = 250; ; pause = Math.min(2000, Math.round(pause * 1.5))) {
       let r;
       try {
         r = await readiness(this.#kube.kubeConfig(), namespace, workloads);
@@ -196,7 +203,7 @@ export class HelmProvisioner implements Provisioner {
         });
       }
       await op.progress(`Waiting for workloads to become ready: ${r.detail}`);
-      await sleep(2000, op.signal);
+      await sleep(pause, op.signal);
     }
   }
 
