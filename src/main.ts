@@ -149,6 +149,7 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
       await engine.stop(graceMs);
       server.closeAllConnections();
       await closed;
+      await provisioners.close();
       await database.close();
       log.info('stopped');
     })());

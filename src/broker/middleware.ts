@@ -161,5 +161,6 @@ export function idParam(req: Request, name: string): string {
   const v = req.params[name];
   if (typeof v !== 'string' || v === '') throw errors.badRequest(`${name} must be a non-empty string.`);
   if (v.length > MAX_ID_LENGTH) throw errors.badRequest(`${name} is longer than ${MAX_ID_LENGTH} characters.`);
+  if (v.includes('\0')) throw errors.badRequest(`${name} must not contain NUL characters.`);
   return v;
 }

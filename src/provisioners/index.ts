@@ -3,12 +3,16 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import type { Provisioner } from './provisioner.ts';
 import { UserProvidedProvisioner } from './user-provided/user-provided.ts';
+import { PostgresProvisioner } from './postgres/postgres.ts';
+import { MysqlProvisioner } from './mysql/mysql.ts';
 import { HelmProvisioner } from './helm/helm-provisioner.ts';
 import type { KubernetesAccess } from '../kubernetes/client.ts';
 
 export function builtInProvisioners(config: Config, log: Logger, kube: KubernetesAccess): Provisioner[] {
   return [
     new UserProvidedProvisioner(),
+    new PostgresProvisioner(config, log),
+    new MysqlProvisioner(config, log),
     new HelmProvisioner(config, kube, log),
   ];
 }

@@ -10,7 +10,17 @@
 //   using it, through `op.checkpoint`, so a re-run reuses it.
 // - Long waits observe `op.signal`: it aborts when the operation is halted (a
 //   delete arrived during a create), its deadline passes, its lease is lost
-//   or the process is shutting down. Throw (any error) when it aborts.
+//   or the process is shutting down. Throw (any error) when it aborts. When
+//   the lease cannot be renewed the engine aborts before it can expire, so a
+//   provisioner that honours the signal never overlaps the next owner.
+// - `op.checkpoint` is fenced: it stores only while this worker holds the
+//   operation and throws otherwise (and on abort); `op.progress` never throws.
+// - The engine reconciles by re-running: after a crash the next worker calls
+//   the same method again (op.attempt > 1); each step looks at what exists
+//   (and at op.state) and does only what is missing. `deprovision` and
+//   `unbind` also run after a create that failed, timed out or was halted
+//   half-way (a platform's orphan mitigation): remove whatever exists.
+//   See docs/operations.md.
 // - Throw `PermanentError` for failures that retrying cannot fix (bad values,
 //   unsupported change); any other error is treated as transient and retried
 //   with backoff until the attempt budget or the deadline is spent.
@@ -106,6 +116,8 @@ export interface Provisioner {
   deprovision(op: InstanceOperation): Promise<void>;
   bind(op: BindingOperation): Promise<BindResult>;
   unbind(op: BindingOperation): Promise<void>;
+  /** Releases connections the provisioner keeps (called once, at shutdown). */
+  close?(): Promise<void>;
 }
 
 /** A failure that retrying cannot fix. `message` is shown to the platform's user. */
@@ -131,6 +143,10 @@ export class ProvisionerRegistry {
     const p = this.#kinds.get(kind);
     if (!p) throw new Error(`no provisioner of kind "${kind}"`);
     return p;
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.#kinds.values()].map((p) => p.close?.()));
   }
 
   forPlan(plan: CatalogPlan): Provisioner {

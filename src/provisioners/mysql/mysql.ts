@@ -1,0 +1,336 @@
+// `mysql`: a database per instance and a user per binding, on an existing
+// MySQL (5.7+) or MariaDB (10.3+) server that the plan names.
+//
+//   provision    CREATE DATABASE berthi<h> with the plan's character set/collation
+//   bind         user 'berthb<h'>'@'<user_host>' with a random password and ALL
+//                PRIVILEGES on that database only (MySQL objects have no owner,
+//                so sibling bindings share everything); then Berth logs in with
+//                it before answering
+//   unbind       DROP USER, then end the sessions it still has
+//   deprovision  every Berth user holding grants on the database (not only the
+//                bindings the engine knows), the database's sessions, DROP DATABASE
+//   update       converges character set/collation and the per-user connection limit
+//
+// Names contain only letters and digits: in GRANT ... ON `db`.*, `_` and `%`
+// are wildcards, so a name with them would grant more than one database.
+// Provision, update and deprovision are asynchronous; bind and unbind synchronous.
+import { createHash } from 'node:crypto';
+import mysql from 'mysql2/promise';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { CatalogPlan } from '../../catalog/catalog.ts';
+import type { Config } from '../../config.ts';
+import { failpoint } from '../../failpoints.ts';
+import {
+  PermanentError,
+  type BindingOperation,
+  type BindResult,
+  type InstanceOperation,
+  type InstanceView,
+  type JsonObject,
+  type OperationKind,
+  type Provisioner,
+  type UpdateOperation,
+} from '../provisioner.ts';
+import { authority, resolveServer, SERVER_NAME, urlWith, type DatabaseServer } from '../database-server.ts';
+import { generatePassword, mysqlNames, quoteMysqlIdent as ident, quoteMysqlString as str } from '../sql-names.ts';
+
+const planConfigSchema = z.strictObject({
+  /** Server name: its admin URL is BERTH_MYSQL_<NAME>_URL (or _URL_FILE). */
+  server: z.string().regex(SERVER_NAME, 'must be a server name: letters, digits, "-" and "_", starting with a letter or digit, at most 63 characters'),
+  charset: z.string().regex(/^[A-Za-z0-9_]{1,32}$/, 'must be a character set name').default('utf8mb4'),
+  collation: z.string().regex(/^[A-Za-z0-9_]{1,64}$/, 'must be a collation name').optional(),
+  /** MAX_USER_CONNECTIONS of each binding's user; 0 = the server's default. */
+  max_user_connections: z.number().int().min(0).max(2_147_483_647).default(0),
+  /** The host part of binding users ('%' = from anywhere). */
+  user_host: z.string().regex(/^[A-Za-z0-9.%_:/-]{1,255}$/, 'must be a MySQL host pattern (letters, digits, ".", "%", "_", ":", "/", "-")').default('%'),
+});
+
+export type MysqlPlanConfig = z.infer<typeof planConfigSchema>;
+
+/** Error numbers retrying will not fix: access denied, missing privileges, bad settings, password policy, syntax. */
+const PERMANENT_ERRNOS = new Set([1044, 1045, 1698, 1142, 1227, 1410, 1819, 1064, 1115, 1273, 1253, 1396, 1470]);
+const UNKNOWN_THREAD = 1094;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+type Conn = mysql.Connection;
+
+export class MysqlProvisioner implements Provisioner {
+  readonly kind = 'mysql';
+  readonly #env: Readonly<Record<string, string | undefined>>;
+  readonly #log: Logger;
+
+  constructor(config: Pick<Config, 'env'>, log: Logger) {
+    this.#env = config.env;
+    this.#log = log.child({ provisioner: 'mysql' });
+  }
+
+  parsePlanConfig(block: JsonObject): ReturnType<Provisioner['parsePlanConfig']> {
+    const parsed = planConfigSchema.safeParse(block);
+    if (!parsed.success) {
+      return { problems: parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })) };
+    }
+    return { config: parsed.data };
+  }
+
+  isAsync(kind: OperationKind): boolean {
+    return kind === 'provision' || kind === 'update' || kind === 'deprovision';
+  }
+
+  checkUpdate(from: CatalogPlan, to: CatalogPlan): string | undefined {
+    if (to.provisioner.kind !== this.kind) return `Plan "${to.name}" is not a mysql plan; a database cannot move to another kind of service.`;
+    const a = from.provisioner.config as MysqlPlanConfig;
+    const b = to.provisioner.config as MysqlPlanConfig;
+    if (a.server !== b.server) return `Plan "${to.name}" is on another server ("${b.server}", not "${a.server}"); Berth does not move databases between servers.`;
+    if (a.user_host !== b.user_host) return `Plan "${to.name}" gives binding users another host pattern; existing bindings cannot be changed to it.`;
+    return undefined;
+  }
+
+  // ---- instances -----------------------------------------------------------------------
+
+  async provision(op: InstanceOperation): Promise<void> {
+    await this.#converge(op);
+  }
+
+  async update(op: UpdateOperation): Promise<void> {
+    await this.#converge(op);
+  }
+
+  async #converge(op: InstanceOperation): Promise<void> {
+    const config = op.instance.plan.provisioner.config as MysqlPlanConfig;
+    const names = instanceNames(op.instance, op.state);
+    // Resolved before the checkpoint: an instance whose state names no server never touched one.
+    const server = this.#server(names.server);
+    if (op.state.server !== names.server || op.state.database !== names.database) await op.checkpoint({ ...names });
+    const db = ident(names.database);
+    const charset = `CHARACTER SET ${str(config.charset)}${config.collation ? ` COLLATE ${str(config.collation)}` : ''}`;
+
+    op.signal.throwIfAborted();
+    await op.progress('Creating the database');
+    await this.#admin(server, op.signal, async (c) => {
+      const [found] = await c.execute<mysql.RowDataPacket[]>('SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [names.database]);
+      if (found.length === 0) {
+        await c.query(`CREATE DATABASE IF NOT EXISTS ${db} ${charset}`);
+        failpoint('mysql:after-create-database');
+      }
+      await c.query(`ALTER DATABASE ${db} ${charset}`);
+      // After a plan change, existing binding users get the new plan's connection limit.
+      for (const u of await berthUsersOf(c, names.database)) {
+        await c.query(`ALTER USER ${str(u.user)}@${str(u.host)} WITH MAX_USER_CONNECTIONS ${config.max_user_connections}`);
+      }
+    });
+  }
+
+  async deprovision(op: InstanceOperation): Promise<void> {
+    // Provision checkpoints the names before it touches the server: without them nothing was created.
+    if (typeof op.state.server !== 'string') return;
+    const names = instanceNames(op.instance, op.state);
+    const server = this.#server(names.server);
+    await op.progress('Dropping the users and the database');
+    await this.#admin(server, op.signal, async (c) => {
+      for (const u of await berthUsersOf(c, names.database)) await dropUser(c, u.user, u.host);
+      const [sessions] = await c.execute<mysql.RowDataPacket[]>('SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()', [
+        names.database,
+      ]);
+      await kill(c, sessions.map((r) => r.ID));
+      await c.query(`DROP DATABASE IF EXISTS ${ident(names.database)}`);
+    });
+  }
+
+  // ---- bindings ------------------------------------------------------------------------
+
+  async bind(op: BindingOperation): Promise<BindResult> {
+    const config = op.instance.plan.provisioner.config as MysqlPlanConfig;
+    const names = instanceNames(op.instance, op.instance.state);
+    const user = mysqlNames.bindingUser(op.instance.id, op.binding.id);
+    const host = typeof op.state.host === 'string' ? op.state.host : config.user_host;
+    const server = this.#server(names.server);
+    let password = op.state.user === user && typeof op.state.password === 'string' ? op.state.password : undefined;
+    if (password === undefined) {
+      // Stored before it is used: a re-run after a crash sets the same password again.
+      password = generatePassword();
+      await op.checkpoint({ user, host, password });
+    }
+    const account = `${str(user)}@${str(host)}`;
+    const limit = `WITH MAX_USER_CONNECTIONS ${config.max_user_connections}`;
+    await this.#admin(server, op.signal, async (c) => {
+      const [found] = await c.execute<mysql.RowDataPacket[]>(
+        'SELECT VERSION() AS version, EXISTS (SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?) AS present',
+        [names.database],
+      );
+      if (!Number(found[0]!.present)) throw new PermanentError('The service instance is incomplete (its database is missing); update or re-create the instance.');
+      // MariaDB writes CREATE/ALTER USER to its binary and general logs as sent: send it the password hash.
+      // (MySQL rewrites the password out of its logs itself, and its default plugin needs the password.)
+      const identified = /mariadb/i.test(String(found[0]!.version))
+        ? `IDENTIFIED BY PASSWORD ${str(nativePasswordHash(password))}`
+        : `IDENTIFIED BY ${str(password)}`;
+      await c.query(`CREATE USER IF NOT EXISTS ${account} ${identified} ${limit}`);
+      // When it existed already (a re-run), make sure it has this password and limit.
+      await c.query(`ALTER USER ${account} ${identified} ${limit}`);
+      await c.query(`GRANT ALL PRIVILEGES ON ${ident(names.database)}.* TO ${account}`);
+    });
+
+    await this.#verifyLogin(server, names.database, user, password, op.signal);
+
+    const ahost = server.advertisedHost;
+    const port = server.advertisedPort;
+    const hp = authority(ahost, port);
+    const enc = encodeURIComponent;
+    return {
+      credentials: {
+        type: 'mysql',
+        host: ahost,
+        port: String(port),
+        database: names.database,
+        username: user,
+        password,
+        uri: `mysql://${enc(user)}:${enc(password)}@${hp}/${enc(names.database)}`,
+        'jdbc-url': `jdbc:mysql://${hp}/${enc(names.database)}?user=${enc(user)}&password=${enc(password)}`,
+      },
+    };
+  }
+
+  async unbind(op: BindingOperation): Promise<void> {
+    // Bind checkpoints the user before creating it: without it nothing was created.
+    if (typeof op.state.user !== 'string') return;
+    const names = instanceNames(op.instance, op.instance.state);
+    const user = mysqlNames.bindingUser(op.instance.id, op.binding.id);
+    const host = typeof op.state.host === 'string' ? op.state.host : (op.instance.plan.provisioner.config as MysqlPlanConfig).user_host;
+    const server = this.#server(names.server);
+    await this.#admin(server, op.signal, (c) => dropUser(c, user, host));
+  }
+
+  // ---- connections ---------------------------------------------------------------------
+
+  #server(name: string): DatabaseServer {
+    return resolveServer(this.#env, 'mysql', name, ['mysql:', 'mariadb:'], 3306);
+  }
+
+  /**
+   * Runs `fn` on a fresh admin connection (operations are rare; no pool to keep alive or to close).
+   * When `signal` aborts (lease lost, halt, shutdown), the statement in flight is killed on the
+   * server, so no statement of this worker outlives its hold on the operation.
+   */
+  async #admin<T>(server: DatabaseServer, signal: AbortSignal, fn: (c: Conn) => Promise<T>): Promise<T> {
+    signal.throwIfAborted();
+    let c: Conn;
+    try {
+      c = await mysql.createConnection({ ...connectionOptions(server.adminUrl), multipleStatements: false });
+    } catch (err) {
+      throw classify(err, server);
+    }
+    c.on('error', (err: Error) => this.#log.debug({ err: err.message }, 'admin connection error'));
+    const onAbort = () => void this.#cancel(server, c.threadId);
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      // A statement that waits on an app's metadata locks gives up (and the operation retries) instead of hanging.
+      await c.query('SET SESSION lock_wait_timeout = 20');
+      const result = await fn(c);
+      signal.throwIfAborted();
+      return result;
+    } catch (err) {
+      signal.throwIfAborted();
+      throw classify(err, server);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      await c.end().catch(() => c.destroy());
+    }
+  }
+
+  /** Kills the statement an admin connection is running (from a separate connection). Best effort. */
+  async #cancel(server: DatabaseServer, threadId: number): Promise<void> {
+    if (!Number.isSafeInteger(threadId) || threadId <= 0) return;
+    let c: Conn | undefined;
+    try {
+      c = await mysql.createConnection(connectionOptions(server.adminUrl));
+      c.on('error', () => {});
+      await c.query(`KILL QUERY ${threadId}`);
+    } catch (err) {
+      this.#log.debug({ err: (err as Error).message }, 'cancelling an admin statement failed');
+    } finally {
+      await c?.end().catch(() => c?.destroy());
+    }
+  }
+
+  /** Logs in with the new credentials and runs a query; throws (transient) until that works. */
+  async #verifyLogin(server: DatabaseServer, database: string, user: string, password: string, signal: AbortSignal): Promise<void> {
+    let last: unknown;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      signal.throwIfAborted();
+      let c: Conn | undefined;
+      try {
+        c = await mysql.createConnection(connectionOptions(urlWith(server.adminUrl, { user, password, database })));
+        c.on('error', () => {});
+        await c.query('SELECT 1');
+        return;
+      } catch (err) {
+        last = err;
+      } finally {
+        await c?.end().catch(() => c?.destroy());
+      }
+      if (attempt < 3) await sleep(200 * attempt);
+    }
+    throw new Error(`logging in with the new credentials failed: ${(last as Error)?.message ?? String(last)}`, { cause: last });
+  }
+}
+
+/** The mysql_native_password hash: "*" and the upper-case hex of SHA1(SHA1(password)). */
+export function nativePasswordHash(password: string): string {
+  const inner = createHash('sha1').update(password, 'utf8').digest();
+  return `*${createHash('sha1').update(inner).digest('hex').toUpperCase()}`;
+}
+
+function connectionOptions(url: string): mysql.ConnectionOptions {
+  // mysql2 reads mysql:// URLs; a mariadb:// one is the same thing.
+  return { uri: url.replace(/^mariadb:/, 'mysql:'), connectTimeout: 10_000 };
+}
+
+function errnoOf(err: unknown): number | undefined {
+  const n = (err as { errno?: unknown } | undefined)?.errno;
+  return typeof n === 'number' ? n : undefined;
+}
+
+function classify(err: unknown, server: DatabaseServer): unknown {
+  if (err instanceof PermanentError) return err;
+  const errno = errnoOf(err);
+  const sqlState = (err as { sqlState?: unknown } | undefined)?.sqlState;
+  if ((errno !== undefined && PERMANENT_ERRNOS.has(errno)) || sqlState === '28000') {
+    return new PermanentError(`mysql server "${server.name}": ${(err as Error).message} (error ${errno})`, { cause: err });
+  }
+  return err;
+}
+
+/** Berth's binding users that hold privileges on the database (including ones the broker lost track of). */
+async function berthUsersOf(c: Conn, database: string): Promise<Array<{ user: string; host: string }>> {
+  const [rows] = await c.execute<mysql.RowDataPacket[]>('SELECT DISTINCT User AS user, Host AS host FROM mysql.db WHERE Db = ?', [database]);
+  return rows
+    .map((r) => ({ user: String(r.user), host: String(r.host) }))
+    .filter((u) => u.user.startsWith(mysqlNames.bindingUserPrefix) && /^[a-z2-7]+$/.test(u.user.slice(mysqlNames.bindingUserPrefix.length)));
+}
+
+/** DROP USER (no new logins, no privileges), then ends the sessions it still has (DROP USER does not). */
+async function dropUser(c: Conn, user: string, host: string): Promise<void> {
+  await c.query(`DROP USER IF EXISTS ${str(user)}@${str(host)}`);
+  const [sessions] = await c.execute<mysql.RowDataPacket[]>('SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? AND ID <> CONNECTION_ID()', [user]);
+  await kill(c, sessions.map((r) => r.ID));
+}
+
+async function kill(c: Conn, ids: unknown[]): Promise<void> {
+  for (const raw of ids) {
+    const id = Number(raw);
+    if (!Number.isSafeInteger(id) || id <= 0) continue;
+    try {
+      await c.query(`KILL CONNECTION ${id}`);
+    } catch (err) {
+      if (errnoOf(err) !== UNKNOWN_THREAD) throw err; // it ended meanwhile
+    }
+  }
+}
+
+function instanceNames(instance: InstanceView, state: JsonObject): { server: string; database: string } {
+  const config = instance.plan.provisioner.config as MysqlPlanConfig;
+  // An instance stays on the server it was created on, whatever the catalog says later.
+  const server = typeof state.server === 'string' ? state.server : config.server;
+  return { server, database: mysqlNames.database(instance.id) };
+}

@@ -1,0 +1,528 @@
+// `postgres`: a database per instance and a login role per binding, on an
+// existing PostgreSQL (13 or later) server that the plan names.
+//
+//   provision    database berth_i_<h> (owned by the admin user, CONNECT revoked
+//                from PUBLIC), owner role berth_o_<h> (NOLOGIN) holding
+//                CONNECT, TEMPORARY and CREATE on it and owning its public
+//                schema; connection limit and extensions from the plan/parameters
+//   bind         role berth_b_<h'> LOGIN INHERIT IN ROLE owner, whose sessions
+//                start as the owner role (ALTER ROLE ... SET role), so what an
+//                app creates belongs to the instance and every sibling binding
+//                can use it; then Berth logs in with it before answering
+//   unbind       NOLOGIN, end its sessions, REASSIGN OWNED to the owner role and
+//                DROP OWNED (in the instance database), DROP ROLE
+//   deprovision  DROP DATABASE ... WITH (FORCE), then every binding role still
+//                in the owner role, then the owner role
+//   update       converges the same settings (connection limit, extensions)
+//
+// Provision, update and deprovision are asynchronous (CREATE/DROP DATABASE
+// copy or remove files and may take seconds on a busy server); bind and unbind
+// are a few statements and a login, answered synchronously.
+//
+// Every step looks before it creates and tolerates "already gone" on delete;
+// names come from the ids (sql-names.ts), the password is checkpointed before
+// use. Only SCRAM verifiers, never passwords, are sent in SQL.
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { CatalogPlan } from '../../catalog/catalog.ts';
+import type { Config } from '../../config.ts';
+import { failpoint } from '../../failpoints.ts';
+import {
+  PermanentError,
+  type BindingOperation,
+  type BindResult,
+  type InstanceOperation,
+  type InstanceView,
+  type JsonObject,
+  type OperationKind,
+  type Provisioner,
+  type UpdateOperation,
+} from '../provisioner.ts';
+import { authority, resolveServer, SERVER_NAME, urlWith, type DatabaseServer } from '../database-server.ts';
+import { generatePassword, pgNames, quotePgIdent as ident, quotePgLiteral as literal } from '../sql-names.ts';
+import { scramSha256Verifier } from './scram.ts';
+
+const EXTENSION_NAME = /^[A-Za-z0-9_][A-Za-z0-9_-]{0,62}$/;
+
+const planConfigSchema = z.strictObject({
+  /** Server name: its admin URL is BERTH_POSTGRES_<NAME>_URL (or _URL_FILE). */
+  server: z.string().regex(SERVER_NAME, 'must be a server name: letters, digits, "-" and "_", starting with a letter or digit, at most 63 characters'),
+  /** ALTER DATABASE ... CONNECTION LIMIT; -1 = no limit. */
+  connection_limit: z.number().int().min(-1).max(1_000_000).default(-1),
+  /** Extensions a user may ask for with the `extensions` parameter (Berth's admin creates them). */
+  allowed_extensions: z.array(z.string().regex(EXTENSION_NAME, 'must be an extension name')).default([]),
+});
+
+export type PostgresPlanConfig = z.infer<typeof planConfigSchema>;
+
+interface InstanceNames {
+  server: string;
+  database: string;
+  ownerRole: string;
+}
+
+/** SQLSTATEs that retrying will not fix: bad admin credentials, missing privileges, unsupported server, invalid values. */
+const PERMANENT_CODES = new Set(['28P01', '28000', '3D000', '42501', '42601', '0A000', '58P01', '22023']);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class PostgresProvisioner implements Provisioner {
+  readonly kind = 'postgres';
+  readonly #env: Readonly<Record<string, string | undefined>>;
+  readonly #log: Logger;
+  readonly #pools = new Map<string, { url: string; pool: pg.Pool }>();
+
+  constructor(config: Pick<Config, 'env'>, log: Logger) {
+    this.#env = config.env;
+    this.#log = log.child({ provisioner: 'postgres' });
+  }
+
+  parsePlanConfig(block: JsonObject): ReturnType<Provisioner['parsePlanConfig']> {
+    const parsed = planConfigSchema.safeParse(block);
+    if (!parsed.success) {
+      return { problems: parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })) };
+    }
+    return { config: parsed.data };
+  }
+
+  isAsync(kind: OperationKind): boolean {
+    return kind === 'provision' || kind === 'update' || kind === 'deprovision';
+  }
+
+  checkUpdate(from: CatalogPlan, to: CatalogPlan): string | undefined {
+    if (to.provisioner.kind !== this.kind) return `Plan "${to.name}" is not a postgres plan; a database cannot move to another kind of service.`;
+    const a = from.provisioner.config as PostgresPlanConfig;
+    const b = to.provisioner.config as PostgresPlanConfig;
+    if (a.server !== b.server) return `Plan "${to.name}" is on another server ("${b.server}", not "${a.server}"); Berth does not move databases between servers.`;
+    return undefined;
+  }
+
+  /** Ends the admin connection pools (for embedders and benchmarks; idle pools never keep the process alive). */
+  async close(): Promise<void> {
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    await Promise.all(pools.map((p) => p.pool.end().catch(() => {})));
+  }
+
+  // ---- instances -----------------------------------------------------------------------
+
+  async provision(op: InstanceOperation): Promise<void> {
+    await this.#converge(op, undefined);
+  }
+
+  async update(op: UpdateOperation): Promise<void> {
+    await this.#converge(op, op.previous);
+  }
+
+  async #converge(op: InstanceOperation, previous: UpdateOperation['previous'] | undefined): Promise<void> {
+    const plan = op.instance.plan;
+    const config = plan.provisioner.config as PostgresPlanConfig;
+    const extensions = requestedExtensions(op.instance.parameters, plan);
+    let removed: string[] = [];
+    if (previous) {
+      const before = previousExtensions(previous.parameters, previous.plan);
+      removed = before.filter((e) => !extensions.includes(e));
+    }
+    const names = instanceNames(op.instance, op.state);
+    // Resolved before the checkpoint: an instance whose state names no server never touched one.
+    const server = this.#server(names.server);
+    if (op.state.server !== names.server || op.state.database !== names.database || op.state.ownerRole !== names.ownerRole) {
+      await op.checkpoint({ ...names });
+    }
+    const db = ident(names.database);
+    const owner = ident(names.ownerRole);
+
+    op.signal.throwIfAborted();
+    await op.progress('Creating the database');
+    await this.#admin(server, op.signal, async (c) => {
+      const found = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [names.database]);
+      if (found.rowCount === 0) {
+        try {
+          // Closed to connections until its privileges are in place (opened below).
+          await c.query(`CREATE DATABASE ${db} WITH ALLOW_CONNECTIONS = false`);
+        } catch (err) {
+          if (codeOf(err) !== '42P04') throw err; // duplicate_database: created meanwhile
+        }
+        failpoint('postgres:after-create-database');
+      }
+      await c.query(`REVOKE ALL ON DATABASE ${db} FROM PUBLIC`);
+    });
+
+    op.signal.throwIfAborted();
+    await op.progress('Creating the owner role');
+    await this.#admin(server, op.signal, async (c) => {
+      await ensureRole(c, names.ownerRole, 'NOLOGIN');
+      await c.query(
+        [
+          `GRANT CONNECT, TEMPORARY, CREATE ON DATABASE ${db} TO ${owner}`,
+          `ALTER DATABASE ${db} WITH CONNECTION LIMIT ${config.connection_limit}`,
+          `ALTER DATABASE ${db} WITH ALLOW_CONNECTIONS = true`,
+        ].join(';\n'),
+      );
+    });
+
+    op.signal.throwIfAborted();
+    await op.progress('Configuring the database');
+    await this.#inDatabase(server, names.database, op.signal, async (c) => {
+      const pub = await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'public'`);
+      if (pub.rowCount) await c.query(`ALTER SCHEMA public OWNER TO ${owner}`);
+      for (const ext of removed) {
+        try {
+          await c.query(`DROP EXTENSION IF EXISTS ${ident(ext)} RESTRICT`);
+        } catch (err) {
+          if (codeOf(err) === '2BP01') {
+            throw new PermanentError(`Extension "${ext}" cannot be removed: objects in the database depend on it. Drop them first, then update again.`, {
+              instanceUsable: true,
+              updateRepeatable: true,
+              cause: err,
+            });
+          }
+          throw err;
+        }
+      }
+      for (const ext of extensions) {
+        try {
+          await c.query(`CREATE EXTENSION IF NOT EXISTS ${ident(ext)}`);
+        } catch (err) {
+          const code = codeOf(err);
+          if (code === '58P01' || code === '0A000' || code === '42501') {
+            throw new PermanentError(`Extension "${ext}" cannot be installed on this server: ${(err as Error).message}`, { instanceUsable: true, cause: err });
+          }
+          throw err;
+        }
+      }
+    });
+  }
+
+  async deprovision(op: InstanceOperation): Promise<void> {
+    // Provision checkpoints the names before it touches the server: without them nothing was created
+    // (e.g. the server was never configured), and there is nothing to remove.
+    if (typeof op.state.server !== 'string') return;
+    const names = instanceNames(op.instance, op.state);
+    const server = this.#server(names.server);
+    await op.progress('Dropping the database');
+    await this.#admin(server, op.signal, async (c) => {
+      // FORCE ends the sessions still connected to it (PostgreSQL 13+).
+      await c.query(`DROP DATABASE IF EXISTS ${ident(names.database)} WITH (FORCE)`);
+    });
+    op.signal.throwIfAborted();
+    await op.progress('Dropping the roles');
+    await this.#admin(server, op.signal, async (c) => {
+      // Binding roles the engine did not unbind (a failed bind, a crash): every member of the owner role with Berth's prefix.
+      const members = await c.query<{ rolname: string }>(
+        `SELECT m.rolname FROM pg_auth_members am
+           JOIN pg_roles o ON o.oid = am.roleid
+           JOIN pg_roles m ON m.oid = am.member
+          WHERE o.rolname = $1 AND left(m.rolname, length($2)) = $2`,
+        [names.ownerRole, pgNames.bindingRolePrefix],
+      );
+      for (const { rolname } of members.rows) {
+        await disableAndDisconnect(c, rolname);
+        await c.query(`DROP ROLE IF EXISTS ${ident(rolname)}`);
+      }
+      await c.query(`DROP ROLE IF EXISTS ${ident(names.ownerRole)}`);
+    });
+  }
+
+  // ---- bindings ------------------------------------------------------------------------
+
+  async bind(op: BindingOperation): Promise<BindResult> {
+    const names = instanceNames(op.instance, op.instance.state);
+    const role = pgNames.bindingRole(op.instance.id, op.binding.id);
+    const server = this.#server(names.server);
+    let password = op.state.role === role && typeof op.state.password === 'string' ? op.state.password : undefined;
+    if (password === undefined) {
+      // Stored before it is used: a re-run after a crash sets the same password again.
+      password = generatePassword();
+      await op.checkpoint({ role, password });
+    }
+    const verifier = literal(await scramSha256Verifier(password));
+    const loginAsOwner = `ALTER ROLE ${ident(role)} SET role = ${literal(names.ownerRole)}`;
+    await this.#admin(server, op.signal, async (c) => {
+      const { rows } = await c.query<{ owner: boolean; binding: boolean }>(
+        'SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AS owner, EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2) AS binding',
+        [names.ownerRole, role],
+      );
+      if (!rows[0]!.owner) {
+        throw new PermanentError('The service instance is incomplete (its owner role is missing); update or re-create the instance.');
+      }
+      if (!rows[0]!.binding) {
+        try {
+          // One implicit transaction: the role exists fully configured or not at all.
+          await c.query(`CREATE ROLE ${ident(role)} WITH LOGIN INHERIT PASSWORD ${verifier} IN ROLE ${ident(names.ownerRole)};\n${loginAsOwner}`);
+          failpoint('postgres:after-create-role');
+          return;
+        } catch (err) {
+          const code = codeOf(err);
+          if (code !== '42710' && code !== '23505') throw err; // created meanwhile: converge it below
+        }
+      }
+      // A re-run: make sure the role has this password, its membership and its session role.
+      await c.query(
+        [
+          `ALTER ROLE ${ident(role)} WITH LOGIN INHERIT PASSWORD ${verifier}`,
+          `GRANT ${ident(names.ownerRole)} TO ${ident(role)}`,
+          loginAsOwner,
+        ].join(';\n'),
+      );
+    });
+
+    await this.#verifyLogin(server, names.database, role, password, op.signal);
+
+    const host = server.advertisedHost;
+    const port = server.advertisedPort;
+    const hp = authority(host, port);
+    const enc = encodeURIComponent;
+    return {
+      credentials: {
+        type: 'postgresql',
+        host,
+        port: String(port),
+        database: names.database,
+        username: role,
+        password,
+        uri: `postgresql://${enc(role)}:${enc(password)}@${hp}/${enc(names.database)}`,
+        'jdbc-url': `jdbc:postgresql://${hp}/${enc(names.database)}?user=${enc(role)}&password=${enc(password)}`,
+      },
+    };
+  }
+
+  async unbind(op: BindingOperation): Promise<void> {
+    // Bind checkpoints the role before creating it: without it nothing was created.
+    if (typeof op.state.role !== 'string') return;
+    const names = instanceNames(op.instance, op.instance.state);
+    const role = pgNames.bindingRole(op.instance.id, op.binding.id);
+    const server = this.#server(names.server);
+    const owned = await this.#admin(server, op.signal, async (c) => {
+      const { rows } = await c.query<{ role: boolean; owner: boolean; owns: boolean }>(
+        `SELECT r.oid IS NOT NULL AS role,
+                EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2) AS owner,
+                EXISTS (SELECT 1 FROM pg_shdepend s
+                         WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = r.oid AND s.dbid = d.oid) AS owns
+           FROM (SELECT 1) AS one
+           LEFT JOIN pg_roles r ON r.rolname = $1
+           LEFT JOIN pg_database d ON d.datname = $3`,
+        [role, names.ownerRole, names.database],
+      );
+      const found = rows[0]!;
+      if (!found.role) return undefined;
+      // No new sessions (committed first, so no login slips in), end the current ones, and, when the role
+      // owns nothing and holds no privilege of its own in the instance database (the usual case: apps work
+      // as the owner role), drop it right away.
+      await c.query(`ALTER ROLE ${ident(role)} NOLOGIN`);
+      const statements = [`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ${literal(role)} AND pid <> pg_backend_pid()`];
+      if (!found.owns) statements.push(`DROP ROLE ${ident(role)}`);
+      await c.query(statements.join(';\n'));
+      return found.owns ? found : undefined;
+    });
+    if (!owned) return;
+    // What the app created outside the owner role (after RESET ROLE) stays with the instance.
+    await this.#inDatabase(server, names.database, op.signal, async (c) => {
+      if (owned.owner) await c.query(`REASSIGN OWNED BY ${ident(role)} TO ${ident(names.ownerRole)}`);
+      await c.query(`DROP OWNED BY ${ident(role)}`);
+    });
+    await this.#admin(server, op.signal, (c) => c.query(`DROP ROLE IF EXISTS ${ident(role)}`));
+  }
+
+  // ---- connections ---------------------------------------------------------------------
+
+  #server(name: string): DatabaseServer {
+    return resolveServer(this.#env, 'postgres', name, ['postgres:', 'postgresql:'], 5432);
+  }
+
+  #pool(server: DatabaseServer): pg.Pool {
+    let entry = this.#pools.get(server.name);
+    if (entry && entry.url !== server.adminUrl) {
+      // The admin URL changed (a rotated secret file): start over with the new one.
+      void entry.pool.end().catch(() => {});
+      entry = undefined;
+    }
+    if (!entry) {
+      const pool = new pg.Pool({
+        ...adminClientOptions(server.adminUrl),
+        max: 4,
+        idleTimeoutMillis: 10_000,
+        allowExitOnIdle: true,
+      });
+      pool.on('error', (err) => this.#log.warn({ err: err.message, server: server.name }, 'idle admin connection failed'));
+      entry = { url: server.adminUrl, pool };
+      this.#pools.set(server.name, entry);
+    }
+    return entry.pool;
+  }
+
+  /**
+   * Runs `fn` on an admin connection to the server's maintenance database. When `signal` aborts
+   * (lease lost, halt, shutdown), the statement in flight is cancelled on the server, so no
+   * statement of this worker outlives its hold on the operation.
+   */
+  async #admin<T>(server: DatabaseServer, signal: AbortSignal, fn: (c: pg.ClientBase) => Promise<T>): Promise<T> {
+    signal.throwIfAborted();
+    let client: pg.PoolClient;
+    try {
+      client = await this.#pool(server).connect();
+    } catch (err) {
+      throw classify(err, server);
+    }
+    let broken: Error | undefined;
+    const onAbort = () => {
+      broken = new Error('aborted');
+      void this.#cancel(server, client);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const result = await fn(client);
+      signal.throwIfAborted();
+      return result;
+    } catch (err) {
+      if (!codeOf(err) && !(err instanceof PermanentError)) broken ??= err as Error; // a connection-level failure: do not reuse the client
+      signal.throwIfAborted();
+      throw classify(err, server);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      client.release(broken);
+    }
+  }
+
+  /** Runs `fn` on an admin connection to one database (short-lived: that database may be dropped next). */
+  async #inDatabase<T>(server: DatabaseServer, database: string, signal: AbortSignal, fn: (c: pg.ClientBase) => Promise<T>): Promise<T> {
+    signal.throwIfAborted();
+    const client = new pg.Client(adminClientOptions(urlWith(server.adminUrl, { database })));
+    client.on('error', () => {});
+    const onAbort = () => void this.#cancel(server, client);
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      await client.connect();
+      const result = await fn(client);
+      signal.throwIfAborted();
+      return result;
+    } catch (err) {
+      signal.throwIfAborted();
+      throw classify(err, server);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      await client.end().catch(() => {});
+    }
+  }
+
+  /** Cancels what `client` is running (pg_cancel_backend from a separate connection). Best effort. */
+  async #cancel(server: DatabaseServer, client: pg.ClientBase): Promise<void> {
+    const pid = (client as unknown as { processID?: unknown }).processID;
+    if (typeof pid !== 'number') return;
+    const c = new pg.Client(adminClientOptions(server.adminUrl));
+    c.on('error', () => {});
+    try {
+      await c.connect();
+      await c.query('SELECT pg_cancel_backend($1)', [pid]);
+    } catch (err) {
+      this.#log.debug({ err: (err as Error).message }, 'cancelling an admin statement failed');
+    } finally {
+      await c.end().catch(() => {});
+    }
+  }
+
+  /** Logs in with the new credentials and runs a query; throws (transient) until that works. */
+  async #verifyLogin(server: DatabaseServer, database: string, user: string, password: string, signal: AbortSignal): Promise<void> {
+    let last: unknown;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      signal.throwIfAborted();
+      const client = new pg.Client({ connectionString: urlWith(server.adminUrl, { user, password, database }), connectionTimeoutMillis: 10_000 });
+      client.on('error', () => {});
+      try {
+        await client.connect();
+        await client.query('SELECT 1');
+        return;
+      } catch (err) {
+        last = err;
+      } finally {
+        await client.end().catch(() => {});
+      }
+      if (attempt < 3) await sleep(200 * attempt);
+    }
+    throw new Error(`logging in with the new credentials failed: ${(last as Error)?.message ?? String(last)}`, { cause: last });
+  }
+}
+
+function adminClientOptions(connectionString: string): pg.ClientConfig {
+  return {
+    connectionString,
+    connectionTimeoutMillis: 10_000,
+    // A statement that waits on an app's locks gives up (and the operation retries) instead of hanging.
+    lock_timeout: 20_000,
+    application_name: 'berth',
+  };
+}
+
+function codeOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function classify(err: unknown, server: DatabaseServer): unknown {
+  if (err instanceof PermanentError) return err;
+  const code = codeOf(err);
+  if (code && PERMANENT_CODES.has(code)) {
+    return new PermanentError(`postgres server "${server.name}": ${(err as Error).message} (SQLSTATE ${code})`, { cause: err });
+  }
+  return err;
+}
+
+async function ensureRole(c: pg.ClientBase, role: string, attributes: string): Promise<void> {
+  const found = await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
+  if (found.rowCount) return;
+  try {
+    await c.query(`CREATE ROLE ${ident(role)} WITH ${attributes}`);
+  } catch (err) {
+    const code = codeOf(err);
+    if (code !== '42710' && code !== '23505') throw err; // created meanwhile
+  }
+}
+
+/** NOLOGIN first (no new sessions), then ends the role's sessions. No-op for a missing role. */
+async function disableAndDisconnect(c: pg.ClientBase, role: string): Promise<void> {
+  try {
+    await c.query(`ALTER ROLE ${ident(role)} NOLOGIN`);
+  } catch (err) {
+    if (codeOf(err) === '42704') return; // undefined_object: already gone
+    throw err;
+  }
+  await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()', [role]);
+}
+
+function instanceNames(instance: InstanceView, state: JsonObject): InstanceNames {
+  const config = instance.plan.provisioner.config as PostgresPlanConfig;
+  // An instance stays on the server it was created on, whatever the catalog says later.
+  const server = typeof state.server === 'string' ? state.server : config.server;
+  return { server, database: pgNames.database(instance.id), ownerRole: pgNames.ownerRole(instance.id) };
+}
+
+function describe(value: unknown): string {
+  const s = JSON.stringify(value) ?? String(value);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+/** The `extensions` parameter, checked against the plan's allow-list (also when the plan's schema does not check it). */
+export function requestedExtensions(parameters: JsonObject, plan: CatalogPlan): string[] {
+  const value = parameters.extensions;
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) {
+    throw new PermanentError('Parameter "extensions" must be an array of extension names.');
+  }
+  const allowed = (plan.provisioner.config as PostgresPlanConfig).allowed_extensions;
+  const refused = (value as string[]).filter((v) => !allowed.includes(v));
+  if (refused.length > 0) {
+    throw new PermanentError(
+      `Plan "${plan.name}" does not offer extension${refused.length > 1 ? 's' : ''} ${refused.map(describe).join(', ')}; it offers: ${allowed.join(', ') || 'none'}.`,
+    );
+  }
+  return [...new Set(value as string[])];
+}
+
+/** The extensions Berth installed before an update (ignores anything that was not allowed then). */
+function previousExtensions(parameters: JsonObject, plan: CatalogPlan): string[] {
+  const value = parameters.extensions;
+  if (!Array.isArray(value) || plan.provisioner.kind !== 'postgres') return [];
+  const allowed = (plan.provisioner.config as PostgresPlanConfig).allowed_extensions;
+  return [...new Set(value.filter((v): v is string => typeof v === 'string' && allowed.includes(v)))];
+}
