@@ -17,6 +17,7 @@ import {
 import type { BindingRecord, Db, InstanceRecord, OperationRecord, Outcome, Stores } from '../store/stores.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { isDatabaseUnavailable } from '../db/errors.ts';
+import { failpoint } from '../failpoints.ts';
 
 export interface EngineOptions {
   concurrency: number;
@@ -46,6 +47,26 @@ const sleep = (ms: number, signal?: AbortSignal) =>
       resolve();
     }, { once: true });
   });
+
+/** Settles with `work`, or rejects with the abort reason as soon as `signal` aborts (the work may still settle later, unobserved). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  work.catch(() => {});
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
 
 export const pastTense: Record<OperationRecord['kind'], string> = {
   provision: 'Provisioned',
@@ -125,7 +146,7 @@ export class OperationEngine {
     while (!this.#stopping) {
       let op: OperationRecord | undefined;
       try {
-        op = await this.#stores.operations.claim(this.owner, this.#opts.leaseMs);
+        op = await this.#stores.operations.claim(this.owner, this.#opts.leaseMs, undefined, this.#unwinding());
       } catch (err) {
         if (!isDatabaseUnavailable(err)) this.#log.error({ err }, 'claiming an operation failed');
         await sleep(Math.max(this.#opts.pollIntervalMs, 1000), this.#stopController.signal);
@@ -154,12 +175,23 @@ export class OperationEngine {
   async runNow(operationId: string, waitMs = 60_000): Promise<OperationRecord | undefined> {
     const until = Date.now() + waitMs;
     for (;;) {
-      const claimed = await this.#stores.operations.claim(this.owner, this.#opts.leaseMs, operationId);
+      // While stopping, leave it to the other replicas (or the next process).
+      const claimed = this.#stopping ? undefined : await this.#stores.operations.claim(this.owner, this.#opts.leaseMs, operationId, this.#unwinding());
       if (claimed) await this.#execute(claimed);
       const op = await this.#stores.operations.get(operationId);
       if (!op || op.finishedAt || Date.now() > until) return op;
       await sleep(50);
     }
+  }
+
+  /**
+   * Operations this process is still running. Normally none of them is
+   * claimable (we hold their leases), but an execution that lost its lease
+   * (e.g. the database was unreachable) may still be unwinding: never start a
+   * second execution of it beside the first.
+   */
+  #unwinding(): string[] {
+    return [...this.#running.keys()];
   }
 
   async #execute(op: OperationRecord): Promise<void> {
@@ -170,16 +202,28 @@ export class OperationEngine {
     this.#metrics?.operationsInFlight.inc();
     const started = Date.now();
     const log = this.#log.child({ operation: op.id, kind: op.kind, instance: op.instanceId, binding: op.bindingId, attempt: op.attempts });
+    // When the last successful renewal was *sent*: the lease runs from about then.
     let lastRenewal = Date.now();
+    let renewing = false;
     const renew = setInterval(async () => {
+      // Database unreachable (or too slow to answer): keep working only while our lease
+      // is surely still valid, and stop before it can expire and be taken over elsewhere.
+      if (Date.now() - lastRenewal > this.#opts.leaseMs * 0.8) {
+        controller.abort(new LeaseLost('the lease could not be renewed in time (database unreachable)'));
+        return;
+      }
+      if (renewing) return;
+      renewing = true;
+      const sent = Date.now();
       try {
-        if (await this.#stores.operations.renew(op.id, this.owner, this.#opts.leaseMs)) lastRenewal = Date.now();
+        if (await this.#stores.operations.renew(op.id, this.owner, this.#opts.leaseMs)) lastRenewal = sent;
         else controller.abort(new LeaseLost('the operation was ended or taken over elsewhere'));
       } catch {
-        // Database unreachable: keep working while our lease would still be valid.
-        if (Date.now() - lastRenewal > this.#opts.leaseMs) controller.abort(new LeaseLost('lease expired while the database was unreachable'));
+        // Checked on the next tick.
+      } finally {
+        renewing = false;
       }
-    }, Math.max(50, Math.floor(this.#opts.leaseMs / 3)));
+    }, Math.max(50, Math.floor(this.#opts.leaseMs / 4)));
     let deadlineTimer: NodeJS.Timeout | undefined;
     if (op.deadlineAt) {
       const left = op.deadlineAt.getTime() - Date.now();
@@ -188,6 +232,7 @@ export class OperationEngine {
     try {
       if (op.deadlineAt && op.deadlineAt.getTime() <= Date.now()) throw new DeadlineExceeded();
       log.info('operation started');
+      failpoint('engine.after-claim');
       await this.#run(op, controller.signal, log);
       this.#metrics?.operationDuration.observe({ kind: op.kind, state: 'succeeded' }, (Date.now() - started) / 1000);
       log.info({ ms: Date.now() - started }, 'operation succeeded');
@@ -328,20 +373,25 @@ export class OperationEngine {
         // Fenced: only while this worker still holds the operation, so a worker
         // that lost its lease (or whose operation was halted) cannot overwrite
         // what the new owner checkpoints. The row lock orders us before a takeover.
-        await this.#stores.knex.transaction(async (trx) => {
-          // Same lock order as requests and #succeed: the instance row, then the operation row.
-          await this.#stores.instances.get(op.instanceId, trx, { lock: true });
-          if (!(await this.#stores.operations.holds(op.id, this.owner, trx))) {
-            throw new LeaseLost('the operation was ended or taken over elsewhere; checkpoint refused');
-          }
-          await save(state, trx);
-        });
+        // Returns (throwing) as soon as the operation is aborted, so a provisioner
+        // never hangs in here on an unreachable database after its lease is gone.
+        await untilAborted(
+          this.#stores.knex.transaction(async (trx) => {
+            // Same lock order as requests and #succeed: the instance row, then the operation row.
+            await this.#stores.instances.get(op.instanceId, trx, { lock: true });
+            if (!(await this.#stores.operations.holds(op.id, this.owner, trx))) {
+              throw new LeaseLost('the operation was ended or taken over elsewhere; checkpoint refused');
+            }
+            await save(state, trx);
+          }),
+          signal,
+        );
       },
       progress: async (description) => {
         // Kept for the failure description (e.g. "the last step was: ...").
         op.description = description;
         try {
-          await this.#stores.operations.setDescription(op.id, this.owner, description);
+          await untilAborted(this.#stores.operations.setDescription(op.id, this.owner, description), signal);
         } catch (err) {
           log.debug({ err }, 'progress not recorded');
         }
@@ -483,6 +533,7 @@ export class OperationEngine {
   }
 
   async #succeed(op: OperationRecord, log: Logger, apply: (trx: Db) => Promise<unknown>): Promise<void> {
+    failpoint('engine.before-outcome');
     let finished = false;
     await this.#persist(
       () =>

@@ -11,6 +11,7 @@ import { errors, OsbError } from '../broker/errors.ts';
 import type { JsonObject, OperationKind, ProvisionerRegistry } from '../provisioners/provisioner.ts';
 import type { BindingRecord, Db, InstanceRecord, OperationRecord, Stores } from '../store/stores.ts';
 import type { OperationEngine } from '../operations/engine.ts';
+import { failpoint } from '../failpoints.ts';
 
 export interface RequestMeta {
   apiMinor: number;
@@ -190,8 +191,20 @@ export class BrokerService {
     return op;
   }
 
-  #afterCommit(async: boolean): void {
-    if (async) this.#engine.notify();
+  /**
+   * After the request's transaction: the stored answer of an idempotent repeat,
+   * 202 for a queued asynchronous operation, or the synchronous operation run
+   * to its end and `done` describing the result.
+   */
+  async #conclude<T>(outcome: { answer?: T; operation?: string }, async: boolean, done: () => Promise<T>): Promise<T | { status: 202; operation: string }> {
+    if (outcome.answer) return outcome.answer;
+    failpoint('service.after-commit');
+    if (async) {
+      this.#engine.notify();
+      return { status: 202, operation: outcome.operation! };
+    }
+    await this.#runSync(outcome.operation!);
+    return done();
   }
 
   // ---- instances -------------------------------------------------------------------------
@@ -250,12 +263,10 @@ export class BrokerService {
       const operation = await this.#queue(trx, meta, { instanceId: req.instanceId, kind: 'provision', plan, request: {} });
       return { operation };
     });
-    if (outcome.answer) return outcome.answer;
-    this.#afterCommit(async);
-    if (async) return { status: 202, operation: outcome.operation! };
-    await this.#runSync(outcome.operation!);
-    const done = await this.#stores.instances.get(req.instanceId);
-    return { status: 201, dashboardUrl: done?.dashboardUrl, metadata: done?.metadata };
+    return this.#conclude(outcome, async, async () => {
+      const done = await this.#stores.instances.get(req.instanceId);
+      return { status: 201, dashboardUrl: done?.dashboardUrl, metadata: done?.metadata };
+    });
   }
 
   async update(req: UpdateRequest, meta: RequestMeta): Promise<InstanceAnswer> {
@@ -323,12 +334,10 @@ export class BrokerService {
       });
       return { operation };
     });
-    if (outcome.answer) return outcome.answer;
-    this.#afterCommit(async);
-    if (async) return { status: 202, operation: outcome.operation! };
-    await this.#runSync(outcome.operation!);
-    const done = await this.#stores.instances.get(req.instanceId);
-    return { status: 200, dashboardUrl: done?.dashboardUrl, metadata: done?.metadata };
+    return this.#conclude(outcome, async, async () => {
+      const done = await this.#stores.instances.get(req.instanceId);
+      return { status: 200, dashboardUrl: done?.dashboardUrl, metadata: done?.metadata };
+    });
   }
 
   async deprovision(req: DeleteInstanceRequest, meta: RequestMeta): Promise<DeleteAnswer> {
@@ -364,11 +373,7 @@ export class BrokerService {
       const operation = await this.#queue(trx, meta, { instanceId: req.instanceId, kind: 'deprovision', plan, request: { previousState } });
       return { operation };
     });
-    if (outcome.answer) return outcome.answer;
-    this.#afterCommit(async);
-    if (async) return { status: 202, operation: outcome.operation! };
-    await this.#runSync(outcome.operation!);
-    return { status: 200 };
+    return this.#conclude(outcome, async, async () => ({ status: 200 }) as const);
   }
 
   async fetchInstance(instanceId: string, meta: RequestMeta): Promise<JsonObject> {
@@ -475,12 +480,10 @@ export class BrokerService {
       const operation = await this.#queue(trx, meta, { instanceId: req.instanceId, bindingId: req.bindingId, kind: 'bind', plan, request: {} });
       return { operation };
     });
-    if (outcome.answer) return outcome.answer;
-    this.#afterCommit(async);
-    if (async) return { status: 202, operation: outcome.operation! };
-    await this.#runSync(outcome.operation!);
-    const done = (await this.#stores.bindings.get(req.instanceId, req.bindingId))!;
-    return { status: 201, binding: bindingView(done, meta) };
+    return this.#conclude(outcome, async, async () => {
+      const done = (await this.#stores.bindings.get(req.instanceId, req.bindingId))!;
+      return { status: 201, binding: bindingView(done, meta) };
+    });
   }
 
   async unbind(req: UnbindRequest, meta: RequestMeta): Promise<DeleteAnswer> {
@@ -522,11 +525,7 @@ export class BrokerService {
       });
       return { operation };
     });
-    if (outcome.answer) return outcome.answer;
-    this.#afterCommit(async);
-    if (async) return { status: 202, operation: outcome.operation! };
-    await this.#runSync(outcome.operation!);
-    return { status: 200 };
+    return this.#conclude(outcome, async, async () => ({ status: 200 }) as const);
   }
 
   async fetchBinding(instanceId: string, bindingId: string, meta: RequestMeta): Promise<BindingView> {

@@ -351,9 +351,10 @@ export class OperationStore {
    * Claims the next runnable operation for `owner`: unfinished, due, with no
    * live lease, and with no live lease on any other operation of the same
    * instance (at most one operation per instance runs anywhere). Pass `onlyId`
-   * to claim one particular operation.
+   * to claim one particular operation; `exclude` lists operations the caller
+   * must not claim (its own executions still unwinding).
    */
-  async claim(owner: string, leaseMs: number, onlyId?: string): Promise<OperationRecord | undefined> {
+  async claim(owner: string, leaseMs: number, onlyId?: string, exclude: string[] = []): Promise<OperationRecord | undefined> {
     return this.#knex.transaction(async (trx) => {
       const q = trx('operations as o')
         .select('o.id', 'o.instance_id')
@@ -365,6 +366,7 @@ export class OperationStore {
         .forUpdate()
         .skipLocked();
       if (onlyId) q.where('o.id', onlyId);
+      if (exclude.length > 0) q.whereNotIn('o.id', exclude);
       const candidates = (await q) as Array<{ id: string; instance_id: string }>;
       for (const c of candidates) {
         const { rows } = await trx.raw(`SELECT pg_try_advisory_xact_lock(hashtext('berth:instance:' || ?)) AS ok`, [c.instance_id]);
