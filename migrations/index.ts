@@ -2,10 +2,14 @@
 // extensions so the same database works however Berth is started.
 import type { Knex } from 'knex';
 import * as initial from './20261127000000_initial.ts';
+import * as claimIndex from './20261127100000_claim_index.ts';
 
 type Migration = readonly [string, Knex.Migration];
 
-const migrations: readonly Migration[] = [['20261127000000_initial', initial]];
+const migrations: readonly Migration[] = [
+  ['20261127000000_initial', initial],
+  ['20261127100000_claim_index', claimIndex],
+];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {
   getMigrations: async () => [...migrations],

@@ -367,34 +367,32 @@ export class OperationStore {
         .skipLocked();
       if (onlyId) q.where('o.id', onlyId);
       if (exclude.length > 0) q.whereNotIn('o.id', exclude);
+      // Skip, without locking, operations whose instance is busy or has older work queued.
+      q.whereNotExists((sub) =>
+        sub
+          .from('operations as p')
+          .whereRaw('p.instance_id = o.instance_id')
+          .whereRaw('p.id <> o.id')
+          .where((w) => w.where('p.lease_expires_at', '>', trx.fn.now()).orWhere((x) => x.whereNull('p.finished_at').whereRaw('p.created_at < o.created_at'))),
+      );
       const candidates = (await q) as Array<{ id: string; instance_id: string }>;
       for (const c of candidates) {
         const { rows } = await trx.raw(`SELECT pg_try_advisory_xact_lock(hashtext('berth:instance:' || ?)) AS ok`, [c.instance_id]);
         if (!rows[0].ok) continue;
-        const busy = await trx('operations')
-          .where({ instance_id: c.instance_id })
-          .whereNot({ id: c.id })
-          .where('lease_expires_at', '>', trx.fn.now())
-          .first('id');
-        if (busy) continue;
-        // An older unfinished operation on the same instance goes first (e.g. a queued bind before a later unbind).
-        const older = await trx('operations as p')
-          .where('p.instance_id', c.instance_id)
-          .whereNull('p.finished_at')
-          .whereNot('p.id', c.id)
-          .where('p.created_at', '<', trx.raw('(select created_at from operations where id = ?)', [c.id]))
-          .first('p.id');
-        if (older) continue;
-        const [row] = await trx('operations')
-          .where({ id: c.id })
-          .update({
-            lease_owner: owner,
-            lease_expires_at: trx.raw(`now() + (? * interval '1 millisecond')`, [leaseMs]),
-            attempts: trx.raw('attempts + 1'),
-            updated_at: trx.fn.now(),
-          })
-          .returning('*');
-        return this.#row(row);
+        // Checked again under the instance lock, in the UPDATE's own snapshot (taken after the lock):
+        // no live lease on another operation of the instance, and no older unfinished one, which goes first.
+        const { rows: claimed } = await trx.raw(
+          `UPDATE operations o
+              SET lease_owner = ?, lease_expires_at = now() + (? * interval '1 millisecond'), attempts = attempts + 1, updated_at = now()
+            WHERE o.id = ?
+              AND NOT EXISTS (
+                SELECT 1 FROM operations p
+                 WHERE p.instance_id = o.instance_id AND p.id <> o.id
+                   AND (p.lease_expires_at > now() OR (p.finished_at IS NULL AND p.created_at < o.created_at)))
+            RETURNING *`,
+          [owner, leaseMs, c.id],
+        );
+        if (claimed.length === 1) return this.#row(claimed[0]);
       }
       return undefined;
     });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { OsbClient, type Reply } from '../support/osb-client.ts';
 import { REPO, TEST_CREDENTIALS, startTestBerth, type TestBerth } from '../support/berth.ts';
-import { release } from '../support/gated-provisioner.ts';
+import { rearm, release } from '../support/gated-provisioner.ts';
 import { ASYNC_REQUIRED_DESCRIPTION, CONCURRENCY_DESCRIPTION } from '../../src/broker/errors.ts';
 
 const ROTATED = { username: 'old-platform', password: 'rotated:secret' };
@@ -384,6 +384,7 @@ export function conformanceSuite(label: string, databaseUrl: () => Promise<{ url
       const p = await call('PUT', '/v2/service_instances/ub-1?accepts_incomplete=true', { body: { ...HELD, ...org } });
       release('ub-1');
       await client.waitForInstance('ub-1', p.body.operation);
+      rearm('ub-1');
       const b = await call('PUT', '/v2/service_instances/ub-1/service_bindings/b?accepts_incomplete=true', { body: HELD });
       assert.equal(b.status, 202);
       const busy = await call('DELETE', '/v2/service_instances/ub-1' + q({ ...HELD, accepts_incomplete: 'true' }));

@@ -28,6 +28,11 @@ export function release(instanceId?: string): void {
   }
 }
 
+/** Makes later operations on `instanceId` hold again until the next release. */
+export function rearm(instanceId: string): void {
+  released.delete(instanceId);
+}
+
 function hold(instanceId: string, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (releasedAll || released.has(instanceId)) return resolve();
