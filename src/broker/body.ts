@@ -6,7 +6,36 @@ import type { JsonObject } from '../provisioners/provisioner.ts';
 export function objectBody(body: unknown): JsonObject {
   if (body === undefined) return {};
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw errors.badRequest('The request body must be a JSON object.');
+  assertStorable(body, 'the request body');
   return body as JsonObject;
+}
+
+const MAX_DEPTH = 64;
+
+/**
+ * Rejects what JSON can carry but Postgres text and jsonb cannot store (NUL,
+ * lone surrogates) and nesting too deep to serialise, so such input gets a 400
+ * rather than failing in the database.
+ */
+export function assertStorable(value: unknown, what: string, depth = 0): void {
+  if (typeof value === 'string') {
+    if (!storableString(value)) throw errors.badRequest(`${what} contains a NUL character or invalid Unicode.`);
+    return;
+  }
+  if (typeof value !== 'object' || value === null) return;
+  if (depth >= MAX_DEPTH) throw errors.badRequest(`${what} is nested more than ${MAX_DEPTH} levels deep.`);
+  if (Array.isArray(value)) {
+    for (const item of value) assertStorable(item, what, depth + 1);
+    return;
+  }
+  for (const [key, item] of Object.entries(value)) {
+    if (!storableString(key)) throw errors.badRequest(`${what} has a key with a NUL character or invalid Unicode.`);
+    assertStorable(item, what, depth + 1);
+  }
+}
+
+export function storableString(s: string): boolean {
+  return !s.includes('\0') && s.isWellFormed();
 }
 
 export function str(body: JsonObject, name: string, required: true): string;

@@ -49,7 +49,6 @@ export const errors = {
   /** 410 bodies are `{}` by the spec's examples. */
   gone: () => new OsbError(410, undefined),
   payloadTooLarge: (limit: string) => new OsbError(413, `The request body is larger than ${limit}.`, { error: 'PayloadTooLarge' }),
-  unsupportedMediaType: () => new OsbError(415, 'Request bodies must be JSON (Content-Type: application/json).', { error: 'UnsupportedMediaType' }),
   versionMissing: () =>
     new OsbError(400, 'The X-Broker-API-Version header is required; this broker supports 2.13 to 2.17.', { error: 'MissingAPIVersion' }),
   versionUnsupported: (got: string) =>

@@ -8,7 +8,8 @@ import type { BrokerService } from '../service/broker-service.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Credential } from '../config.ts';
 import { POLL_AFTER_SECONDS } from './retry-after.ts';
-import { credentialMatcher, MAX_MINOR, MIN_MINOR, toOsbError } from './middleware.ts';
+import { unescape } from 'node:querystring';
+import { credentialMatcher, idProblem, MAX_MINOR, MIN_MINOR, toOsbError } from './middleware.ts';
 import { errors } from './errors.ts';
 
 const LAST_OPERATION = /^\/v2\/service_instances\/([^/?]+)\/last_operation(?:\?operation=([^&=]+))?$/;
@@ -35,15 +36,16 @@ export function createFastPath(deps: { service: BrokerService; credentials: Cred
     let operation: string | undefined;
     try {
       instanceId = lastOp ? decodeURIComponent(lastOp[1]!) : '';
-      operation = lastOp?.[2] === undefined ? undefined : decodeURIComponent(lastOp[2]);
+      // Decoded as Express's query parser does ("+" is a space).
+      operation = lastOp?.[2] === undefined ? undefined : unescape(lastOp[2].replaceAll('+', ' '));
     } catch {
       return false;
     }
-    if (instanceId.length > 1024) return false;
+    if (lastOp && (idProblem(instanceId) || (operation !== undefined && idProblem(operation)))) return false;
 
     const headers: Record<string, string> = {};
     const requestIdentity = req.headers['x-broker-api-request-identity'];
-    if (typeof requestIdentity === 'string') headers['X-Broker-API-Request-Identity'] = requestIdentity.slice(0, 256);
+    if (typeof requestIdentity === 'string' && requestIdentity !== '') headers['X-Broker-API-Request-Identity'] = requestIdentity.slice(0, 256);
     if (isCatalog) {
       send(res, '/catalog', 200, deps.service.catalog.body(minor), headers);
       return true;

@@ -1,10 +1,10 @@
 import type { InstanceAnswer } from '../service/broker-service.ts';
 
-/** The provision/update response body; `metadata` is a 2.17 field. */
+/** The provision/update response body; instance `metadata` arrived in 2.16. */
 export function instanceBody(answer: InstanceAnswer, apiMinor: number): Record<string, unknown> {
   const body: Record<string, unknown> = {};
   if (answer.dashboardUrl) body.dashboard_url = answer.dashboardUrl;
   if (answer.status === 202) body.operation = answer.operation;
-  else if (answer.metadata && apiMinor >= 17) body.metadata = answer.metadata;
+  else if (answer.metadata && apiMinor >= 16) body.metadata = answer.metadata;
   return body;
 }

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Credential } from '../config.ts';
 import { errors, OsbError } from './errors.ts';
 import { isDatabaseUnavailable } from '../db/errors.ts';
+import { assertStorable, storableString } from './body.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { RequestMeta } from '../service/broker-service.ts';
 import type { JsonObject } from '../provisioners/provisioner.ts';
@@ -74,6 +75,11 @@ export function identities(): RequestHandler {
     if (!m || typeof value !== 'object' || value === null || Array.isArray(value)) {
       return next(errors.badRequest('X-Broker-API-Originating-Identity must be "<platform> <base64-encoded JSON object>".'));
     }
+    try {
+      assertStorable(value, 'X-Broker-API-Originating-Identity');
+    } catch (err) {
+      return next(err);
+    }
     res.locals.meta.originatingIdentity = { platform: m[1]!, value: value as JsonObject };
     next();
   };
@@ -112,12 +118,18 @@ export function toOsbError(err: unknown, log: Logger, route: string | undefined)
   if (err instanceof OsbError) return err;
   if (e?.type === 'entity.parse.failed') return errors.badRequest('The request body is not valid JSON.');
   if (e?.type === 'entity.too.large') return errors.payloadTooLarge(`${Math.round((e.limit ?? 0) / 1024)} kB`);
-  if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') return errors.unsupportedMediaType();
+  if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') return errors.badRequest('The request body uses an unsupported encoding or charset; send UTF-8 JSON.');
   if (e?.type === 'request.aborted') return errors.badRequest('The request was aborted by the client.');
   if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) return errors.badRequest('The request is malformed.');
   if (isDatabaseUnavailable(err)) {
     log.warn({ route }, 'database unavailable');
     return errors.unavailable();
+  }
+  // Data the database refused (SQLSTATE class 22, or an oversized index row): the input's fault, not ours.
+  const code = (err as { code?: unknown })?.code;
+  if (typeof code === 'string' && (code.startsWith('22') || code === '54000')) {
+    log.warn({ route, code }, 'input rejected by the database');
+    return errors.badRequest('The request contains a value that cannot be stored.');
   }
   const ref = randomUUID();
   log.error({ err, ref, route }, 'unhandled error');
@@ -152,15 +164,24 @@ export function stringQuery(req: Request, name: string, required: boolean): stri
     return undefined;
   }
   if (typeof v !== 'string' || v === '') throw errors.badRequest(`Query parameter ${name} must be a non-empty string.`);
+  if (!storableString(v) || Buffer.byteLength(v) > MAX_ID_BYTES) throw errors.badRequest(`Query parameter ${name} is too long or contains invalid characters.`);
   return v;
 }
 
-const MAX_ID_LENGTH = 1024;
+/** Ids are stored as indexed text: bounded in bytes, no NUL, well-formed Unicode. */
+export const MAX_ID_BYTES = 1024;
+
+export function idProblem(v: string): string | undefined {
+  if (v === '') return 'must be a non-empty string';
+  if (Buffer.byteLength(v) > MAX_ID_BYTES) return `is longer than ${MAX_ID_BYTES} bytes`;
+  if (!storableString(v)) return 'contains a NUL character or invalid Unicode';
+  return undefined;
+}
 
 export function idParam(req: Request, name: string): string {
   const v = req.params[name];
-  if (typeof v !== 'string' || v === '') throw errors.badRequest(`${name} must be a non-empty string.`);
-  if (v.length > MAX_ID_LENGTH) throw errors.badRequest(`${name} is longer than ${MAX_ID_LENGTH} characters.`);
-  if (v.includes('\0')) throw errors.badRequest(`${name} must not contain NUL characters.`);
+  if (typeof v !== 'string') throw errors.badRequest(`${name} must be a non-empty string.`);
+  const problem = idProblem(v);
+  if (problem) throw errors.badRequest(`${name} ${problem}.`);
   return v;
 }

@@ -124,11 +124,17 @@ export class BrokerService {
     return plan;
   }
 
+  /** Deletes accept a plan_id the catalog no longer has (the platform may have older instances), not one of another service. */
+  #knownPlanOf(service: CatalogService, planId: string): void {
+    const plan = this.catalog.plan(planId);
+    if (plan && plan.service !== service) throw errors.badRequest(`plan_id "${planId}" does not belong to service_id "${service.id}".`);
+  }
+
   #requireAsyncAllowed(plan: CatalogPlan, kind: OperationKind, acceptsIncomplete: boolean, apiMinor: number): boolean {
     const async = this.#provisioners.forPlan(plan).isAsync(kind, plan);
     if (async && !acceptsIncomplete) throw errors.asyncRequired();
     // Asynchronous bindings arrived in 2.14; older platforms cannot poll them.
-    if (async && (kind === 'bind' || kind === 'unbind') && apiMinor < 14) throw errors.asyncRequired();
+    if (async && (kind === 'bind' || kind === 'unbind') && apiMinor < 14) throw errors.versionTooOld('This plan binds asynchronously, which', 14);
     return async;
   }
 
@@ -178,9 +184,10 @@ export class BrokerService {
   }
 
   /** Runs a synchronous operation to its end; maps a failure to an error response. */
-  async #runSync(operationId: string): Promise<OperationRecord> {
+  /** Runs a synchronous operation to its end; undefined when it is still running after the wait. */
+  async #runSync(operationId: string): Promise<OperationRecord | undefined> {
     const op = await this.#engine.runNow(operationId);
-    if (!op || !op.finishedAt) throw new OsbError(504, 'The operation is taking longer than expected; it will complete in the background.', { error: 'Timeout' });
+    if (!op || !op.finishedAt) return undefined;
     if (op.state === 'failed') {
       throw new OsbError(500, op.description, {
         error: 'OperationFailed',
@@ -196,15 +203,22 @@ export class BrokerService {
    * 202 for a queued asynchronous operation, or the synchronous operation run
    * to its end and `done` describing the result.
    */
-  async #conclude<T>(outcome: { answer?: T; operation?: string }, async: boolean, done: () => Promise<T>): Promise<T | { status: 202; operation: string }> {
+  async #conclude<T>(
+    outcome: { answer?: T; operation?: string },
+    async: boolean,
+    acceptsIncomplete: boolean,
+    done: () => Promise<T>,
+  ): Promise<T | { status: 202; operation: string }> {
     if (outcome.answer) return outcome.answer;
     failpoint('service.after-commit');
     if (async) {
       this.#engine.notify();
       return { status: 202, operation: outcome.operation! };
     }
-    await this.#runSync(outcome.operation!);
-    return done();
+    if (await this.#runSync(outcome.operation!)) return done();
+    // Still running (retrying a transient failure, or queued behind another operation).
+    if (acceptsIncomplete) return { status: 202, operation: outcome.operation! };
+    throw new OsbError(504, 'The operation is taking longer than expected; it continues in the background, poll last_operation for its outcome.', { error: 'Timeout' });
   }
 
   // ---- instances -------------------------------------------------------------------------
@@ -263,7 +277,7 @@ export class BrokerService {
       const operation = await this.#queue(trx, meta, { instanceId: req.instanceId, kind: 'provision', plan, request: {} });
       return { operation };
     });
-    return this.#conclude(outcome, async, async () => {
+    return this.#conclude(outcome, async, req.acceptsIncomplete, async () => {
       const done = await this.#stores.instances.get(req.instanceId);
       return { status: 201, dashboardUrl: done?.dashboardUrl, metadata: done?.metadata };
     });
@@ -334,7 +348,7 @@ export class BrokerService {
       });
       return { operation };
     });
-    return this.#conclude(outcome, async, async () => {
+    return this.#conclude(outcome, async, req.acceptsIncomplete, async () => {
       const done = await this.#stores.instances.get(req.instanceId);
       return { status: 200, dashboardUrl: done?.dashboardUrl, metadata: done?.metadata };
     });
@@ -342,7 +356,7 @@ export class BrokerService {
 
   async deprovision(req: DeleteInstanceRequest, meta: RequestMeta): Promise<DeleteAnswer> {
     const service = this.#service(req.serviceId);
-    this.#plan(service, req.planId);
+    this.#knownPlanOf(service, req.planId);
     const current = await this.#stores.instances.get(req.instanceId);
     if (!current || current.state === 'deleted') throw errors.gone();
     if (current.serviceId !== service.id) throw errors.badRequest(`service_id "${req.serviceId}" is not the service of instance ${req.instanceId}.`);
@@ -373,7 +387,7 @@ export class BrokerService {
       const operation = await this.#queue(trx, meta, { instanceId: req.instanceId, kind: 'deprovision', plan, request: { previousState } });
       return { operation };
     });
-    return this.#conclude(outcome, async, async () => ({ status: 200 }) as const);
+    return this.#conclude(outcome, async, req.acceptsIncomplete, async () => ({ status: 200 }) as const);
   }
 
   async fetchInstance(instanceId: string, meta: RequestMeta): Promise<JsonObject> {
@@ -480,7 +494,7 @@ export class BrokerService {
       const operation = await this.#queue(trx, meta, { instanceId: req.instanceId, bindingId: req.bindingId, kind: 'bind', plan, request: {} });
       return { operation };
     });
-    return this.#conclude(outcome, async, async () => {
+    return this.#conclude(outcome, async, req.acceptsIncomplete, async () => {
       const done = (await this.#stores.bindings.get(req.instanceId, req.bindingId))!;
       return { status: 201, binding: bindingView(done, meta) };
     });
@@ -488,7 +502,7 @@ export class BrokerService {
 
   async unbind(req: UnbindRequest, meta: RequestMeta): Promise<DeleteAnswer> {
     const service = this.#service(req.serviceId);
-    this.#plan(service, req.planId);
+    this.#knownPlanOf(service, req.planId);
     const binding = await this.#stores.bindings.get(req.instanceId, req.bindingId);
     if (!binding || binding.state === 'deleted') throw errors.gone();
     const plan = this.catalog.plan(binding.planId) ?? this.#plan(service, req.planId);
@@ -525,7 +539,7 @@ export class BrokerService {
       });
       return { operation };
     });
-    return this.#conclude(outcome, async, async () => ({ status: 200 }) as const);
+    return this.#conclude(outcome, async, req.acceptsIncomplete, async () => ({ status: 200 }) as const);
   }
 
   async fetchBinding(instanceId: string, bindingId: string, meta: RequestMeta): Promise<BindingView> {

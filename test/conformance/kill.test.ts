@@ -15,7 +15,7 @@ test('kill -9 during a burst of provisions loses no acknowledged instance', asyn
     const ids = Array.from({ length: 80 }, (_, i) => `k-${i}`);
     const answers = new Map<string, number>();
     const inflight = ids.map(async (id, i) => {
-      await new Promise((r) => setTimeout(r, i * 3));
+      await new Promise((r) => setTimeout(r, i * 10));
       const body = i % 2
         ? { service_id: 'svc-gated', plan_id: 'plan-fast', organization_guid: 'o', space_guid: 's' }
         : { service_id: 'svc-ups', plan_id: 'plan-ups', organization_guid: 'o', space_guid: 's', parameters: { credentials: { n: i } } };
@@ -26,12 +26,14 @@ test('kill -9 during a burst of provisions loses no acknowledged instance', asyn
         answers.set(id, 0); // the connection died with the process
       }
     });
-    await new Promise((r) => setTimeout(r, 120));
+    // Kill once some requests have been answered, while later ones are still arriving.
+    while (answers.size < 20) await new Promise((r) => setTimeout(r, 2));
     berth.child.kill('SIGKILL');
     assert.equal(await berth.exited, 'SIGKILL');
     await Promise.all(inflight);
     const acknowledged = [...answers].filter(([, s]) => s === 201 || s === 202).map(([id]) => id);
-    assert.ok(acknowledged.length > 0, 'some requests were answered before the kill');
+    assert.ok(acknowledged.length >= 20, 'some requests were answered before the kill');
+    assert.ok([...answers.values()].includes(0) || answers.size < ids.length || acknowledged.length < ids.length, 'the kill landed while requests were in flight');
     assert.ok([...answers.values()].every((s) => [0, 201, 202].includes(s)), `only 201/202 or a dropped connection: ${[...answers.values()]}`);
 
     berth = await spawnBerth(env);

@@ -195,6 +195,18 @@ const cases: Case[] = [
   { name: 'unbind without plan_id', method: 'DELETE', path: '/v2/service_instances/ready-1/service_bindings/b-1' + q({ service_id: 'svc-gated', accepts_incomplete: 'true' }), status: 400 },
   { name: 'rotation from an unknown predecessor', method: 'PUT', path: '/v2/service_instances/ready-1/service_bindings/b-r?accepts_incomplete=true', body: { ...FAST, predecessor_binding_id: 'never' }, status: 400 },
   { name: 'rotation before 2.17', method: 'PUT', path: '/v2/service_instances/ready-1/service_bindings/b-r?accepts_incomplete=true', headers: { 'X-Broker-API-Version': '2.16' }, body: { ...FAST, predecessor_binding_id: 'b-1' }, status: 412 },
+  // Input the database could not store is refused up front, never a 5xx.
+  { name: 'NUL in organization_guid', method: 'PUT', path: '/v2/service_instances/bad-1?accepts_incomplete=true', body: { ...FAST, organization_guid: 'a\u0000b', space_guid: 's' }, status: 400 },
+  { name: 'lone surrogate in context', method: 'PUT', path: '/v2/service_instances/bad-1?accepts_incomplete=true', rawBody: `{"service_id":"svc-gated","plan_id":"plan-fast","context":{"name":"\\ud800"}}`, status: 400 },
+  { name: 'NUL in a parameter key', method: 'PUT', path: '/v2/service_instances/bad-1?accepts_incomplete=true', rawBody: `{"service_id":"svc-gated","plan_id":"plan-fast","parameters":{"a\\u0000":1}}`, status: 400 },
+  { name: 'deeply nested context', method: 'PUT', path: '/v2/service_instances/bad-1?accepts_incomplete=true', rawBody: `{"service_id":"svc-gated","plan_id":"plan-fast","context":${'{"a":'.repeat(200)}1${'}'.repeat(200)}}`, status: 400 },
+  { name: 'NUL in an instance id', method: 'PUT', path: '/v2/service_instances/a%00b?accepts_incomplete=true', body: FAST, status: 400 },
+  { name: 'NUL in an instance id (last_operation)', method: 'GET', path: '/v2/service_instances/a%00b/last_operation', status: 400 },
+  { name: 'id over 1024 bytes', method: 'GET', path: `/v2/service_instances/${encodeURIComponent('é'.repeat(600))}/last_operation`, status: 400 },
+  { name: 'NUL in operation', method: 'GET', path: '/v2/service_instances/ready-1/last_operation?operation=a%00b', status: 400 },
+  { name: 'NUL in originating identity', method: 'PUT', path: '/v2/service_instances/bad-1?accepts_incomplete=true', body: FAST, headers: { 'X-Broker-API-Originating-Identity': `kubernetes ${b64({ username: 'a\u0000' })}` }, status: 400 },
+  { name: 'asynchronous bind for a 2.13 platform', method: 'PUT', path: '/v2/service_instances/ready-1/service_bindings/b-old?accepts_incomplete=true', headers: { 'X-Broker-API-Version': '2.13' }, body: FAST, status: 412, description: /2\.14/ },
+  { name: 'delete with a plan the catalog no longer has', method: 'DELETE', path: '/v2/service_instances/never' + q({ service_id: 'svc-gated', plan_id: 'retired-plan', accepts_incomplete: 'true' }), status: 410 },
   // Headers and routing.
   { name: 'request identity is echoed', method: 'GET', path: '/v2/catalog', headers: { 'X-Broker-API-Request-Identity': 'req-123' }, status: 200, check: (r) => assert.equal(r.headers.get('x-broker-api-request-identity'), 'req-123') },
   { name: 'malformed originating identity', method: 'GET', path: '/v2/catalog', headers: { 'X-Broker-API-Originating-Identity': 'kubernetes not-base64!' }, status: 400 },
