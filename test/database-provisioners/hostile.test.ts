@@ -38,9 +38,22 @@ const HOSTILE_IDS = [
   'ünïcødé-数据库-💥-\u202Eevil',
   'line\nbreak\ttab\r\n',
   'x'.repeat(1024),
-  // Long multi-byte ids: 700 × 9 bytes percent-encoded, twice in a bind URL, stays under Node's 16 KiB header limit.
+  // Long multi-byte ids, cut to the broker's limit of 1024 bytes below.
   '€'.repeat(700),
 ];
+
+/** The longest prefix of `raw` that, with `suffix`, fits the broker's 1024-byte id limit. */
+function fit(raw: string, suffix: string): string {
+  let out = raw;
+  while (Buffer.byteLength(out + suffix) > 1024) out = out.slice(0, -1);
+  return out + suffix;
+}
+
+test('ids over 1024 bytes are refused with 400 before anything is created', async () => {
+  const r = await h.client.provision('€'.repeat(400), { service_id: PG.service, plan_id: PG.small, organization_guid: 'o', space_guid: 's' });
+  assert.equal(r.status, 400, r.text);
+  assert.match(r.body.description, /1024 bytes/);
+});
 
 async function serversIntact(): Promise<void> {
   assert.equal(await pgRoleExists('postgres'), true);
@@ -50,8 +63,8 @@ async function serversIntact(): Promise<void> {
 
 test('postgres: full lifecycle with hostile instance and binding ids', async () => {
   for (const [i, raw] of HOSTILE_IDS.entries()) {
-    const instanceId = `${raw.slice(0, 1000)}#${i}-pg`; // the broker takes ids of up to 1024 characters
-    const bindingId = `${raw.slice(0, 1000)}#binding`;
+    const instanceId = fit(raw, `#${i}-pg`);
+    const bindingId = fit(raw, '#binding');
     const id = await h.provisioned(PG.service, PG.small, undefined, instanceId);
     h.tracker.binding(id, bindingId);
     const { credentials } = await h.bound(id, PG.service, PG.small, bindingId);
@@ -75,8 +88,8 @@ test('postgres: full lifecycle with hostile instance and binding ids', async () 
 
 test('mysql: full lifecycle with hostile instance and binding ids', async () => {
   for (const [i, raw] of HOSTILE_IDS.entries()) {
-    const instanceId = `${raw.slice(0, 1000)}#${i}-my`;
-    const bindingId = `${raw.slice(0, 1000)}#binding`;
+    const instanceId = fit(raw, `#${i}-my`);
+    const bindingId = fit(raw, '#binding');
     const id = await h.provisioned(MY.service, MY.small, undefined, instanceId);
     h.tracker.binding(id, bindingId);
     const { credentials } = await h.bound(id, MY.service, MY.small, bindingId);
