@@ -11,6 +11,16 @@
 // every character other than A-Z and 0-9 turned into `_`.
 import { readFileSync } from 'node:fs';
 import { PermanentError } from './provisioner.ts';
+import type { CatalogPlan } from '../catalog/catalog.ts';
+
+/** Databases stay on their server and their kind: a plan change that would move one is refused (422). */
+export function refuseServerMove(kind: string, from: CatalogPlan, to: CatalogPlan): string | undefined {
+  if (to.provisioner.kind !== kind) return `Plan "${to.name}" is not a ${kind} plan; a database cannot move to another kind of service.`;
+  const a = (from.provisioner.config as { server: string }).server;
+  const b = (to.provisioner.config as { server: string }).server;
+  if (a !== b) return `Plan "${to.name}" is on another server ("${b}", not "${a}"); Berth does not move databases between servers.`;
+  return undefined;
+}
 
 export const SERVER_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 

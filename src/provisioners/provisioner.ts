@@ -120,6 +120,16 @@ export interface Provisioner {
   close?(): Promise<void>;
 }
 
+/** Parses a plan's `provisioner:` block with a zod schema, as parsePlanConfig returns it. */
+export function parsePlanBlock(
+  schema: { safeParse(v: unknown): { success: true; data: unknown } | { success: false; error: { issues: Array<{ path: PropertyKey[]; message: string }> } } },
+  block: JsonObject,
+): { config: unknown } | { problems: Array<{ path: string; message: string }> } {
+  const parsed = schema.safeParse(block);
+  if (!parsed.success) return { problems: parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })) };
+  return { config: parsed.data };
+}
+
 /** A failure that retrying cannot fix. `message` is shown to the platform's user. */
 export class PermanentError extends Error {
   readonly instanceUsable: boolean | undefined;

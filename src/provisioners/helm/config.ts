@@ -1,6 +1,6 @@
 // The `provisioner:` block of a helm plan.
 import { z } from 'zod';
-import type { JsonObject } from '../provisioner.ts';
+import { parsePlanBlock, type JsonObject } from '../provisioner.ts';
 
 const dnsLabel = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 
@@ -49,9 +49,5 @@ export const helmPlanSchema = z
 export type HelmPlanConfig = z.infer<typeof helmPlanSchema>;
 
 export function parseHelmPlan(block: JsonObject) {
-  const parsed = helmPlanSchema.safeParse(block);
-  if (!parsed.success) {
-    return { problems: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) };
-  }
-  return { config: parsed.data };
+  return parsePlanBlock(helmPlanSchema, block);
 }

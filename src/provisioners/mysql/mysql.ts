@@ -32,7 +32,9 @@ import {
   type Provisioner,
   type UpdateOperation,
 } from '../provisioner.ts';
+import { parsePlanBlock } from '../provisioner.ts';
 import { authority, resolveServer, SERVER_NAME, urlWith, type DatabaseServer } from '../database-server.ts';
+import { refuseServerMove } from '../database-server.ts';
 import { generatePassword, mysqlNames, quoteMysqlIdent as ident, quoteMysqlString as str } from '../sql-names.ts';
 
 const planConfigSchema = z.strictObject({
@@ -67,11 +69,7 @@ export class MysqlProvisioner implements Provisioner {
   }
 
   parsePlanConfig(block: JsonObject): ReturnType<Provisioner['parsePlanConfig']> {
-    const parsed = planConfigSchema.safeParse(block);
-    if (!parsed.success) {
-      return { problems: parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })) };
-    }
-    return { config: parsed.data };
+    return parsePlanBlock(planConfigSchema, block);
   }
 
   isAsync(kind: OperationKind): boolean {
@@ -79,12 +77,7 @@ export class MysqlProvisioner implements Provisioner {
   }
 
   checkUpdate(from: CatalogPlan, to: CatalogPlan): string | undefined {
-    if (to.provisioner.kind !== this.kind) return `Plan "${to.name}" is not a mysql plan; a database cannot move to another kind of service.`;
-    const a = from.provisioner.config as MysqlPlanConfig;
-    const b = to.provisioner.config as MysqlPlanConfig;
-    if (a.server !== b.server) return `Plan "${to.name}" is on another server ("${b.server}", not "${a.server}"); Berth does not move databases between servers.`;
-    if (a.user_host !== b.user_host) return `Plan "${to.name}" gives binding users another host pattern; existing bindings cannot be changed to it.`;
-    return undefined;
+    return refuseServerMove(this.kind, from, to);
   }
 
   // ---- instances -----------------------------------------------------------------------

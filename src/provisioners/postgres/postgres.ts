@@ -39,7 +39,9 @@ import {
   type Provisioner,
   type UpdateOperation,
 } from '../provisioner.ts';
+import { parsePlanBlock } from '../provisioner.ts';
 import { authority, resolveServer, SERVER_NAME, urlWith, type DatabaseServer } from '../database-server.ts';
+import { refuseServerMove } from '../database-server.ts';
 import { generatePassword, pgNames, quotePgIdent as ident, quotePgLiteral as literal } from '../sql-names.ts';
 import { scramSha256Verifier } from './scram.ts';
 
@@ -79,11 +81,7 @@ export class PostgresProvisioner implements Provisioner {
   }
 
   parsePlanConfig(block: JsonObject): ReturnType<Provisioner['parsePlanConfig']> {
-    const parsed = planConfigSchema.safeParse(block);
-    if (!parsed.success) {
-      return { problems: parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })) };
-    }
-    return { config: parsed.data };
+    return parsePlanBlock(planConfigSchema, block);
   }
 
   isAsync(kind: OperationKind): boolean {
@@ -91,11 +89,7 @@ export class PostgresProvisioner implements Provisioner {
   }
 
   checkUpdate(from: CatalogPlan, to: CatalogPlan): string | undefined {
-    if (to.provisioner.kind !== this.kind) return `Plan "${to.name}" is not a postgres plan; a database cannot move to another kind of service.`;
-    const a = from.provisioner.config as PostgresPlanConfig;
-    const b = to.provisioner.config as PostgresPlanConfig;
-    if (a.server !== b.server) return `Plan "${to.name}" is on another server ("${b.server}", not "${a.server}"); Berth does not move databases between servers.`;
-    return undefined;
+    return refuseServerMove(this.kind, from, to);
   }
 
   /** Ends the admin connection pools (for embedders and benchmarks; idle pools never keep the process alive). */
