@@ -13,6 +13,6 @@ export function builtInProvisioners(config: Config, log: Logger, kube: Kubernete
     new UserProvidedProvisioner(),
     new PostgresProvisioner(config, log),
     new MysqlProvisioner(config, log),
-    new HelmProvisioner(config, kube, log),
+    new HelmProvisioner(config, kube),
   ];
 }

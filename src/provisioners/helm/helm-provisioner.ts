@@ -6,7 +6,6 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { CoreV1Api, type V1Secret, type V1Service } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
-import type { Logger } from 'pino';
 import type { Config } from '../../config.ts';
 import type { CatalogPlan } from '../../catalog/catalog.ts';
 import {
@@ -61,13 +60,11 @@ export class HelmProvisioner implements Provisioner {
   readonly kind = 'helm';
   readonly #config: Config;
   readonly #kube: KubernetesAccess;
-  readonly #log: Logger;
   readonly #catalogDir: string;
 
-  constructor(config: Config, kube: KubernetesAccess, log: Logger) {
+  constructor(config: Config, kube: KubernetesAccess) {
     this.#config = config;
     this.#kube = kube;
-    this.#log = log.child({ provisioner: 'helm' });
     this.#catalogDir = dirname(config.catalogPath);
   }
 
