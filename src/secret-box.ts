@@ -92,7 +92,10 @@ export class SecretBox {
   open<T = unknown>(sealed: string | null | undefined, field: SealedField): T | undefined {
     if (sealed == null) return undefined;
     const parts = parse(sealed, field);
-    if (parts.version === 'v1') throw new UndecryptableError('legacy-format', parts.id, field);
+    if (parts.version === 'v1') {
+      // The missing key first: without it even re-sealing cannot help.
+      throw new UndecryptableError(this.#keys.has(parts.id) ? 'legacy-format' : 'unknown-key', parts.id, field);
+    }
     return this.#decrypt<T>(parts, boundAad(parts.id, field), field);
   }
 
