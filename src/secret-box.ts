@@ -114,10 +114,6 @@ export class SecretBox {
     return sealed.startsWith(`v2:${this.#activeId}:`);
   }
 
-  keyIdOf(sealed: string): string | undefined {
-    return sealed.split(':')[1];
-  }
-
   get activeKeyId(): string {
     return this.#activeId;
   }
