@@ -45,16 +45,24 @@ async function seed(url: string): Promise<string[]> {
   const box = new SecretBox(TEST_KEYS);
   const knex = knexFactory({ client: 'pg', connection: url });
   const ids: string[] = [];
-  const params = box.seal({ size: 1 });
-  const empty = box.seal({});
   for (let start = 0; start < INSTANCES; start += 1000) {
     const instances = [];
     const ops = [];
     for (let i = start; i < start + 1000; i++) {
       const id = `bench-${i}`;
       ids.push(id);
-      instances.push({ id, service_id: 'svc-gated', plan_id: 'plan-fast', state: 'ready', parameters_enc: params, provisioner_state_enc: empty });
-      ops.push({ id: randomUUID(), instance_id: id, kind: 'provision', state: 'succeeded', description: 'Provisioned', request_enc: empty, finished_at: knex.fn.now() });
+      // Ciphertexts are bound to their cell, so each row gets its own.
+      const cell = (table: string, row: string, column: string) => ({ table, row: [row], column });
+      const opId = randomUUID();
+      instances.push({
+        id,
+        service_id: 'svc-gated',
+        plan_id: 'plan-fast',
+        state: 'ready',
+        parameters_enc: box.seal({ size: 1 }, cell('instances', id, 'parameters_enc')),
+        provisioner_state_enc: box.seal({}, cell('instances', id, 'provisioner_state_enc')),
+      });
+      ops.push({ id: opId, instance_id: id, kind: 'provision', state: 'succeeded', description: 'Provisioned', request_enc: box.seal({}, cell('operations', opId, 'request_enc')), finished_at: knex.fn.now() });
     }
     await knex('instances').insert(instances);
     await knex('operations').insert(ops);

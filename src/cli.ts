@@ -3,12 +3,16 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { CatalogError, loadCatalog } from './catalog/catalog.ts';
 import { createLogger } from './observability/logger.ts';
-import { loadProvisioners, startBerth } from './main.ts';
+import { embeddedKeyFile, loadProvisioners, startBerth } from './main.ts';
 import { openDatabase, migrateLatest } from './db/database.ts';
+import { SecretBox } from './secret-box.ts';
+import { resealRows } from './store/reseal.ts';
+import { readFile } from 'node:fs/promises';
 
 const usage = `usage: berth <command>
   serve                     start the broker (default)
   migrate                   apply database migrations and exit
+  keys rotate               re-seal every stored secret under the first key of BERTH_ENCRYPTION_KEYS
   catalog validate <file>   check a catalog file (and what its provisioners can check offline)`;
 
 async function main(argv: string[]): Promise<number> {
@@ -52,14 +56,53 @@ async function main(argv: string[]): Promise<number> {
   }
 
   if (command === 'migrate') {
+    const box = await secretBoxOf(config);
     const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
     try {
-      const applied = await migrateLatest(db.knex);
+      const applied = await migrateLatest(db.knex, { box, log });
       process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'already up to date\n');
     } finally {
       await db.close();
     }
     return 0;
+  }
+
+  if (command === 'keys' && rest[0] === 'rotate' && rest.length === 1) {
+    const box = await secretBoxOf(config);
+    if (!box) {
+      process.stderr.write(`berth: no encryption keys to rotate to: set BERTH_ENCRYPTION_KEYS (the new key first)\n`);
+      return 2;
+    }
+    const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
+    try {
+      const applied = await migrateLatest(db.knex, { box, log });
+      if (applied.length > 0) process.stdout.write(`applied: ${applied.join(', ')}\n`);
+      // Rows a live Berth rewrote between our read and our write are looked at again.
+      let counts = await resealRows(db.knex, box, 'stale');
+      const total = new Map(counts.map((c) => [c.table, c.resealed]));
+      for (let pass = 2; pass <= 5 && counts.some((c) => c.changedMeanwhile > 0); pass++) {
+        counts = await resealRows(db.knex, box, 'stale');
+        for (const c of counts) total.set(c.table, total.get(c.table)! + c.resealed);
+      }
+      process.stdout.write(`re-sealed under key "${box.activeKeyId}":\n`);
+      for (const c of counts) process.stdout.write(`  ${c.table}: ${total.get(c.table)} rows\n`);
+      const unreadable = counts.filter((c) => c.unreadable > 0 || c.changedMeanwhile > 0);
+      if (unreadable.length === 0) {
+        process.stdout.write(`every stored secret is sealed with key "${box.activeKeyId}"; the other keys can be removed from BERTH_ENCRYPTION_KEYS\n`);
+        return 0;
+      }
+      for (const c of unreadable) {
+        if (c.unreadable > 0) {
+          const keys = c.missingKeyIds.length > 0 ? ` (sealed with keys not configured: ${c.missingKeyIds.join(', ')})` : ' (altered or copied from another row)';
+          process.stderr.write(`  ${c.table}: ${c.unreadable} rows could not be decrypted${keys}\n`);
+        }
+        if (c.changedMeanwhile > 0) process.stderr.write(`  ${c.table}: ${c.changedMeanwhile} rows kept changing; run the command again\n`);
+      }
+      process.stderr.write(`berth: some rows are not sealed with key "${box.activeKeyId}"; do not remove any key yet\n`);
+      return 1;
+    } finally {
+      await db.close();
+    }
   }
 
   if (command === 'catalog' && rest[0] === 'validate') {
@@ -90,6 +133,14 @@ async function main(argv: string[]): Promise<number> {
 
   process.stderr.write(`${usage}\n`);
   return 2;
+}
+
+/** BERTH_ENCRYPTION_KEYS, or in embedded mode the key file Berth generated in the data directory (if any yet). */
+async function secretBoxOf(config: Config): Promise<SecretBox | undefined> {
+  if (config.encryptionKeys) return new SecretBox(config.encryptionKeys);
+  if (config.databaseUrl) return undefined;
+  const keys = await readFile(embeddedKeyFile(config), 'utf8').catch(() => undefined);
+  return keys?.trim() ? new SecretBox(keys.trim()) : undefined;
 }
 
 const flushed = () => Promise.all([process.stdout, process.stderr].map((s) => new Promise((r) => s.write('', r))));

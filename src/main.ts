@@ -50,7 +50,7 @@ export async function loadProvisioners(config: Config, log: Logger, kube = new K
 
 async function embeddedSecrets(config: Config, log: Logger): Promise<{ keys: string; credentials: Credential[] }> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const keyFile = join(config.dataDir, 'encryption-keys');
+  const keyFile = embeddedKeyFile(config);
   let keys = config.encryptionKeys;
   if (!keys) {
     try {
@@ -92,7 +92,7 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
 
   const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize });
   try {
-    const applied = await migrateLatest(database.knex);
+    const applied = await migrateLatest(database.knex, { box, log });
     if (applied.length > 0) log.info({ applied }, 'database migrated');
   } catch (err) {
     await database.close();
@@ -154,4 +154,9 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
       log.info('stopped');
     })());
   return { server, url, catalog, stores, engine, database, log, credentials, stop };
+}
+
+/** Where embedded mode keeps its generated encryption keys (used when BERTH_ENCRYPTION_KEYS is unset). */
+export function embeddedKeyFile(config: Config): string {
+  return join(config.dataDir, 'encryption-keys');
 }

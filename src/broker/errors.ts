@@ -76,5 +76,7 @@ export const errors = {
       error: 'ServiceUnavailable',
       headers: { 'Retry-After': '5' },
     }),
+  /** A stored secret the broker cannot open (key removed, or the value altered): the operator's to fix, said plainly. */
+  undecryptable: (description: string) => new OsbError(500, description, { error: 'InternalError' }),
   internal: (id: string) => new OsbError(500, `Internal error (reference ${id}); the broker's logs have the details.`, { error: 'InternalError' }),
 };

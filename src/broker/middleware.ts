@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Credential } from '../config.ts';
 import { errors, OsbError } from './errors.ts';
 import { isDatabaseUnavailable } from '../db/errors.ts';
+import { UndecryptableError } from '../secret-box.ts';
 import { assertStorable, storableString } from './body.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { RequestMeta } from '../service/broker-service.ts';
@@ -121,6 +122,10 @@ export function toOsbError(err: unknown, log: Logger, route: string | undefined)
   if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') return errors.badRequest('The request body uses an unsupported encoding or charset; send UTF-8 JSON.');
   if (e?.type === 'request.aborted') return errors.badRequest('The request was aborted by the client.');
   if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) return errors.badRequest('The request is malformed.');
+  if (err instanceof UndecryptableError) {
+    log.error({ route, table: err.field.table, column: err.field.column, keyId: err.keyId, reason: err.reason }, 'a stored secret cannot be decrypted');
+    return errors.undecryptable(err.message);
+  }
   if (isDatabaseUnavailable(err)) {
     log.warn({ route }, 'database unavailable');
     return errors.unavailable();

@@ -18,6 +18,7 @@ import type { BindingRecord, Db, InstanceRecord, OperationRecord, Outcome, Store
 import type { Metrics } from '../observability/metrics.ts';
 import { isDatabaseUnavailable } from '../db/errors.ts';
 import { failpoint } from '../failpoints.ts';
+import { UndecryptableError } from '../secret-box.ts';
 
 export interface EngineOptions {
   concurrency: number;
@@ -230,6 +231,8 @@ export class OperationEngine {
       deadlineTimer = setTimeout(() => controller.abort(new DeadlineExceeded()), Math.max(0, left));
     }
     try {
+      // Sealed under a key no longer configured (or altered): no attempt can succeed, so it ends now, naming the key.
+      if (op.unreadableRequest !== undefined) throw new PermanentError(op.unreadableRequest);
       if (op.deadlineAt && op.deadlineAt.getTime() <= Date.now()) throw new DeadlineExceeded();
       log.info('operation started');
       failpoint('engine.after-claim');
@@ -272,6 +275,10 @@ export class OperationEngine {
       await this.#fail(op, { description: message, instanceUsable: err.instanceUsable, updateRepeatable: err.updateRepeatable }, log, started);
       return;
     }
+    if (err instanceof UndecryptableError) {
+      await this.#fail(op, { description: message }, log, started);
+      return;
+    }
     if (op.attempts >= this.#opts.maxAttempts) {
       await this.#fail(op, { description: `${op.kind} failed after ${op.attempts} attempts: ${message}` }, log, started);
       return;
@@ -312,7 +319,8 @@ export class OperationEngine {
     await this.#persist(
       () =>
         this.#stores.knex.transaction(async (trx) => {
-          await this.#stores.instances.get(op.instanceId, trx, { lock: true });
+          // Locked without decrypting: an instance whose secrets cannot be opened still gets its operation ended.
+          await this.#stores.instances.lock(op.instanceId, trx);
           const full: Outcome = { state: 'failed', ...outcome };
           if (op.kind === 'update' || op.kind === 'deprovision') {
             full.instanceUsable ??= true;

@@ -2,7 +2,7 @@
 // method takes an optional transaction so callers can group changes
 // atomically; secrets are sealed by the SecretBox before they reach a column.
 import type { Knex } from 'knex';
-import type { SecretBox } from '../secret-box.ts';
+import { UndecryptableError, type SealedField, type SecretBox } from '../secret-box.ts';
 import type { JsonObject, OperationKind } from '../provisioners/provisioner.ts';
 
 export type Db = Knex | Knex.Transaction;
@@ -60,9 +60,19 @@ export interface OperationRecord {
   requestIdentity: string | undefined;
   createdAt: Date;
   finishedAt: Date | undefined;
+  /** Why the stored request could not be decrypted (then `request` is empty): the operation can only fail. */
+  unreadableRequest?: string;
 }
 
 const opt = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
+
+// Every ciphertext is sealed for its cell (see secret-box.ts): these name the cells.
+const instanceField = (id: string, column: string): SealedField => ({ table: 'instances', row: [id], column });
+const bindingField = (instanceId: string, id: string, column: string): SealedField => ({ table: 'bindings', row: [instanceId, id], column });
+const operationField = (id: string): SealedField => ({ table: 'operations', row: [id], column: 'request_enc' });
+
+/** Secret columns of a binding, erased when it is deleted. */
+const ERASED_BINDING_SECRETS = { parameters_enc: null, credentials_enc: null, provisioner_state_enc: null };
 
 export class InstanceStore {
   readonly #knex: Knex;
@@ -78,15 +88,20 @@ export class InstanceStore {
       serviceId: r.service_id,
       planId: r.plan_id,
       state: r.state,
-      parameters: this.#box.open<JsonObject>(r.parameters_enc) ?? {},
+      parameters: this.#box.open<JsonObject>(r.parameters_enc, instanceField(r.id, 'parameters_enc')) ?? {},
       context: opt(r.context),
       organizationGuid: opt(r.organization_guid),
       spaceGuid: opt(r.space_guid),
       maintenanceVersion: opt(r.maintenance_version),
       dashboardUrl: opt(r.dashboard_url),
       metadata: opt(r.metadata),
-      provisionerState: this.#box.open<JsonObject>(r.provisioner_state_enc) ?? {},
+      provisionerState: this.#box.open<JsonObject>(r.provisioner_state_enc, instanceField(r.id, 'provisioner_state_enc')) ?? {},
     };
+  }
+
+  /** Locks the instance row until `trx` ends, without reading (or decrypting) it. */
+  async lock(id: string, trx: Db): Promise<void> {
+    await trx('instances').where({ id }).forUpdate().first('id');
   }
 
   async get(id: string, trx: Db = this.#knex, opts: { lock?: boolean } = {}): Promise<InstanceRecord | undefined> {
@@ -118,12 +133,20 @@ export class InstanceStore {
     const cols: Record<string, unknown> = { updated_at: trx.fn.now() };
     if (patch.state !== undefined) cols.state = patch.state;
     if (patch.planId !== undefined) cols.plan_id = patch.planId;
-    if (patch.parameters !== undefined) cols.parameters_enc = this.#box.seal(patch.parameters);
+    if (patch.parameters !== undefined) cols.parameters_enc = this.#box.seal(patch.parameters, instanceField(id, 'parameters_enc'));
     if ('context' in patch) cols.context = patch.context ?? null;
     if ('maintenanceVersion' in patch) cols.maintenance_version = patch.maintenanceVersion ?? null;
     if ('dashboardUrl' in patch) cols.dashboard_url = patch.dashboardUrl ?? null;
     if ('metadata' in patch) cols.metadata = patch.metadata ?? null;
-    if (patch.provisionerState !== undefined) cols.provisioner_state_enc = this.#box.seal(patch.provisionerState);
+    if (patch.provisionerState !== undefined) cols.provisioner_state_enc = this.#box.seal(patch.provisionerState, instanceField(id, 'provisioner_state_enc'));
+    if (patch.state === 'deleted') {
+      // Nothing secret outlives the instance: its parameters and checkpoints, its bindings'
+      // secrets, and what its finished operations were asked (update parameters).
+      cols.parameters_enc = null;
+      cols.provisioner_state_enc = null;
+      await trx('bindings').where({ instance_id: id }).update(ERASED_BINDING_SECRETS);
+      await trx('operations').where({ instance_id: id }).whereNotNull('finished_at').whereNotNull('request_enc').update({ request_enc: null });
+    }
     await trx('instances').where({ id }).update(cols);
   }
 
@@ -143,14 +166,14 @@ export class InstanceStore {
       service_id: rec.serviceId,
       plan_id: rec.planId,
       state: rec.state,
-      parameters_enc: this.#box.seal(rec.parameters),
+      parameters_enc: this.#box.seal(rec.parameters, instanceField(rec.id, 'parameters_enc')),
       context: rec.context ?? null,
       organization_guid: rec.organizationGuid ?? null,
       space_guid: rec.spaceGuid ?? null,
       maintenance_version: rec.maintenanceVersion ?? null,
       dashboard_url: rec.dashboardUrl ?? null,
       metadata: rec.metadata ?? null,
-      provisioner_state_enc: this.#box.seal(rec.provisionerState),
+      provisioner_state_enc: this.#box.seal(rec.provisionerState, instanceField(rec.id, 'provisioner_state_enc')),
     };
   }
 }
@@ -170,15 +193,15 @@ export class BindingStore {
       serviceId: r.service_id,
       planId: r.plan_id,
       state: r.state,
-      parameters: this.#box.open<JsonObject>(r.parameters_enc) ?? {},
+      parameters: this.#box.open<JsonObject>(r.parameters_enc, bindingField(r.instance_id, r.id, 'parameters_enc')) ?? {},
       context: opt(r.context),
       bindResource: opt(r.bind_resource),
       appGuid: opt(r.app_guid),
       predecessorBindingId: opt(r.predecessor_binding_id),
-      credentials: this.#box.open<JsonObject>(r.credentials_enc),
+      credentials: this.#box.open<JsonObject>(r.credentials_enc, bindingField(r.instance_id, r.id, 'credentials_enc')),
       endpoints: opt(r.endpoints),
       metadata: opt(r.metadata),
-      provisionerState: this.#box.open<JsonObject>(r.provisioner_state_enc) ?? {},
+      provisionerState: this.#box.open<JsonObject>(r.provisioner_state_enc, bindingField(r.instance_id, r.id, 'provisioner_state_enc')) ?? {},
     };
   }
 
@@ -213,10 +236,16 @@ export class BindingStore {
   ): Promise<void> {
     const cols: Record<string, unknown> = { updated_at: trx.fn.now() };
     if (patch.state !== undefined) cols.state = patch.state;
-    if ('credentials' in patch) cols.credentials_enc = patch.credentials === undefined ? null : this.#box.seal(patch.credentials);
+    if ('credentials' in patch) {
+      cols.credentials_enc = patch.credentials === undefined ? null : this.#box.seal(patch.credentials, bindingField(instanceId, id, 'credentials_enc'));
+    }
     if ('endpoints' in patch) cols.endpoints = patch.endpoints === undefined ? null : JSON.stringify(patch.endpoints);
     if ('metadata' in patch) cols.metadata = patch.metadata ?? null;
-    if (patch.provisionerState !== undefined) cols.provisioner_state_enc = this.#box.seal(patch.provisionerState);
+    if (patch.provisionerState !== undefined) {
+      cols.provisioner_state_enc = this.#box.seal(patch.provisionerState, bindingField(instanceId, id, 'provisioner_state_enc'));
+    }
+    // A deleted binding keeps no password, parameters or checkpoints.
+    if (patch.state === 'deleted') Object.assign(cols, ERASED_BINDING_SECRETS);
     await trx('bindings').where({ instance_id: instanceId, id }).update(cols);
   }
 
@@ -227,15 +256,15 @@ export class BindingStore {
       service_id: rec.serviceId,
       plan_id: rec.planId,
       state: rec.state,
-      parameters_enc: this.#box.seal(rec.parameters),
+      parameters_enc: this.#box.seal(rec.parameters, bindingField(rec.instanceId, rec.id, 'parameters_enc')),
       context: rec.context ?? null,
       bind_resource: rec.bindResource ?? null,
       app_guid: rec.appGuid ?? null,
       predecessor_binding_id: rec.predecessorBindingId ?? null,
-      credentials_enc: rec.credentials === undefined ? null : this.#box.seal(rec.credentials),
+      credentials_enc: rec.credentials === undefined ? null : this.#box.seal(rec.credentials, bindingField(rec.instanceId, rec.id, 'credentials_enc')),
       endpoints: rec.endpoints === undefined ? null : JSON.stringify(rec.endpoints),
       metadata: rec.metadata ?? null,
-      provisioner_state_enc: this.#box.seal(rec.provisionerState),
+      provisioner_state_enc: this.#box.seal(rec.provisionerState, bindingField(rec.instanceId, rec.id, 'provisioner_state_enc')),
     };
   }
 }
@@ -272,6 +301,16 @@ export class OperationStore {
   }
 
   #row(r: Record<string, any>): OperationRecord {
+    // An undecryptable request (e.g. sealed under a removed key) must not stop
+    // the claim loop or requests: the record says why, and the engine fails it.
+    let request: JsonObject = {};
+    let unreadableRequest: string | undefined;
+    try {
+      request = (r.request_enc == null ? undefined : this.#box.open<JsonObject>(r.request_enc, operationField(r.id))) ?? {};
+    } catch (err) {
+      if (!(err instanceof UndecryptableError)) throw err;
+      unreadableRequest = err.message;
+    }
     return {
       id: r.id,
       instanceId: r.instance_id,
@@ -281,7 +320,7 @@ export class OperationStore {
       description: r.description,
       instanceUsable: opt(r.instance_usable),
       updateRepeatable: opt(r.update_repeatable),
-      request: r.request_enc === undefined ? {} : (this.#box.open<JsonObject>(r.request_enc) ?? {}),
+      request,
       leaseOwner: opt(r.lease_owner),
       leaseExpiresAt: opt(r.lease_expires_at),
       attempts: r.attempts,
@@ -289,6 +328,7 @@ export class OperationStore {
       requestIdentity: opt(r.request_identity),
       createdAt: r.created_at,
       finishedAt: opt(r.finished_at),
+      ...(unreadableRequest === undefined ? {} : { unreadableRequest }),
     };
   }
 
@@ -300,7 +340,7 @@ export class OperationStore {
       kind: op.kind,
       state: 'in progress',
       description: op.description,
-      request_enc: this.#box.seal(op.request),
+      request_enc: this.#box.seal(op.request, operationField(op.id)),
       deadline_at: op.deadlineAt ?? null,
       request_identity: op.requestIdentity ?? null,
     });

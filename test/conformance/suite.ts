@@ -479,7 +479,7 @@ export function conformanceSuite(label: string, databaseUrl: () => Promise<{ url
       const row = await t.berth.stores.knex('instances').where({ id: 'ups-1' }).first();
       assert.doesNotMatch(JSON.stringify(row), /https:\/\/x/);
       const binding = await t.berth.stores.knex('bindings').where({ instance_id: 'ready-1', id: 'b-1' }).first();
-      assert.match(binding.credentials_enc, /^v1:test:/);
+      assert.match(binding.credentials_enc, /^v2:test:/);
       assert.doesNotMatch(binding.credentials_enc, /secret/);
     });
 

@@ -192,7 +192,7 @@ export async function checkInvariants(berthUrl: string, recordingUrl: string): P
       const have = liveFor(b.instance_id, b.id);
       if (b.state === 'ready') {
         assert.deepEqual(have, ['credential', 'grant'], `ready binding ${b.id} has its credential and grant`);
-        const handedOut = box.open<{ credentials: { password: string; server_password: string } }>(b.credentials_enc)?.credentials;
+        const handedOut = box.open<{ credentials: { password: string; server_password: string } }>(b.credentials_enc, { table: 'bindings', row: [b.instance_id, b.id], column: 'credentials_enc' })?.credentials;
         assert.equal(handedOut?.password, live.get(`${b.instance_id}|${b.id}|credential`)?.secret, `binding ${b.id} hands out the password its credential was created with`);
         assert.equal(handedOut?.server_password, live.get(`${b.instance_id}||server`)?.secret, `binding ${b.id} hands out the password the server was created with`);
       }
