@@ -10,16 +10,11 @@ import { startTestBerth, type TestBerth } from '../support/berth.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { BODY_LIMITS, objectBody } from '../../src/broker/body.ts';
 import { OsbError } from '../../src/broker/errors.ts';
+import { hugeExtensionsBody, SAMPLE_PG } from './bodies.ts';
 
 const UPS = { service_id: '4f6e6cf6-ffdd-425f-a2c7-3c9258ad2468', plan_id: '86064792-7ea2-467b-af93-ac9694d96d52' };
-const PG = { service_id: '82790cc2-051a-40c8-b207-642e1e0ca4c0', plan_id: 'e268e07b-5a23-4995-b892-8257ac2bc247' };
+const PG = SAMPLE_PG;
 const ORG = { organization_guid: 'org-1', space_guid: 'space-1' };
-
-/** The audit's request: a provision just under 1 MB whose `extensions` holds 165,000 unique items. */
-export function hugeExtensionsBody(): string {
-  const items = Array.from({ length: 165_000 }, (_, i) => i).join(',');
-  return `{"service_id":"${PG.service_id}","plan_id":"${PG.plan_id}","organization_guid":"org-1","space_guid":"space-1","parameters":{"extensions":[${items}]}}`;
-}
 
 /** The 400 description objectBody gives for a body, or undefined when it accepts it. */
 function refusal(body: unknown): string | undefined {
