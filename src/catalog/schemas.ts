@@ -153,27 +153,41 @@ function listValues(values: unknown[]): string {
   return shown.length > 1 ? `${shown.slice(0, -1).join(', ')} or ${shown.at(-1)}` : (shown[0] ?? '');
 }
 
+/** One error as the place it concerns and what is wrong there (text that starts with ":" or " "). */
+function describeError(e: ErrorObject): { where: string; what: string } {
+  const where = e.instancePath ? `parameters${e.instancePath.replaceAll('/', '.')}` : 'parameters';
+  if (e.keyword === 'additionalProperties') {
+    return { where, what: `: unknown property "${(e.params as { additionalProperty: string }).additionalProperty}"` };
+  }
+  if (e.keyword === 'required') {
+    return { where, what: `: missing required property "${(e.params as { missingProperty: string }).missingProperty}"` };
+  }
+  if (e.keyword === 'enum') {
+    return { where, what: ` must be one of ${listValues((e.params as { allowedValues: unknown[] }).allowedValues)}` };
+  }
+  if (e.keyword === 'const') {
+    return { where, what: ` must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}` };
+  }
+  return { where, what: ` ${e.message ?? 'is invalid'}` };
+}
+
+/**
+ * Every validation error, for a person: the same problem at many places (each
+ * item of a long array failing one enum) is said once, naming the first places.
+ */
 export function describeErrors(errors: ErrorObject[] | null | undefined): string {
   if (!errors || errors.length === 0) return 'parameters are invalid';
-  const described = errors
-    .slice(0, MAX_DESCRIBED_ERRORS)
-    .map((e) => {
-      const where = e.instancePath ? `parameters${e.instancePath.replaceAll('/', '.')}` : 'parameters';
-      if (e.keyword === 'additionalProperties') {
-        return `${where}: unknown property "${(e.params as { additionalProperty: string }).additionalProperty}"`;
-      }
-      if (e.keyword === 'required') {
-        return `${where}: missing required property "${(e.params as { missingProperty: string }).missingProperty}"`;
-      }
-      if (e.keyword === 'enum') {
-        return `${where} must be one of ${listValues((e.params as { allowedValues: unknown[] }).allowedValues)}`;
-      }
-      if (e.keyword === 'const') {
-        return `${where} must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}`;
-      }
-      return `${where} ${e.message ?? 'is invalid'}`;
-    })
-    .join('; ');
-  const more = errors.length - MAX_DESCRIBED_ERRORS;
-  return more > 0 ? `${described}; and ${more} more` : described;
+  const places = new Map<string, string[]>();
+  for (const e of errors) {
+    const { where, what } = describeError(e);
+    const list = places.get(what);
+    if (list) list.push(where);
+    else places.set(what, [where]);
+  }
+  const described = [...places].slice(0, MAX_DESCRIBED_ERRORS).map(([what, wheres]) => {
+    const named = wheres.slice(0, 3).join(', ');
+    return `${wheres.length > 3 ? `${named} and ${wheres.length - 3} more places` : named}${what}`;
+  });
+  const more = places.size - MAX_DESCRIBED_ERRORS;
+  return more > 0 ? `${described.join('; ')}; and ${more} more problems` : described.join('; ');
 }

@@ -148,3 +148,10 @@ test('the shipped catalogs still load', () => {
     assert.doesNotThrow(() => loadCatalog(join(REPO, file), registry().parseConfig), file);
   }
 });
+
+test('the same error at many places is described once, naming the first places', () => {
+  const r = compileParameterSchema({ $schema: DRAFT7, properties: { list: { type: 'array', items: { enum: ['a', 'b'] } } } });
+  assert.ok('validate' in r);
+  assert.equal(r.validate({ list: Array.from({ length: 1000 }, (_, i) => i) }), false);
+  assert.equal(describeErrors(r.validate.errors), 'parameters.list.0, parameters.list.1, parameters.list.2 and 997 more places must be one of "a" or "b"');
+});
