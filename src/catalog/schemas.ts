@@ -109,6 +109,12 @@ export function compileParameterSchema(schema: unknown): { validate: ValidateFun
   if (!ajv) return { problem: `$schema "${uri}" is not supported; use one of ${supportedDrafts.join(', ')}` };
   const external = findExternalRef(schema);
   if (external) return { problem: `contains an external reference "${external}"; schemas must be self-contained` };
+  const recursive = findRecursiveRef(schema);
+  if (recursive) {
+    return {
+      problem: `contains a recursive reference ("${recursive}" reaches itself); validating nested input against a recursive schema can take time exponential in its depth, so Berth does not accept one`,
+    };
+  }
   try {
     // Compile a copy without $id so two plans may reuse one schema.
     const { $id: _ignored, ...body } = schema as Record<string, unknown>;
@@ -139,6 +145,53 @@ function findExternalRef(node: unknown): string | undefined {
     const found = findExternalRef(value);
     if (found) return found;
   }
+  return undefined;
+}
+
+/**
+ * Finds a reference that can lead back to itself: a local `$ref` whose target
+ * contains (directly, or through other references) a reference to that target,
+ * or a `$recursiveRef`/`$dynamicRef`. With alternatives (anyOf, oneOf) along the
+ * cycle, ajv re-validates the input once per branch at every level.
+ */
+function findRecursiveRef(schema: object): string | undefined {
+  const refs: Array<{ ref: string; at: string; target: string | undefined }> = [];
+  const anchors = new Map<string, string>();
+  let dynamic: string | undefined;
+  const walk = (node: unknown, at: string): void => {
+    if (typeof node !== 'object' || node === null) return;
+    for (const [key, value] of Object.entries(node)) {
+      const here = `${at}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+      if (typeof value === 'string' && !Array.isArray(node)) {
+        if (key === '$ref' && value.startsWith('#')) refs.push({ ref: value, at, target: undefined });
+        if (key === '$recursiveRef' || key === '$dynamicRef') dynamic ??= value;
+        if (key === '$anchor' || key === '$dynamicAnchor') anchors.set(value, at);
+        if (key === '$id' && value.startsWith('#')) anchors.set(value.slice(1), at);
+      }
+      walk(value, here);
+    }
+  };
+  walk(schema, '');
+  if (dynamic) return dynamic;
+  for (const r of refs) {
+    const fragment = decodeURIComponent(r.ref.slice(1));
+    r.target = fragment === '' || fragment.startsWith('/') ? fragment : anchors.get(fragment);
+  }
+  const inside = (at: string, target: string) => target === '' || at === target || at.startsWith(`${target}/`);
+  // Depth-first search for a cycle among references: r leads to every reference inside its target.
+  const state = new Map<number, 'open' | 'done'>();
+  const visit = (i: number): boolean => {
+    if (state.get(i) === 'open') return true;
+    if (state.get(i) === 'done') return false;
+    state.set(i, 'open');
+    const target = refs[i]!.target;
+    if (target !== undefined) {
+      for (const [j, other] of refs.entries()) if (inside(other.at, target) && visit(j)) return true;
+    }
+    state.set(i, 'done');
+    return false;
+  };
+  for (const [i, r] of refs.entries()) if (visit(i)) return r.ref;
   return undefined;
 }
 

@@ -155,3 +155,25 @@ test('the same error at many places is described once, naming the first places',
   assert.equal(r.validate({ list: Array.from({ length: 1000 }, (_, i) => i) }), false);
   assert.equal(describeErrors(r.validate.errors), 'parameters.list.0, parameters.list.1, parameters.list.2 and 997 more places must be one of "a" or "b"');
 });
+
+test('a recursive schema is refused at load (validation could take exponential time); plain $refs are fine', () => {
+  const tree = { anyOf: [{ type: 'array', items: { $ref: '#' } }, { type: 'array', items: { $ref: '#' } }, { type: 'number' }] };
+  for (const schema of [
+    { $schema: DRAFT7, ...tree },
+    { $schema: DRAFT7, properties: { root: { $ref: '#/definitions/node' } }, definitions: { node: { type: 'object', properties: { kids: { type: 'array', items: { $ref: '#/definitions/node' } } } } } },
+    { $schema: DRAFT7, properties: { a: { $ref: '#/definitions/a' } }, definitions: { a: { anyOf: [{ $ref: '#/definitions/b' }] }, b: { items: { $ref: '#/definitions/a' } } } },
+    { $schema: DRAFT7, properties: { a: { $ref: '#node' } }, definitions: { n: { $id: '#node', items: { $ref: '#node' } } } },
+    { $schema: 'https://json-schema.org/draft/2020-12/schema', $dynamicAnchor: 'n', items: { $dynamicRef: '#n' } },
+  ]) {
+    const r = compileParameterSchema(schema);
+    assert.ok('problem' in r, JSON.stringify(schema));
+    assert.match(r.problem, /recursive reference .* exponential/);
+  }
+  const shared = compileParameterSchema({
+    $schema: DRAFT7,
+    properties: { a: { $ref: '#/definitions/name' }, b: { $ref: '#/definitions/name' }, c: { $ref: '#/definitions/pair' } },
+    definitions: { name: { type: 'string', maxLength: 10 }, pair: { type: 'array', items: { $ref: '#/definitions/name' } } },
+  });
+  assert.ok('validate' in shared, JSON.stringify(shared));
+  assert.equal(shared.validate({ a: 'x', c: ['y', 'z'] }), true);
+});
