@@ -174,7 +174,12 @@ function findRecursiveRef(schema: object): string | undefined {
   walk(schema, '');
   if (dynamic) return dynamic;
   for (const r of refs) {
-    const fragment = decodeURIComponent(r.ref.slice(1));
+    let fragment: string;
+    try {
+      fragment = decodeURIComponent(r.ref.slice(1));
+    } catch {
+      continue; // not a valid reference: ajv's compile reports it
+    }
     r.target = fragment === '' || fragment.startsWith('/') ? fragment : anchors.get(fragment);
   }
   const inside = (at: string, target: string) => target === '' || at === target || at.startsWith(`${target}/`);
