@@ -2,7 +2,7 @@
 import type { RequestHandler } from 'express';
 import type { BrokerService } from '../service/broker-service.ts';
 import { acceptsIncomplete, idParam } from './middleware.ts';
-import { maintenanceVersion, obj, objectBody, str } from './body.ts';
+import { maintenanceVersion, obj, objectBody, platformGuid, str } from './body.ts';
 import { instanceBody } from './instance-body.ts';
 
 export function provision(service: BrokerService): RequestHandler {
@@ -14,8 +14,8 @@ export function provision(service: BrokerService): RequestHandler {
       serviceId: str(body, 'service_id', true),
       planId: str(body, 'plan_id', true),
       context: obj(body, 'context'),
-      organizationGuid: str(body, 'organization_guid'),
-      spaceGuid: str(body, 'space_guid'),
+      organizationGuid: platformGuid(body, 'organization_guid'),
+      spaceGuid: platformGuid(body, 'space_guid'),
       parameters: obj(body, 'parameters'),
       maintenanceVersion: maintenanceVersion(body),
       acceptsIncomplete: acceptsIncomplete(req),

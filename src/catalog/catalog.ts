@@ -59,10 +59,16 @@ export class CatalogError extends Error {
   }
 }
 
+/** What a provisioner may need to know about the rest of its plan to check its block: the parameter schemas as written (undefined when absent). */
+export interface PlanConfigContext {
+  schemas: { instanceCreate: unknown; instanceUpdate: unknown; bindingCreate: unknown };
+}
+
 /** Validates a plan's `provisioner:` block for its kind; returns the parsed config or problems (paths relative to the block). */
 export type ProvisionerConfigParser = (
   kind: string,
   block: Record<string, unknown>,
+  plan: PlanConfigContext,
 ) => { config: unknown } | { problems: Array<{ path: string; message: string }> };
 
 const nonEmpty = z.string().min(1, 'must be a non-empty string');
@@ -262,7 +268,13 @@ export function parseCatalog(text: string, file: string, parseProvisioner: Provi
       const { kind, requires_app: requiresApp, binding_secret: bindingSecret, ...rest } = block;
       if (requiresApp !== undefined && typeof requiresApp !== 'boolean') problems.push(`${pWhere}.provisioner.requires_app: must be a boolean`);
       if (bindingSecret !== undefined && typeof bindingSecret !== 'boolean') problems.push(`${pWhere}.provisioner.binding_secret: must be a boolean`);
-      const result = parseProvisioner(kind, rest);
+      const result = parseProvisioner(kind, rest, {
+        schemas: {
+          instanceCreate: rawPlan.schemas?.service_instance?.create?.parameters,
+          instanceUpdate: rawPlan.schemas?.service_instance?.update?.parameters,
+          bindingCreate: rawPlan.schemas?.service_binding?.create?.parameters,
+        },
+      });
       let config: unknown;
       if ('problems' in result) {
         for (const p of result.problems) problems.push(`${pWhere}.provisioner${p.path ? `.${p.path}` : ''}: ${p.message}`);

@@ -1,10 +1,16 @@
 // Compiles plan parameter schemas with the JSON Schema draft their `$schema` names.
-import { Ajv, type ValidateFunction, type ErrorObject } from 'ajv';
+// Parameters come from anyone the platform lets provision, so validation must
+// stay linear in their size whatever the catalog's schema says: request bodies
+// are bounded before they get here (src/broker/body.ts), `pattern` runs on RE2
+// (no backtracking) and `uniqueItems` is checked with a hash set instead of
+// ajv's pairwise comparison (quadratic for items without a declared type).
+import { Ajv, type ValidateFunction, type ErrorObject, type KeywordDefinition } from 'ajv';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import AjvDraft04Module from 'ajv-draft-04';
 import addFormatsModule from 'ajv-formats';
 import { createRequire } from 'node:module';
+import { RE2 } from 're2-wasm';
 
 const require = createRequire(import.meta.url);
 const draft06Meta = require('ajv/dist/refs/json-schema-draft-06.json');
@@ -13,7 +19,43 @@ type AnyAjv = Ajv | Ajv2019 | Ajv2020;
 const addFormats = addFormatsModule as unknown as (ajv: AnyAjv) => void;
 const AjvDraft04 = AjvDraft04Module as unknown as new (opts: object) => Ajv;
 
-const ajvOptions = { allErrors: true, strict: false, validateSchema: true, loadSchema: undefined } as const;
+/** ajv's RegExpEngine: RE2 matches in time linear in the input; it only works in unicode mode, as ajv compiles patterns. */
+const re2Engine = Object.assign((pattern: string) => new RE2(pattern, 'u'), { code: 'new RE2' });
+
+// allErrors stays on (a 400 lists every problem): with the keywords below it is
+// linear in the bounded input, so it costs at most one error per value and keyword.
+const ajvOptions = { allErrors: true, strict: false, validateSchema: true, loadSchema: undefined, code: { regExp: re2Engine } } as const;
+
+/** JSON text with object keys sorted: equal JSON values (in the JSON Schema sense) give equal strings. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const record = value as Record<string, unknown>;
+    return `{${Object.keys(record)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(record[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function uniqueItems(schema: boolean, data: unknown[]): boolean {
+  if (!schema) return true;
+  const seen = new Map<string, number>();
+  for (const [j, item] of data.entries()) {
+    const key = canonicalJson(item);
+    const i = seen.get(key);
+    if (i !== undefined) {
+      uniqueItems.errors = [{ keyword: 'uniqueItems', message: `must NOT have duplicate items (items ${i} and ${j} are identical)`, params: { i, j } }];
+      return false;
+    }
+    seen.set(key, j);
+  }
+  return true;
+}
+uniqueItems.errors = [] as Array<Partial<ErrorObject>>;
+
+const linearUniqueItems: KeywordDefinition = { keyword: 'uniqueItems', type: 'array', schemaType: 'boolean', errors: true, validate: uniqueItems };
 
 function normalise(uri: string): string {
   return uri.replace(/^https?:\/\//, '').replace(/#?$/, '').replace(/\/$/, '');
@@ -42,6 +84,8 @@ function engineFor(schemaUri: string): AnyAjv | undefined {
   let ajv = cache.get(key);
   if (!ajv) {
     ajv = make();
+    ajv.removeKeyword('uniqueItems');
+    ajv.addKeyword(linearUniqueItems);
     addFormats(ajv);
     cache.set(key, ajv);
   }
@@ -65,12 +109,23 @@ export function compileParameterSchema(schema: unknown): { validate: ValidateFun
   if (!ajv) return { problem: `$schema "${uri}" is not supported; use one of ${supportedDrafts.join(', ')}` };
   const external = findExternalRef(schema);
   if (external) return { problem: `contains an external reference "${external}"; schemas must be self-contained` };
+  const recursive = findRecursiveRef(schema);
+  if (recursive) {
+    return {
+      problem: `contains a recursive reference ("${recursive}" reaches itself); validating nested input against a recursive schema can take time exponential in its depth, so Berth does not accept one`,
+    };
+  }
   try {
     // Compile a copy without $id so two plans may reuse one schema.
     const { $id: _ignored, ...body } = schema as Record<string, unknown>;
     return { validate: ajv.compile(body) };
   } catch (err) {
-    return { problem: `does not compile: ${(err as Error).message}` };
+    const message = (err as Error).message;
+    if (message.startsWith('Invalid regular expression')) {
+      // RE2 refuses what needs backtracking; say so rather than pass on its wording alone.
+      return { problem: `does not compile: ${message}; patterns are matched with RE2 (linear time), which has no lookaround or backreferences` };
+    }
+    return { problem: `does not compile: ${message}` };
   }
 }
 
@@ -93,19 +148,104 @@ function findExternalRef(node: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * Finds a reference that can lead back to itself: a local `$ref` whose target
+ * contains (directly, or through other references) a reference to that target,
+ * or a `$recursiveRef`/`$dynamicRef`. With alternatives (anyOf, oneOf) along the
+ * cycle, ajv re-validates the input once per branch at every level.
+ */
+function findRecursiveRef(schema: object): string | undefined {
+  const refs: Array<{ ref: string; at: string; target: string | undefined }> = [];
+  const anchors = new Map<string, string>();
+  let dynamic: string | undefined;
+  const walk = (node: unknown, at: string): void => {
+    if (typeof node !== 'object' || node === null) return;
+    for (const [key, value] of Object.entries(node)) {
+      const here = `${at}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+      if (typeof value === 'string' && !Array.isArray(node)) {
+        if (key === '$ref' && value.startsWith('#')) refs.push({ ref: value, at, target: undefined });
+        if (key === '$recursiveRef' || key === '$dynamicRef') dynamic ??= value;
+        if (key === '$anchor' || key === '$dynamicAnchor') anchors.set(value, at);
+        if (key === '$id' && value.startsWith('#')) anchors.set(value.slice(1), at);
+      }
+      walk(value, here);
+    }
+  };
+  walk(schema, '');
+  if (dynamic) return dynamic;
+  for (const r of refs) {
+    let fragment: string;
+    try {
+      fragment = decodeURIComponent(r.ref.slice(1));
+    } catch {
+      continue; // not a valid reference: ajv's compile reports it
+    }
+    r.target = fragment === '' || fragment.startsWith('/') ? fragment : anchors.get(fragment);
+  }
+  const inside = (at: string, target: string) => target === '' || at === target || at.startsWith(`${target}/`);
+  // Depth-first search for a cycle among references: r leads to every reference inside its target.
+  const state = new Map<number, 'open' | 'done'>();
+  const visit = (i: number): boolean => {
+    if (state.get(i) === 'open') return true;
+    if (state.get(i) === 'done') return false;
+    state.set(i, 'open');
+    const target = refs[i]!.target;
+    if (target !== undefined) {
+      for (const [j, other] of refs.entries()) if (inside(other.at, target) && visit(j)) return true;
+    }
+    state.set(i, 'done');
+    return false;
+  };
+  for (const [i, r] of refs.entries()) if (visit(i)) return r.ref;
+  return undefined;
+}
+
+const MAX_DESCRIBED_ERRORS = 20;
+const MAX_LISTED_VALUES = 20;
+
+/** `"a", "b" or "c"`: the values a person may send, as JSON, the list cut after 20. */
+function listValues(values: unknown[]): string {
+  const shown = values.slice(0, MAX_LISTED_VALUES).map((v) => JSON.stringify(v));
+  const more = values.length - shown.length;
+  if (more > 0) return `${shown.join(', ')} (or one of ${more} more)`;
+  return shown.length > 1 ? `${shown.slice(0, -1).join(', ')} or ${shown.at(-1)}` : (shown[0] ?? '');
+}
+
+/** One error as the place it concerns and what is wrong there (text that starts with ":" or " "). */
+function describeError(e: ErrorObject): { where: string; what: string } {
+  const where = e.instancePath ? `parameters${e.instancePath.replaceAll('/', '.')}` : 'parameters';
+  if (e.keyword === 'additionalProperties') {
+    return { where, what: `: unknown property "${(e.params as { additionalProperty: string }).additionalProperty}"` };
+  }
+  if (e.keyword === 'required') {
+    return { where, what: `: missing required property "${(e.params as { missingProperty: string }).missingProperty}"` };
+  }
+  if (e.keyword === 'enum') {
+    return { where, what: ` must be one of ${listValues((e.params as { allowedValues: unknown[] }).allowedValues)}` };
+  }
+  if (e.keyword === 'const') {
+    return { where, what: ` must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}` };
+  }
+  return { where, what: ` ${e.message ?? 'is invalid'}` };
+}
+
+/**
+ * Every validation error, for a person: the same problem at many places (each
+ * item of a long array failing one enum) is said once, naming the first places.
+ */
 export function describeErrors(errors: ErrorObject[] | null | undefined): string {
   if (!errors || errors.length === 0) return 'parameters are invalid';
-  return errors
-    .slice(0, 20)
-    .map((e) => {
-      const where = e.instancePath ? `parameters${e.instancePath.replaceAll('/', '.')}` : 'parameters';
-      if (e.keyword === 'additionalProperties') {
-        return `${where}: unknown property "${(e.params as { additionalProperty: string }).additionalProperty}"`;
-      }
-      if (e.keyword === 'required') {
-        return `${where}: missing required property "${(e.params as { missingProperty: string }).missingProperty}"`;
-      }
-      return `${where} ${e.message ?? 'is invalid'}`;
-    })
-    .join('; ');
+  const places = new Map<string, string[]>();
+  for (const e of errors) {
+    const { where, what } = describeError(e);
+    const list = places.get(what);
+    if (list) list.push(where);
+    else places.set(what, [where]);
+  }
+  const described = [...places].slice(0, MAX_DESCRIBED_ERRORS).map(([what, wheres]) => {
+    const named = wheres.slice(0, 3).join(', ');
+    return `${wheres.length > 3 ? `${named} and ${wheres.length - 3} more places` : named}${what}`;
+  });
+  const more = places.size - MAX_DESCRIBED_ERRORS;
+  return more > 0 ? `${described.join('; ')}; and ${more} more problems` : described.join('; ');
 }

@@ -26,7 +26,7 @@
 //   with backoff until the attempt budget or the deadline is spent.
 // - Never log secrets; put progress a user can read in `op.progress`.
 import type { Logger } from 'pino';
-import type { CatalogPlan } from '../catalog/catalog.ts';
+import type { CatalogPlan, PlanConfigContext } from '../catalog/catalog.ts';
 
 export type OperationKind = 'provision' | 'update' | 'deprovision' | 'bind' | 'unbind';
 
@@ -101,8 +101,8 @@ export interface BindResult {
 
 export interface Provisioner {
   readonly kind: string;
-  /** Validates a plan's `provisioner:` block (without `kind`). */
-  parsePlanConfig(block: JsonObject): { config: unknown } | { problems: Array<{ path: string; message: string }> };
+  /** Validates a plan's `provisioner:` block (without `kind`); `plan` tells what else the plan declares. */
+  parsePlanConfig(block: JsonObject, plan?: PlanConfigContext): { config: unknown } | { problems: Array<{ path: string; message: string }> };
   /** Whether this operation can only complete asynchronously for the plan. */
   isAsync(kind: OperationKind, plan: CatalogPlan): boolean;
   /** Parameters the broker must not echo back in GET responses (they are secrets). */
@@ -163,11 +163,11 @@ export class ProvisionerRegistry {
     return this.get(plan.provisioner.kind);
   }
 
-  readonly parseConfig = (kind: string, block: JsonObject) => {
+  readonly parseConfig = (kind: string, block: JsonObject, plan?: PlanConfigContext) => {
     const p = this.#kinds.get(kind);
     if (!p) {
       return { problems: [{ path: 'kind', message: `unknown provisioner kind "${kind}"; known kinds: ${[...this.#kinds.keys()].join(', ')}` }] };
     }
-    return p.parsePlanConfig(block);
+    return p.parsePlanConfig(block, plan);
   };
 }

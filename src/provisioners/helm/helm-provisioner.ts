@@ -7,7 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { CoreV1Api, type V1Secret, type V1Service } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import type { Config } from '../../config.ts';
-import type { CatalogPlan } from '../../catalog/catalog.ts';
+import type { CatalogPlan, PlanConfigContext } from '../../catalog/catalog.ts';
 import {
   PermanentError,
   type BindResult,
@@ -68,8 +68,8 @@ export class HelmProvisioner implements Provisioner {
     this.#catalogDir = dirname(config.catalogPath);
   }
 
-  parsePlanConfig(block: JsonObject) {
-    return parseHelmPlan(block);
+  parsePlanConfig(block: JsonObject, plan?: PlanConfigContext) {
+    return parseHelmPlan(block, plan);
   }
 
   isAsync(): boolean {
