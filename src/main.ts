@@ -84,6 +84,10 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
   const kube = new KubernetesAccess(config);
   const provisioners = opts.provisioners ?? (await loadProvisioners(config, log, kube));
   const catalog = loadCatalog(config.catalogPath, provisioners.parseConfig);
+  const bindingSecretsWanted = config.kubernetesSecrets || catalog.plans.some((p) => p.options.bindingSecret === true);
+  if (!kube.configured && bindingSecretsWanted) {
+    log.info('no Kubernetes cluster is configured (KUBECONFIG): bind requests from Kubernetes get their credentials in the response only, no binding Secret is written');
+  }
 
   let keys = config.encryptionKeys;
   let credentials = config.credentials;
