@@ -67,3 +67,32 @@ export async function startLoggedBerth(env: Record<string, string> = {}, opts: {
     },
   };
 }
+
+/** A TCP proxy in front of a server; cut() refuses new connections and resets the open ones (an outage). */
+export async function tcpProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<{ port: number; cut(): Promise<void>; close(): Promise<void> }> {
+  const { createServer, connect } = await import('node:net');
+  const sockets = new Set<import('node:net').Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(targetPort, targetHost);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => {
+        sockets.delete(s);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  let closed: Promise<void> | undefined;
+  const cut = () => {
+    closed ??= new Promise<void>((r) => server.close(() => r()));
+    for (const s of sockets) s.resetAndDestroy();
+    return closed;
+  };
+  return { port, cut, close: cut };
+}
