@@ -31,6 +31,18 @@ async function main(argv: string[]): Promise<number> {
   const log = createLogger(config.logLevel);
 
   if (command === 'serve') {
+    // Installed before the start and kept for good (not `once`): every SIGTERM or
+    // SIGINT, at any moment and however many, takes the graceful path. With no
+    // listener left, a second signal (or one re-raised by a library's exit
+    // handler) would kill the process with 143 before leases are handed back.
+    const signalled = new Promise<void>((resolve) => {
+      const onSignal = (signal: string) => {
+        log.info({ signal }, 'signal received');
+        resolve();
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+    });
     let berth;
     try {
       berth = await startBerth(config, { log });
@@ -41,17 +53,12 @@ async function main(argv: string[]): Promise<number> {
       }
       throw err;
     }
-    await new Promise<void>((resolve) => {
-      const onSignal = (signal: string) => {
-        log.info({ signal }, 'signal received');
-        berth.stop().then(resolve, (err) => {
-          log.error({ err }, 'shutdown failed');
-          resolve();
-        });
-      };
-      process.once('SIGTERM', onSignal);
-      process.once('SIGINT', onSignal);
-    });
+    await signalled;
+    try {
+      await berth.stop();
+    } catch (err) {
+      log.error({ err }, 'shutdown failed');
+    }
     return 0;
   }
 

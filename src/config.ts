@@ -25,6 +25,13 @@ const envSchema = z.object({
   BERTH_HELM_BIN: z.string().optional(),
   KUBECONFIG: z.string().optional(),
   BERTH_KUBERNETES_SECRETS: z.enum(['true', 'false']).default('true'),
+  BERTH_MIN_PASSWORD_LENGTH: z.coerce.number().int().min(1).max(1024).default(12),
+  BERTH_AUTH_FAILURE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(10),
+  BERTH_AUTH_FAILURE_WINDOW_SECONDS: z.coerce.number().min(1).max(86_400).default(60),
+  BERTH_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(512),
+  BERTH_HEADERS_TIMEOUT_SECONDS: z.coerce.number().min(0.1).max(600).default(10),
+  BERTH_REQUEST_TIMEOUT_SECONDS: z.coerce.number().min(0.1).max(3600).default(30),
+  BERTH_PROBE_INTERVAL_SECONDS: z.coerce.number().min(0.1).max(3600).default(5),
 });
 
 export interface Credential {
@@ -53,6 +60,21 @@ export interface Config {
   helmBin: string | undefined;
   kubeconfig: string | undefined;
   kubernetesSecrets: boolean;
+  auth: {
+    /** Failed basic-auth attempts one client may make per window before it gets 429. */
+    failureLimit: number;
+    failureWindowMs: number;
+  };
+  http: {
+    /** Open connections; at the cap the oldest connection without a request in progress is closed. */
+    maxConnections: number;
+    /** Time a connection has to deliver a request's headers (from connect, or since its last response). */
+    headersTimeoutMs: number;
+    /** Time a client has to deliver a whole request, body included. */
+    requestTimeoutMs: number;
+  };
+  /** Readiness and the database-derived gauges are computed at most once per this interval. */
+  probeIntervalMs: number;
   /** Every BERTH_* and provisioner-specific variable, for provisioners that name their own (e.g. admin URLs). */
   env: Readonly<Record<string, string | undefined>>;
 }
@@ -73,6 +95,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     }
     credentials.push({ username: e.BROKER_USERNAME, password: e.BROKER_PASSWORD });
   }
+  let extraCredentials: Credential[] = [];
   if (e.BROKER_CREDENTIALS) {
     let extra: unknown;
     try {
@@ -82,7 +105,22 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     }
     const list = z.array(credentialPair).safeParse(extra);
     if (!list.success) throw new ConfigError('BROKER_CREDENTIALS must be a JSON array of {"username","password"} objects');
+    extraCredentials = list.data;
     credentials.push(...list.data);
+  }
+  // Passwords an operator chose (generated ones are long): a short one is a guessable one.
+  const named = [
+    ...(e.BROKER_PASSWORD !== undefined ? [{ name: 'BROKER_PASSWORD', password: e.BROKER_PASSWORD }] : []),
+    ...extraCredentials.map((c, i) => ({ name: `BROKER_CREDENTIALS[${i}].password`, password: c.password })),
+  ];
+  const short = named.filter((c) => c.password.length < e.BERTH_MIN_PASSWORD_LENGTH).map((c) => c.name);
+  if (short.length > 0) {
+    throw new ConfigError(
+      `${short.join(', ')} must be at least ${e.BERTH_MIN_PASSWORD_LENGTH} characters long (BERTH_MIN_PASSWORD_LENGTH); generate one with e.g. \`openssl rand -base64 24\``,
+    );
+  }
+  if (e.BERTH_REQUEST_TIMEOUT_SECONDS < e.BERTH_HEADERS_TIMEOUT_SECONDS) {
+    throw new ConfigError('BERTH_REQUEST_TIMEOUT_SECONDS must not be shorter than BERTH_HEADERS_TIMEOUT_SECONDS');
   }
   if (e.DATABASE_URL && credentials.length === 0) {
     throw new ConfigError('BROKER_USERNAME and BROKER_PASSWORD are required when DATABASE_URL is set');
@@ -110,6 +148,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     helmBin: e.BERTH_HELM_BIN,
     kubeconfig: e.KUBECONFIG,
     kubernetesSecrets: e.BERTH_KUBERNETES_SECRETS === 'true',
+    auth: { failureLimit: e.BERTH_AUTH_FAILURE_LIMIT, failureWindowMs: e.BERTH_AUTH_FAILURE_WINDOW_SECONDS * 1000 },
+    http: {
+      maxConnections: e.BERTH_MAX_CONNECTIONS,
+      headersTimeoutMs: e.BERTH_HEADERS_TIMEOUT_SECONDS * 1000,
+      requestTimeoutMs: e.BERTH_REQUEST_TIMEOUT_SECONDS * 1000,
+    },
+    probeIntervalMs: e.BERTH_PROBE_INTERVAL_SECONDS * 1000,
     env: Object.freeze({ ...env }),
   };
 }

@@ -1,6 +1,6 @@
 // The composition root: builds every part from a validated Config and wires
 // them together. Nothing else constructs stores, engines or servers.
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -17,6 +17,9 @@ import { createApp } from './broker/app.ts';
 import { createFastPath } from './broker/fast-path.ts';
 import { createLogger } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
+import { atMostEvery } from './observability/probes.ts';
+import { createBerthHttpServer } from './http-server.ts';
+import { AuthThrottle, clientOf } from './broker/auth-throttle.ts';
 import { Gauge } from 'prom-client';
 import { ProvisionerRegistry, type Provisioner } from './provisioners/provisioner.ts';
 import { builtInProvisioners } from './provisioners/index.ts';
@@ -84,6 +87,10 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
   const kube = new KubernetesAccess(config);
   const provisioners = opts.provisioners ?? (await loadProvisioners(config, log, kube));
   const catalog = loadCatalog(config.catalogPath, provisioners.parseConfig);
+  const bindingSecretsWanted = config.kubernetesSecrets || catalog.plans.some((p) => p.options.bindingSecret === true);
+  if (!kube.configured && bindingSecretsWanted) {
+    log.info('no Kubernetes cluster is configured (KUBECONFIG): bind requests from Kubernetes get their credentials in the response only, no binding Secret is written');
+  }
 
   let keys = config.encryptionKeys;
   let credentials = config.credentials;
@@ -116,24 +123,42 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
     hooks: createBindingSecretHooks(kube, config.kubernetesSecrets),
   });
   const service = new BrokerService({ catalog, stores, provisioners, engine });
-  const app = createApp({
-    service,
-    credentials,
-    log,
-    metrics,
-    readiness: async () => ((await migrationsApplied(database.knex)) ? undefined : 'database migrations are not applied'),
-    beforeScrape: async () => {
-      operationsGauge.reset();
-      for (const row of await stores.operations.countByState()) operationsGauge.set({ kind: row.kind, state: row.state }, Number(row.n));
-    },
+  const authThrottle = new AuthThrottle({ limit: config.auth.failureLimit, windowMs: config.auth.failureWindowMs });
+  // /readyz and /metrics need no credentials: whatever their request rate, the
+  // database answers for them at most once per interval.
+  const readiness = atMostEvery(config.probeIntervalMs, async () => {
+    try {
+      return (await migrationsApplied(database.knex)) ? undefined : 'database migrations are not applied';
+    } catch (err) {
+      log.warn({ err }, 'readiness: the database is unreachable');
+      return 'database unreachable';
+    }
   });
+  const refreshOperationsGauge = atMostEvery(config.probeIntervalMs, async () => {
+    const rows = await stores.operations.countByState();
+    operationsGauge.reset();
+    for (const row of rows) operationsGauge.set({ kind: row.kind, state: row.state }, Number(row.n));
+  });
+  const app = createApp({ service, credentials, log, metrics, authThrottle, readiness, beforeScrape: refreshOperationsGauge });
   const fastPath = createFastPath({ service, credentials, metrics, log });
-  const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
-    if (!fastPath(req, res)) app(req, res);
-  });
+  const http = createBerthHttpServer({ ...config.http, keepAliveTimeoutMs: 65_000 }, (req, res) => {
+    // A throttled client goes to Express, which answers 429 without looking at its credentials.
+    if (authThrottle.retryAfterSeconds(clientOf(req)) > 0 || !fastPath(req, res)) app(req, res);
+  }, log);
+  const server = http.server;
   await new Promise<void>((resolveListen, reject) => {
     server.once('error', reject);
-    server.listen(config.port, config.host, () => resolveListen());
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolveListen();
+    });
+  });
+  // After listening, an error is a failed accept (e.g. out of file descriptors): log it, keep serving.
+  let lastAcceptError = 0;
+  server.on('error', (err) => {
+    if (Date.now() - lastAcceptError < 10_000) return;
+    lastAcceptError = Date.now();
+    log.error({ err }, 'accepting a connection failed');
   });
   const address = server.address();
   const url = `http://${config.host}:${typeof address === 'object' && address ? address.port : config.port}`;
@@ -143,12 +168,13 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
   let stopping: Promise<void> | undefined;
   const stop = (graceMs = config.shutdownGraceMs) =>
     (stopping ??= (async () => {
-      log.info({ graceMs }, 'shutting down');
-      const closed = new Promise<void>((r) => server.close(() => r()));
-      server.closeIdleConnections();
-      await engine.stop(graceMs);
-      server.closeAllConnections();
-      await closed;
+      log.info({ graceMs, requestsInFlight: http.inFlight }, 'shutting down');
+      const deadline = Date.now() + graceMs;
+      // Requests in flight are answered first, with the engine still running (a
+      // synchronous request may need it) and the pools open (they need those too).
+      if (!(await http.drain(deadline))) log.warn({ requestsInFlight: http.inFlight }, 'requests still unanswered at the end of the grace period');
+      await engine.stop(Math.max(0, deadline - Date.now()));
+      await http.close();
       await provisioners.close();
       await database.close();
       log.info('stopped');

@@ -7,6 +7,7 @@ import type { BrokerService } from '../service/broker-service.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { accessLog, apiVersion, basicAuth, errorHandler, identities, requestIdentity } from './middleware.ts';
 import { errors } from './errors.ts';
+import type { AuthThrottle } from './auth-throttle.ts';
 import { getCatalog } from './catalog.ts';
 import { provision } from './provision.ts';
 import { update } from './update.ts';
@@ -25,9 +26,11 @@ export interface AppDeps {
   credentials: Credential[];
   log: Logger;
   metrics: Metrics;
-  /** Resolves when the database is reachable and migrated; rejects or returns a reason otherwise. */
+  /** Resolves when the database is reachable and migrated; rejects or returns a reason otherwise (shown to anyone: no driver text). */
   readiness: () => Promise<string | undefined>;
-  /** Extra gauges refreshed before each scrape. */
+  /** Counts refused credentials per client (shared with the fast path). */
+  authThrottle: AuthThrottle;
+  /** Extra gauges refreshed before a scrape (the caller bounds how often they really hit the database). */
   beforeScrape?: () => Promise<void>;
 }
 
@@ -47,7 +50,9 @@ export function createApp(deps: AppDeps): Express {
     try {
       reason = await deps.readiness();
     } catch (err) {
-      reason = `database unreachable: ${(err as Error).message}`;
+      // Unauthenticated: the driver's text (addresses, server messages) goes to the log only.
+      deps.log.warn({ err }, 'readiness check failed');
+      reason = 'database unreachable';
     }
     if (reason) res.status(503).json({ status: 'unavailable', description: reason });
     else res.json({ status: 'ready' });
@@ -65,7 +70,7 @@ export function createApp(deps: AppDeps): Express {
   const withBody: RequestHandler = (req, res, next) => json(req, res, next);
   const s = deps.service;
   const v2 = express.Router({ caseSensitive: true, strict: false });
-  v2.use(apiVersion(), basicAuth(deps.credentials), identities());
+  v2.use(apiVersion(), basicAuth(deps.credentials, deps.authThrottle, deps.log), identities());
   v2.get('/catalog', getCatalog(s.catalog));
   v2.put('/service_instances/:instance_id', withBody, provision(s));
   v2.patch('/service_instances/:instance_id', withBody, update(s));

@@ -39,10 +39,19 @@ export const CONCURRENCY_DESCRIPTION = 'The Service Broker does not support conc
 
 export const errors = {
   badRequest: (description: string) => new OsbError(400, description, { error: 'BadRequest' }),
-  unauthorized: () =>
-    new OsbError(401, 'Authentication is required: send HTTP basic credentials that this broker accepts.', {
-      error: 'Unauthorized',
-      headers: { 'WWW-Authenticate': 'Basic realm="berth", charset="UTF-8"' },
+  /** Says whether credentials were missing or refused, never which part of them was wrong. */
+  unauthorized: (credentialsSent = false) =>
+    new OsbError(
+      401,
+      credentialsSent
+        ? 'The credentials sent are not accepted by this broker: check the username and password the broker was registered with.'
+        : 'Authentication is required: send HTTP basic credentials that this broker accepts.',
+      { error: 'Unauthorized', headers: { 'WWW-Authenticate': 'Basic realm="berth", charset="UTF-8"' } },
+    ),
+  tooManyAuthFailures: (retryAfterSeconds: number) =>
+    new OsbError(429, `Too many failed authentication attempts from this client; retry after ${retryAfterSeconds} s.`, {
+      error: 'TooManyRequests',
+      headers: { 'Retry-After': String(retryAfterSeconds) },
     }),
   notFound: (description: string) => new OsbError(404, description, { error: 'NotFound' }),
   conflict: (description: string) => new OsbError(409, description, { error: 'Conflict' }),

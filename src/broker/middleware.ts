@@ -9,6 +9,7 @@ import { isDatabaseUnavailable } from '../db/errors.ts';
 import { UndecryptableError } from '../secret-box.ts';
 import { assertStorable, storableString } from './body.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { clientOf, type AuthThrottle } from './auth-throttle.ts';
 import type { RequestMeta } from '../service/broker-service.ts';
 import type { JsonObject } from '../provisioners/provisioner.ts';
 
@@ -54,9 +55,34 @@ export function credentialMatcher(credentials: Credential[]): (header: string | 
   };
 }
 
-export function basicAuth(credentials: Credential[]): RequestHandler {
+/**
+ * 401 for missing or refused credentials; 429 (before any check) for a client
+ * that failed too often. Refusals are logged at warn once per client and
+ * throttle window, so a flood of guesses cannot flood the log.
+ */
+export function basicAuth(credentials: Credential[], throttle: AuthThrottle, log: Logger): RequestHandler {
   const matches = credentialMatcher(credentials);
-  return (req, _res, next) => next(matches(req.headers.authorization) ? undefined : errors.unauthorized());
+  return (req, _res, next) => {
+    const client = clientOf(req);
+    const wait = throttle.retryAfterSeconds(client);
+    if (wait > 0) return next(errors.tooManyAuthFailures(wait));
+    const header = req.headers.authorization;
+    if (matches(header)) {
+      throttle.succeeded(client);
+      return next();
+    }
+    // No credentials at all is not a guess (clients often try without first): not counted.
+    if (header === undefined) return next(errors.unauthorized(false));
+    const outcome = throttle.failed(client);
+    const windowSeconds = Math.round(throttle.windowMs / 1000);
+    if (outcome.firstInWindow) {
+      log.warn({ client, route: req.originalUrl.split('?')[0]?.slice(0, 200) }, `refused basic-auth credentials (further refusals from this client are not logged for ${windowSeconds} s)`);
+    }
+    if (outcome.throttledNow) {
+      log.warn({ client, failures: throttle.limit, seconds: windowSeconds }, 'too many refused credentials: this client gets 429 until its window ends');
+    }
+    next(errors.unauthorized(true));
+  };
 }
 
 /** X-Broker-API-Request-Identity is echoed; X-Broker-API-Originating-Identity is decoded for the audit trail. */

@@ -15,10 +15,8 @@ export function bindingSecretName(instanceId: string, bindingId: string): string
 
 /** The app namespace when the binding asked for a Secret, else undefined. */
 function targetNamespace(op: BindingOperation, enabledByDefault: boolean, kube: KubernetesAccess): string | undefined {
-  if (!kube.configured) {
-    if (op.binding.context?.platform === 'kubernetes') op.log.warn('no Kubernetes cluster is configured (KUBECONFIG); the binding Secret is not written');
-    return undefined;
-  }
+  // Said once at start (main.ts), not for every bind.
+  if (!kube.configured) return undefined;
   const ctx = op.binding.context;
   if (!ctx || ctx.platform !== 'kubernetes' || typeof ctx.namespace !== 'string' || ctx.namespace === '') return undefined;
   return (op.instance.plan.options.bindingSecret ?? enabledByDefault) ? ctx.namespace : undefined;

@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 // Credentials must never reach a log line, whatever a caller passes in.
 const redact = {
@@ -18,6 +18,7 @@ const redact = {
   censor: '[redacted]',
 };
 
-export function createLogger(level: string): Logger {
-  return pino({ level, redact, base: { service: 'berth' } });
+/** JSON lines to stdout, or to `destination` (tests read what Berth logs). */
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  return pino({ level, redact, base: { service: 'berth' } }, destination);
 }

@@ -30,6 +30,13 @@ export async function helm(args: string[], opts: HelmRunOptions & { input?: stri
       cancelSignal: opts.signal,
       timeout: opts.timeoutMs,
       forceKillAfterDelay: 5000,
+      // execa's `cleanup` installs signal-exit handlers while helm runs; with them a
+      // SIGTERM re-raised itself and killed Berth (exit 143) before the graceful
+      // shutdown could hand leases back. Berth ends helm itself through
+      // `cancelSignal`, and its own process group keeps a terminal's Ctrl-C from
+      // killing helm under a shutdown that would let it finish.
+      cleanup: false,
+      detached: true,
       extendEnv: false,
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',

@@ -1,0 +1,137 @@
+// The HTTP server's defences against slow or idle clients, and its part of
+// the graceful shutdown.
+//
+// Slow clients: Node closes a connection whose request headers arrive too
+// slowly (headersTimeout) or whose request is not complete in time
+// (requestTimeout), but not one that connects and sends nothing; those get
+// the same headers timeout here. Open connections are capped below the file
+// descriptor limit; at the cap the oldest connection that has no request in
+// progress (silent, sending headers, or idle keep-alive) is closed to make
+// room, so a flood of slow connections cannot keep a normal client out.
+//
+// Shutdown: drain() stops accepting, lets every request in flight finish (its
+// response says `Connection: close`), and resolves when none is left or at the
+// deadline; close() then ends whatever is still open.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+
+export interface HttpLimits {
+  maxConnections: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+}
+
+export interface BerthHttpServer {
+  server: Server;
+  /** Requests received and not yet answered. */
+  readonly inFlight: number;
+  /** Stops accepting; resolves true when every request in flight was answered, false at the deadline (ms since epoch). */
+  drain(deadline: number): Promise<boolean>;
+  /** Closes every connection left and resolves when the server is closed. */
+  close(): Promise<void>;
+}
+
+interface Connection {
+  /** Requests of this connection not answered yet (pipelining allows more than one). */
+  busy: number;
+}
+
+export function createBerthHttpServer(
+  limits: HttpLimits,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  log: Logger,
+): BerthHttpServer {
+  const server = createServer({
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    // How often Node looks for connections past those timeouts.
+    connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
+  });
+  // Oldest first (Map keeps insertion order).
+  const connections = new Map<Socket, Connection>();
+  const inFlight = new Set<ServerResponse>();
+  let draining = false;
+  // server.close() once: 'close' fires when the last connection is gone, which may be long before close() is awaited.
+  let closed: Promise<void> | undefined;
+  const stopAccepting = () => (closed ??= new Promise<void>((resolve) => server.close(() => resolve())));
+  let drained: (() => void) | undefined;
+  let lastCapWarning = 0;
+
+  const evictOldestIdle = (): boolean => {
+    for (const [socket, c] of connections) {
+      if (c.busy === 0) {
+        connections.delete(socket);
+        socket.destroy();
+        return true;
+      }
+    }
+    return false;
+  };
+
+  server.on('connection', (socket: Socket) => {
+    if (connections.size >= limits.maxConnections && !evictOldestIdle()) {
+      // Every connection is serving a request: refuse this one rather than run out of descriptors.
+      socket.destroy();
+      if (Date.now() - lastCapWarning > 60_000) {
+        lastCapWarning = Date.now();
+        log.warn({ maxConnections: limits.maxConnections }, 'connection refused: every connection is busy (BERTH_MAX_CONNECTIONS)');
+      }
+      return;
+    }
+    if (connections.size >= limits.maxConnections - 1 && Date.now() - lastCapWarning > 60_000) {
+      lastCapWarning = Date.now();
+      log.warn({ maxConnections: limits.maxConnections }, 'connection cap reached: closing the oldest connections that have no request in progress');
+    }
+    connections.set(socket, { busy: 0 });
+    // Node's headersTimeout only starts with a request's first byte.
+    socket.setTimeout(limits.headersTimeoutMs);
+    socket.once('close', () => connections.delete(socket));
+  });
+
+  // Registered before the handler, so it sees every request before any answer.
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const c = connections.get(req.socket);
+    if (c) c.busy++;
+    req.socket.setTimeout(0);
+    inFlight.add(res);
+    if (draining) res.setHeader('Connection', 'close');
+    res.once('close', () => {
+      if (c) c.busy--;
+      inFlight.delete(res);
+      if (inFlight.size === 0) drained?.();
+    });
+  });
+  server.on('request', handler);
+
+  return {
+    server,
+    get inFlight() {
+      return inFlight.size;
+    },
+    async drain(deadline: number): Promise<boolean> {
+      draining = true;
+      void stopAccepting();
+      server.closeIdleConnections();
+      for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
+      if (inFlight.size === 0) return true;
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      return new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), left);
+        drained = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+      });
+    },
+    async close(): Promise<void> {
+      const done = stopAccepting();
+      server.closeAllConnections();
+      for (const socket of connections.keys()) socket.destroy();
+      await done;
+    },
+  };
+}
