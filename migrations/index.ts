@@ -1,20 +1,39 @@
 // knex records migration names; an explicit source keeps them free of file
 // extensions so the same database works however Berth is started.
 import type { Knex } from 'knex';
+import type { Catalog } from '../src/catalog/catalog.ts';
 import * as initial from './20261127000000_initial.ts';
 import * as claimIndex from './20261127100000_claim_index.ts';
+import * as planSnapshot from './20261203100000_plan_snapshot.ts';
 
-type Migration = readonly [string, Knex.Migration];
+/** What the starting process knows beyond the database, for migrations that backfill from it. */
+export interface MigrationContext {
+  /** The catalog of the process that migrates (absent when it has none, e.g. `berth migrate` without a readable catalog). */
+  catalog?: Catalog;
+}
+
+interface BerthMigration {
+  up(knex: Knex, context?: MigrationContext): Promise<void>;
+  down(knex: Knex): Promise<void>;
+}
+
+type Migration = readonly [string, BerthMigration];
 
 const migrations: readonly Migration[] = [
   ['20261127000000_initial', initial],
   ['20261127100000_claim_index', claimIndex],
+  ['20261203100000_plan_snapshot', planSnapshot],
 ];
 
-export const migrationSource: Knex.MigrationSource<Migration> = {
-  getMigrations: async () => [...migrations],
-  getMigrationName: ([name]) => name,
-  getMigration: async ([, migration]) => migration,
-};
+/** The migrations, given what they may backfill from. */
+export function migrationSourceWith(context: MigrationContext): Knex.MigrationSource<Migration> {
+  return {
+    getMigrations: async () => [...migrations],
+    getMigrationName: ([name]) => name,
+    getMigration: async ([, migration]) => ({ up: (knex: Knex) => migration.up(knex, context), down: (knex: Knex) => migration.down(knex) }),
+  };
+}
+
+export const migrationSource: Knex.MigrationSource<Migration> = migrationSourceWith({});
 
 export const latestMigration = migrations[migrations.length - 1]![0];

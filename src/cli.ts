@@ -52,12 +52,23 @@ async function main(argv: string[]): Promise<number> {
   }
 
   if (command === 'migrate') {
+    // The catalog lets migrations record the plans of existing instances; without it those rows keep
+    // depending on the catalog of whichever replica serves them, as before.
+    const provisioners = await loadProvisioners(config, log);
+    let catalog;
+    try {
+      catalog = loadCatalog(config.catalogPath, provisioners.parseConfig);
+    } catch (err) {
+      if (!(err instanceof CatalogError)) throw err;
+      log.warn({ problems: err.problems }, 'the catalog could not be loaded; migrating without recording the plans of existing instances');
+    }
     const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
     try {
-      const applied = await migrateLatest(db.knex);
+      const applied = await migrateLatest(db.knex, { catalog });
       process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'already up to date\n');
     } finally {
       await db.close();
+      await provisioners.close();
     }
     return 0;
   }

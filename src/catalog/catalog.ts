@@ -9,6 +9,8 @@ import { compileParameterSchema } from './schemas.ts';
 export interface PlanProvisioner {
   kind: string;
   config: unknown;
+  /** The kind's settings as written in the catalog (the block without `kind` and the plan options); kept in plan snapshots. */
+  settings: Record<string, unknown>;
 }
 
 /** Berth-only plan settings that apply whatever the provisioner kind (keys of the `provisioner:` block). */
@@ -280,7 +282,7 @@ export function parseCatalog(text: string, file: string, parseProvisioner: Provi
         maximumPollingDurationSeconds: rawPlan.maximum_polling_duration,
         maintenanceVersion: rawPlan.maintenance_info?.version,
         schemas,
-        provisioner: { kind, config },
+        provisioner: { kind, config, settings: rest },
         options: { requiresApp: requiresApp === true, bindingSecret: bindingSecret as boolean | undefined },
         published: planPublished,
       });

@@ -5,7 +5,7 @@ import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { migrationSource, latestMigration } from '../../migrations/index.ts';
+import { migrationSource, migrationSourceWith, latestMigration, type MigrationContext } from '../../migrations/index.ts';
 
 // int8 (counts, bigserial) as numbers: every value we keep fits comfortably.
 pg.types.setTypeParser(20, (v) => Number.parseInt(v, 10));
@@ -61,10 +61,10 @@ function createKnex(url: string, poolSize: number): Knex {
  * exists" and simply try again, by when the winner's work is visible (knex's
  * lock row makes them wait for a migration in progress).
  */
-export async function migrateLatest(knex: Knex): Promise<string[]> {
+export async function migrateLatest(knex: Knex, context: MigrationContext = {}): Promise<string[]> {
   for (let attempt = 1; ; attempt++) {
     try {
-      const [, applied] = (await knex.migrate.latest({ migrationSource })) as [number, string[]];
+      const [, applied] = (await knex.migrate.latest({ migrationSource: migrationSourceWith(context) })) as [number, string[]];
       return applied;
     } catch (err) {
       if (attempt >= 5 || !isConcurrentMigration(err)) throw err;

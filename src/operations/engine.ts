@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Catalog, CatalogPlan } from '../catalog/catalog.ts';
+import { PlanSnapshots, type PlanSnapshot } from '../catalog/plan-snapshot.ts';
 import {
   PermanentError,
   type BindingOperation,
@@ -80,6 +81,7 @@ export class OperationEngine {
   readonly owner = `${process.pid}-${randomUUID()}`;
   readonly #stores: Stores;
   readonly #catalog: Catalog;
+  readonly #snapshots: PlanSnapshots;
   readonly #provisioners: ProvisionerRegistry;
   readonly #log: Logger;
   readonly #opts: Required<EngineOptions>;
@@ -103,6 +105,7 @@ export class OperationEngine {
   }) {
     this.#stores = deps.stores;
     this.#catalog = deps.catalog;
+    this.#snapshots = new PlanSnapshots(deps.provisioners.parseConfig);
     this.#provisioners = deps.provisioners;
     this.#log = deps.log.child({ component: 'engine' });
     this.#opts = { retryBaseMs: 1000, retryMaxMs: 60_000, ...deps.options };
@@ -261,8 +264,7 @@ export class OperationEngine {
     }
     const message = err instanceof Error ? err.message : String(err);
     if (reason instanceof DeadlineExceeded || err instanceof DeadlineExceeded) {
-      const plan = this.#planOf(op);
-      const seconds = plan?.maximumPollingDurationSeconds;
+      const seconds = op.planSnapshot ? op.planSnapshot.maximumPollingDurationSeconds : this.#catalog.plan(op.request.planId as string)?.maximumPollingDurationSeconds;
       await this.#fail(op, {
         description: `${op.kind} did not finish within the plan's maximum_polling_duration${seconds ? ` of ${seconds} s` : ''}; the last step was: ${op.description}`,
       }, log, started);
@@ -301,9 +303,16 @@ export class OperationEngine {
     }
   }
 
-  #planOf(op: OperationRecord): CatalogPlan | undefined {
-    const planId = (op.request.planId as string | undefined) ?? undefined;
-    return planId ? this.#catalog.plan(planId) : undefined;
+  /**
+   * A plan recorded with the operation or instance, else (rows older than that record) this process's
+   * catalog. A plan this process cannot use is a transient failure, not the operation's: another
+   * replica (or this one after its catalog is updated) may have it.
+   */
+  #resolvePlan(snapshot: PlanSnapshot | undefined, planId: string): CatalogPlan {
+    if (snapshot) return this.#snapshots.plan(snapshot);
+    const plan = this.#catalog.plan(planId);
+    if (!plan) throw new Error(`plan ${planId} is not in this Berth process's catalog; retrying, so that a process whose catalog has it can run the operation`);
+    return plan;
   }
 
   async #fail(op: OperationRecord, outcome: Omit<Outcome, 'state'>, log: Logger, started: number): Promise<void> {
@@ -411,8 +420,8 @@ export class OperationEngine {
       context?: JsonObject;
     };
     const planId = op.kind === 'update' ? request.planId ?? instance.planId : instance.planId;
-    const plan = this.#catalog.plan(planId);
-    if (!plan) throw new PermanentError(`plan ${planId} is no longer in the catalog`);
+    // What was recorded when the request was accepted, not this replica's catalog, which may be older or newer.
+    const plan = this.#resolvePlan(op.planSnapshot ?? (op.kind === 'update' ? undefined : instance.planSnapshot), planId);
     const provisioner = this.#provisioners.forPlan(plan);
     const view = {
       id: instance.id,
@@ -433,7 +442,11 @@ export class OperationEngine {
         await base.progress('Provisioning');
         result = (await provisioner.provision(instanceOp)) ?? undefined;
       } else if (op.kind === 'update') {
-        const previousPlan = this.#catalog.plan(request.previousPlanId ?? instance.planId) ?? plan;
+        // Until the update succeeds the instance's record is the plan it is on.
+        const previousPlanId = request.previousPlanId ?? instance.planId;
+        const previousPlan = instance.planSnapshot && instance.planSnapshot.id === previousPlanId
+          ? this.#snapshots.plan(instance.planSnapshot)
+          : this.#catalog.plan(previousPlanId) ?? plan;
         const updateOp: UpdateOperation = { ...instanceOp, previous: { plan: previousPlan, parameters: request.previousParameters ?? instance.parameters } };
         await base.progress('Updating');
         result = (await provisioner.update(updateOp)) ?? undefined;
@@ -456,6 +469,7 @@ export class OperationEngine {
             {
               state: 'ready',
               planId,
+              ...(op.planSnapshot ? { planSnapshot: op.planSnapshot } : {}),
               parameters: view.parameters,
               maintenanceVersion: request.maintenanceVersion ?? plan.maintenanceVersion,
               context: request.context ?? instance.context,
