@@ -24,7 +24,7 @@ export async function up(knex: Knex, context: MigrationContext = {}): Promise<vo
   for (const { plan_id: planId } of planIds) {
     const plan = catalog.plan(planId);
     if (!plan) continue;
-    await knex('instances').where({ plan_id: planId }).whereNull('plan_snapshot').update({ plan_snapshot: JSON.stringify(snapshotOf(plan)) });
+    await knex('instances').where({ plan_id: planId }).whereNot({ state: 'deleted' }).whereNull('plan_snapshot').update({ plan_snapshot: JSON.stringify(snapshotOf(plan)) });
   }
   // Every unfinished operation but an update runs with its instance's plan; an update's target plan
   // is only in its encrypted request, so a queued update keeps the fallback.
