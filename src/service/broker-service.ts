@@ -164,7 +164,7 @@ export class BrokerService {
     const plan = this.#instancePlan(instance);
     if (plan) return plan;
     throw errors.unprocessable(
-      `The plan ${instance.planId} of service instance ${instance.id} is not in this broker's catalog, and Berth has no record of its settings from before it was retired; put the plan back in the catalog to remove the instance.`,
+      `The plan ${instance.planId} of service instance ${instance.id} is not in this broker's catalog, and Berth has no record of its settings from before it was retired; put the plan back in the catalog to change or remove the instance.`,
     );
   }
 
@@ -340,9 +340,9 @@ export class BrokerService {
     if (!current || current.state === 'deleted') throw errors.notFound(`Service instance ${req.instanceId} does not exist.`);
     if (current.serviceId !== service.id) throw errors.badRequest(`service_id "${req.serviceId}" is not the service of instance ${req.instanceId}.`);
     // The instance's plan as recorded (it may have been retired from the catalog since); the target must be in the catalog.
-    const currentPlan = this.#instancePlan(current);
+    const currentPlan = this.#instancePlanOrRefuse(current);
     const targetPlan = req.planId !== undefined ? this.#plan(service, req.planId) : this.catalog.plan(current.planId);
-    if (!currentPlan || !targetPlan) {
+    if (!targetPlan) {
       throw errors.unprocessable(`The instance's plan ${current.planId} is no longer in the catalog; change it to a plan of the catalog, or delete the instance.`);
     }
     const planChange = targetPlan.id !== currentPlan.id;
