@@ -123,9 +123,20 @@ describe('durability: replicas on different catalogs', () => {
     await run('deprovision (next plan)', viaOld, old.client.deprovision(onNextPlan, RECORDING_SERVICE_ID, NEXT_PLAN), { instanceId: onNextPlan });
     await run('deprovision (next service)', viaOld, old.client.deprovision(onNextService, NEXT_SERVICE, NEXT_SERVICE_PLAN), { instanceId: onNextService });
 
+    // An instance can move off a retired plan, to a plan of the catalog.
+    const moving = 'cc-moving';
+    await run('provision (moving)', viaOld, old.client.provision(moving, provisionBody('async')), { instanceId: moving });
+    const stay = await next.client.update(moving, { service_id: RECORDING_SERVICE_ID, parameters: { size: 3 } });
+    assert.equal(stay.status, 422, stay.text);
+    assert.match(stay.body.description, /no longer in the catalog; change it to a plan of the catalog, or delete the instance/);
+    await run('update (moving)', viaNext, next.client.update(moving, { service_id: RECORDING_SERVICE_ID, plan_id: NEXT_PLAN }), { instanceId: moving });
+    const moved = await old.client.request('GET', `/v2/service_instances/${moving}`);
+    assert.equal(moved.body.plan_id, NEXT_PLAN, moved.text);
+    await run('deprovision (moving)', viaOld, old.client.deprovision(moving, RECORDING_SERVICE_ID, NEXT_PLAN), { instanceId: moving });
+
     const failed = outcomes.filter(([, o]) => o.state !== 'succeeded');
     assert.deepEqual(failed, [], 'every operation succeeded');
-    assert.equal(outcomes.length, 10);
+    assert.equal(outcomes.length, 13);
     const runners = await query<{ pid: number }>(dbs.recording.url, `SELECT DISTINCT pid FROM step_runs`);
     assert.deepEqual(runners.map((r) => r.pid), [next.pid], 'every operation ran on the replica with the next catalog');
     await checkInvariants(dbs.berth.url, dbs.recording.url);
