@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Catalog, CatalogPlan } from '../catalog/catalog.ts';
-import { PlanSnapshots, type PlanSnapshot } from '../catalog/plan-snapshot.ts';
+import { PlanSnapshots, UnusableSnapshot, type PlanSnapshot } from '../catalog/plan-snapshot.ts';
 import {
   PermanentError,
   type BindingOperation,
@@ -308,8 +308,16 @@ export class OperationEngine {
    * catalog. A plan this process cannot use is a transient failure, not the operation's: another
    * replica (or this one after its catalog is updated) may have it.
    */
-  #resolvePlan(snapshot: PlanSnapshot | undefined, planId: string): CatalogPlan {
-    if (snapshot) return this.#snapshots.plan(snapshot);
+  #resolvePlan(snapshot: PlanSnapshot | undefined, planId: string, log: Logger): CatalogPlan {
+    if (snapshot) {
+      try {
+        return this.#snapshots.plan(snapshot);
+      } catch (err) {
+        // E.g. a provisioner kind this process does not load, or settings its version no longer accepts.
+        if (!(err instanceof UnusableSnapshot) || !this.#catalog.plan(planId)) throw err;
+        log.warn({ err: err.message }, "the plan recorded with the operation is unusable here; using this process's catalog");
+      }
+    }
     const plan = this.#catalog.plan(planId);
     if (!plan) throw new Error(`plan ${planId} is not in this Berth process's catalog; retrying, so that a process whose catalog has it can run the operation`);
     return plan;
@@ -421,7 +429,7 @@ export class OperationEngine {
     };
     const planId = op.kind === 'update' ? request.planId ?? instance.planId : instance.planId;
     // What was recorded when the request was accepted, not this replica's catalog, which may be older or newer.
-    const plan = this.#resolvePlan(op.planSnapshot ?? (op.kind === 'update' ? undefined : instance.planSnapshot), planId);
+    const plan = this.#resolvePlan(op.planSnapshot ?? (op.kind === 'update' ? undefined : instance.planSnapshot), planId, log);
     const provisioner = this.#provisioners.forPlan(plan);
     const view = {
       id: instance.id,
@@ -444,9 +452,8 @@ export class OperationEngine {
       } else if (op.kind === 'update') {
         // Until the update succeeds the instance's record is the plan it is on.
         const previousPlanId = request.previousPlanId ?? instance.planId;
-        const previousPlan = instance.planSnapshot && instance.planSnapshot.id === previousPlanId
-          ? this.#snapshots.plan(instance.planSnapshot)
-          : this.#catalog.plan(previousPlanId) ?? plan;
+        const recorded = instance.planSnapshot?.id === previousPlanId ? instance.planSnapshot : undefined;
+        const previousPlan = recorded || this.#catalog.plan(previousPlanId) ? this.#resolvePlan(recorded, previousPlanId, log) : plan;
         const updateOp: UpdateOperation = { ...instanceOp, previous: { plan: previousPlan, parameters: request.previousParameters ?? instance.parameters } };
         await base.progress('Updating');
         result = (await provisioner.update(updateOp)) ?? undefined;
