@@ -1,11 +1,15 @@
-// The migration that records each instance's plan backfills rows written
-// before it, from the catalog of the process that migrates, and leaves alone
-// what that catalog cannot tell (plans it does not have, queued updates).
+// The record of an instance's plan (src/catalog/plan-snapshot.ts): read back it
+// gives provisioners what the catalog's plan gives them, and the migration that
+// introduced it backfills rows written before it from the catalog of the
+// process that migrates, leaving alone what that catalog cannot tell (plans it
+// does not have, queued updates).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import knexFactory, { type Knex } from 'knex';
+import { join } from 'node:path';
 import { loadCatalog } from '../../src/catalog/catalog.ts';
-import { snapshotOf } from '../../src/catalog/plan-snapshot.ts';
+import { PlanSnapshots, snapshotOf } from '../../src/catalog/plan-snapshot.ts';
+import type { CatalogPlan } from '../../src/catalog/catalog.ts';
 import { migrateLatest } from '../../src/db/database.ts';
 import { migrationSourceWith } from '../../migrations/index.ts';
 import { loadProvisioners } from '../../src/main.ts';
@@ -13,6 +17,7 @@ import { loadConfig } from '../../src/config.ts';
 import pino from 'pino';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { RECORDING_CATALOG, RECORDING_MODULE, RECORDING_PLANS, RECORDING_SERVICE_ID } from '../support/recording-provisioner.ts';
+import { REPO } from '../support/berth.ts';
 
 let db: TestDatabase;
 let knex: Knex;
@@ -67,5 +72,35 @@ test('backfills the plans of existing instances and of their unfinished operatio
     ((await knex('operations').select('id', 'plan_snapshot')) as Array<{ id: string; plan_snapshot: unknown }>).map((r) => [r.id, r.plan_snapshot]),
   );
   assert.deepEqual(ops, { 'deprovision-known': expected, 'provision-known': null, 'deprovision-retired': null });
+  await provisioners.close();
+});
+
+test('a recorded plan, read back, gives provisioners what the catalog plan gives them', async () => {
+  const config = loadConfig({ BERTH_PROVISIONER_MODULES: RECORDING_MODULE });
+  const provisioners = await loadProvisioners(config, pino({ level: 'silent' }));
+  const files = [RECORDING_CATALOG, join(REPO, 'catalog.yaml'), join(REPO, 'test/fixtures/catalog-helm.yaml'), join(REPO, 'test/fixtures/database-provisioners/catalog.yaml')];
+  const snapshots = new PlanSnapshots(provisioners.parseConfig);
+  const seen = (p: CatalogPlan) => ({
+    id: p.id,
+    name: p.name,
+    bindable: p.bindable,
+    planUpdateable: p.planUpdateable,
+    bindingRotatable: p.bindingRotatable,
+    maximumPollingDurationSeconds: p.maximumPollingDurationSeconds,
+    maintenanceVersion: p.maintenanceVersion,
+    provisioner: { kind: p.provisioner.kind, config: p.provisioner.config },
+    options: p.options,
+    service: { id: p.service.id, name: p.service.name, bindable: p.service.bindable, requires: p.service.requires },
+    async: (['provision', 'update', 'deprovision', 'bind', 'unbind'] as const).map((k) => provisioners.forPlan(p).isAsync(k, p)),
+  });
+  let plans = 0;
+  for (const file of files) {
+    for (const plan of loadCatalog(file, provisioners.parseConfig).plans) {
+      const stored = JSON.parse(JSON.stringify(snapshotOf(plan)));
+      assert.deepEqual(seen(snapshots.plan(stored)), seen(plan), `${file}: ${plan.name}`);
+      plans++;
+    }
+  }
+  assert.ok(plans > 10);
   await provisioners.close();
 });
