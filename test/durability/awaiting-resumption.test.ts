@@ -84,7 +84,8 @@ describe('durability: last_operation while an operation waits to be resumed', ()
     await waitForStep(dbs.recording.url, { instanceId: handedBack, step: 'create-volume' });
     process.kill(leaving.pid, 'SIGTERM');
     assert.equal(await leaving.exited, 0);
-    await descriptionBecomes(() => reader.client.lastOperation(handedBack, q.body.operation), WAITING);
+    // (Under load the shutdown may land in the next step.)
+    await descriptionBecomes(() => reader.client.lastOperation(handedBack, q.body.operation), /^Waiting to be resumed \(its worker stopped\); the last step was: Running step create-(volume|server)$/);
 
     // A worker resumes both; the description follows it again and both end.
     const resumer = await spawn({ BERTH_SHUTDOWN_GRACE_SECONDS: '0' });
@@ -100,7 +101,7 @@ describe('durability: last_operation while an operation waits to be resumed', ()
     assert.equal(await resumer.exited, 0);
     await descriptionBecomes(
       () => reader.client.bindingLastOperation(killed, 'b1', bind.body.operation),
-      /^Waiting to be resumed \(its worker stopped\); the last step was: Running step create-credential$/,
+      /^Waiting to be resumed \(its worker stopped\); the last step was: Running step create-(credential|grant)$/,
     );
     await spawn({});
     assert.deepEqual(await waitForOperation(() => reader.client, { instanceId: killed, bindingId: 'b1', operation: bind.body.operation }), {
