@@ -2,13 +2,18 @@
 // extensions so the same database works however Berth is started.
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
+import type { Catalog } from '../src/catalog/catalog.ts';
 import type { SecretBox } from '../src/secret-box.ts';
 import * as initial from './20261127000000_initial.ts';
 import * as claimIndex from './20261127100000_claim_index.ts';
+import * as planSnapshot from './20261203100000_plan_snapshot.ts';
 import * as resealBound from './20261203200000_reseal_bound.ts';
 
-/** What migrations that rewrite stored secrets need besides the database. */
+/** What the starting process knows beyond the database, for migrations that backfill or rewrite from it. */
 export interface MigrationContext {
+  /** The catalog of the process that migrates (absent when it has none, e.g. `berth migrate` without a readable catalog). */
+  catalog?: Catalog;
+  /** The encryption keys, for migrations that rewrite stored secrets. */
   box?: SecretBox;
   log?: Logger;
 }
@@ -23,18 +28,20 @@ type Migration = readonly [string, MigrationModule];
 const migrations: readonly Migration[] = [
   ['20261127000000_initial', initial],
   ['20261127100000_claim_index', claimIndex],
+  ['20261203100000_plan_snapshot', planSnapshot],
   ['20261203200000_reseal_bound', resealBound],
 ];
 
+/** The migrations, given what they may backfill from. */
 export function migrationSourceWith(context: MigrationContext): Knex.MigrationSource<Migration> {
   return {
     getMigrations: async () => [...migrations],
     getMigrationName: ([name]) => name,
-    getMigration: async ([, migration]) => ({ up: (knex) => migration.up(knex, context), down: (knex) => migration.down(knex) }),
+    getMigration: async ([, migration]) => ({ up: (knex: Knex) => migration.up(knex, context), down: (knex: Knex) => migration.down(knex) }),
   };
 }
 
-/** For listing and for migrations that need no keys. */
-export const migrationSource = migrationSourceWith({});
+/** For listing and for migrations that need neither keys nor catalog. */
+export const migrationSource: Knex.MigrationSource<Migration> = migrationSourceWith({});
 
 export const latestMigration = migrations[migrations.length - 1]![0];

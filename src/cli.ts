@@ -1,7 +1,8 @@
 // berth serve | migrate | catalog validate <file>
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from './config.ts';
-import { CatalogError, loadCatalog } from './catalog/catalog.ts';
+import { CatalogError, loadCatalog, type Catalog } from './catalog/catalog.ts';
+import type { ProvisionerRegistry } from './provisioners/provisioner.ts';
 import { createLogger } from './observability/logger.ts';
 import { embeddedKeyFile, loadProvisioners, startBerth } from './main.ts';
 import { openDatabase, migrateLatest } from './db/database.ts';
@@ -64,12 +65,24 @@ async function main(argv: string[]): Promise<number> {
 
   if (command === 'migrate') {
     const box = await secretBoxOf(config);
+    // The catalog lets migrations record the plans of existing instances; without it those rows keep
+    // depending on the catalog of whichever replica serves them, as before.
+    let provisioners: ProvisionerRegistry | undefined;
+    let catalog: Catalog | undefined;
+    try {
+      provisioners = await loadProvisioners(config, log);
+      catalog = loadCatalog(config.catalogPath, provisioners.parseConfig);
+    } catch (err) {
+      const problems = err instanceof CatalogError ? err.problems : [(err as Error).message];
+      log.warn({ problems }, 'the catalog could not be loaded; migrating without recording the plans of existing instances');
+    }
     const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
     try {
-      const applied = await migrateLatest(db.knex, { box, log });
+      const applied = await migrateLatest(db.knex, { box, log, catalog });
       process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'already up to date\n');
     } finally {
       await db.close();
+      await provisioners?.close();
     }
     return 0;
   }

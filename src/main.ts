@@ -99,7 +99,7 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
 
   const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize });
   try {
-    const applied = await migrateLatest(database.knex, { box, log });
+    const applied = await migrateLatest(database.knex, { box, log, catalog });
     if (applied.length > 0) log.info({ applied }, 'database migrated');
   } catch (err) {
     await database.close();

@@ -9,6 +9,8 @@ import { compileParameterSchema } from './schemas.ts';
 export interface PlanProvisioner {
   kind: string;
   config: unknown;
+  /** The kind's settings as written in the catalog (the block without `kind` and the plan options); kept in plan snapshots. */
+  settings: Record<string, unknown>;
 }
 
 /** Berth-only plan settings that apply whatever the provisioner kind (keys of the `provisioner:` block). */
@@ -64,11 +66,15 @@ export interface PlanConfigContext {
   schemas: { instanceCreate: unknown; instanceUpdate: unknown; bindingCreate: unknown };
 }
 
-/** Validates a plan's `provisioner:` block for its kind; returns the parsed config or problems (paths relative to the block). */
+/**
+ * Validates a plan's `provisioner:` block for its kind; returns the parsed config or problems (paths relative to the block).
+ * `plan` (the plan's schemas) is given at catalog load; it is absent when a recorded plan is read back for an operation
+ * (src/catalog/plan-snapshot.ts), whose block was checked against its schemas when its catalog was loaded.
+ */
 export type ProvisionerConfigParser = (
   kind: string,
   block: Record<string, unknown>,
-  plan: PlanConfigContext,
+  plan?: PlanConfigContext,
 ) => { config: unknown } | { problems: Array<{ path: string; message: string }> };
 
 const nonEmpty = z.string().min(1, 'must be a non-empty string');
@@ -292,7 +298,7 @@ export function parseCatalog(text: string, file: string, parseProvisioner: Provi
         maximumPollingDurationSeconds: rawPlan.maximum_polling_duration,
         maintenanceVersion: rawPlan.maintenance_info?.version,
         schemas,
-        provisioner: { kind, config },
+        provisioner: { kind, config, settings: rest },
         options: { requiresApp: requiresApp === true, bindingSecret: bindingSecret as boolean | undefined },
         published: planPublished,
       });

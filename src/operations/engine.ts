@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Catalog, CatalogPlan } from '../catalog/catalog.ts';
+import { PlanSnapshots, UnusableSnapshot, type PlanSnapshot } from '../catalog/plan-snapshot.ts';
 import {
   PermanentError,
   type BindingOperation,
@@ -81,6 +82,7 @@ export class OperationEngine {
   readonly owner = `${process.pid}-${randomUUID()}`;
   readonly #stores: Stores;
   readonly #catalog: Catalog;
+  readonly #snapshots: PlanSnapshots;
   readonly #provisioners: ProvisionerRegistry;
   readonly #log: Logger;
   readonly #opts: Required<EngineOptions>;
@@ -104,6 +106,7 @@ export class OperationEngine {
   }) {
     this.#stores = deps.stores;
     this.#catalog = deps.catalog;
+    this.#snapshots = new PlanSnapshots(deps.provisioners.parseConfig);
     this.#provisioners = deps.provisioners;
     this.#log = deps.log.child({ component: 'engine' });
     this.#opts = { retryBaseMs: 1000, retryMaxMs: 60_000, ...deps.options };
@@ -264,8 +267,7 @@ export class OperationEngine {
     }
     const message = err instanceof Error ? err.message : String(err);
     if (reason instanceof DeadlineExceeded || err instanceof DeadlineExceeded) {
-      const plan = this.#planOf(op);
-      const seconds = plan?.maximumPollingDurationSeconds;
+      const seconds = op.planSnapshot ? op.planSnapshot.maximumPollingDurationSeconds : this.#catalog.plan(op.request.planId as string)?.maximumPollingDurationSeconds;
       await this.#fail(op, {
         description: `${op.kind} did not finish within the plan's maximum_polling_duration${seconds ? ` of ${seconds} s` : ''}; the last step was: ${op.description}`,
       }, log, started);
@@ -308,9 +310,24 @@ export class OperationEngine {
     }
   }
 
-  #planOf(op: OperationRecord): CatalogPlan | undefined {
-    const planId = (op.request.planId as string | undefined) ?? undefined;
-    return planId ? this.#catalog.plan(planId) : undefined;
+  /**
+   * A plan recorded with the operation or instance, else (rows older than that record) this process's
+   * catalog. A plan this process cannot use is a transient failure, not the operation's: another
+   * replica (or this one after its catalog is updated) may have it.
+   */
+  #resolvePlan(snapshot: PlanSnapshot | undefined, planId: string, log: Logger): CatalogPlan {
+    if (snapshot) {
+      try {
+        return this.#snapshots.plan(snapshot);
+      } catch (err) {
+        // E.g. a provisioner kind this process does not load, or settings its version no longer accepts.
+        if (!(err instanceof UnusableSnapshot) || !this.#catalog.plan(planId)) throw err;
+        log.warn({ err: err.message }, "the plan recorded with the operation is unusable here; using this process's catalog");
+      }
+    }
+    const plan = this.#catalog.plan(planId);
+    if (!plan) throw new Error(`plan ${planId} is not in this Berth process's catalog; retrying, so that a process whose catalog has it can run the operation`);
+    return plan;
   }
 
   async #fail(op: OperationRecord, outcome: Omit<Outcome, 'state'>, log: Logger, started: number): Promise<void> {
@@ -419,8 +436,8 @@ export class OperationEngine {
       context?: JsonObject;
     };
     const planId = op.kind === 'update' ? request.planId ?? instance.planId : instance.planId;
-    const plan = this.#catalog.plan(planId);
-    if (!plan) throw new PermanentError(`plan ${planId} is no longer in the catalog`);
+    // What was recorded when the request was accepted, not this replica's catalog, which may be older or newer.
+    const plan = this.#resolvePlan(op.planSnapshot ?? (op.kind === 'update' ? undefined : instance.planSnapshot), planId, log);
     const provisioner = this.#provisioners.forPlan(plan);
     const view = {
       id: instance.id,
@@ -441,7 +458,10 @@ export class OperationEngine {
         await base.progress('Provisioning');
         result = (await provisioner.provision(instanceOp)) ?? undefined;
       } else if (op.kind === 'update') {
-        const previousPlan = this.#catalog.plan(request.previousPlanId ?? instance.planId) ?? plan;
+        // Until the update succeeds the instance's record is the plan it is on.
+        const previousPlanId = request.previousPlanId ?? instance.planId;
+        const recorded = instance.planSnapshot?.id === previousPlanId ? instance.planSnapshot : undefined;
+        const previousPlan = recorded || this.#catalog.plan(previousPlanId) ? this.#resolvePlan(recorded, previousPlanId, log) : plan;
         const updateOp: UpdateOperation = { ...instanceOp, previous: { plan: previousPlan, parameters: request.previousParameters ?? instance.parameters } };
         await base.progress('Updating');
         result = (await provisioner.update(updateOp)) ?? undefined;
@@ -464,6 +484,7 @@ export class OperationEngine {
             {
               state: 'ready',
               planId,
+              ...(op.planSnapshot ? { planSnapshot: op.planSnapshot } : {}),
               parameters: view.parameters,
               maintenanceVersion: request.maintenanceVersion ?? plan.maintenanceVersion,
               context: request.context ?? instance.context,

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { Knex } from 'knex';
 import type { Catalog, CatalogPlan, CatalogService } from '../catalog/catalog.ts';
+import { PlanSnapshots, snapshotOf, UnusableSnapshot, type PlanSnapshot } from '../catalog/plan-snapshot.ts';
 import { describeErrors } from '../catalog/schemas.ts';
 import { errors, OsbError } from '../broker/errors.ts';
 import type { JsonObject, OperationKind, ProvisionerRegistry } from '../provisioners/provisioner.ts';
@@ -100,6 +101,7 @@ export class BrokerService {
   readonly #knex: Knex;
   readonly #provisioners: ProvisionerRegistry;
   readonly #engine: OperationEngine;
+  readonly #snapshots: PlanSnapshots;
 
   constructor(deps: { catalog: Catalog; stores: Stores; provisioners: ProvisionerRegistry; engine: OperationEngine }) {
     this.catalog = deps.catalog;
@@ -107,6 +109,7 @@ export class BrokerService {
     this.#knex = deps.stores.knex;
     this.#provisioners = deps.provisioners;
     this.#engine = deps.engine;
+    this.#snapshots = new PlanSnapshots(deps.provisioners.parseConfig);
   }
 
   // ---- lookups shared by the endpoints -------------------------------------------------
@@ -125,9 +128,55 @@ export class BrokerService {
   }
 
   /** Deletes accept a plan_id the catalog no longer has (the platform may have older instances), not one of another service. */
-  #knownPlanOf(service: CatalogService, planId: string): void {
+  #knownPlanOf(serviceId: string, planId: string): void {
     const plan = this.catalog.plan(planId);
-    if (plan && plan.service !== service) throw errors.badRequest(`plan_id "${planId}" does not belong to service_id "${service.id}".`);
+    if (plan && plan.service.id !== serviceId) throw errors.badRequest(`plan_id "${planId}" does not belong to service_id "${serviceId}".`);
+  }
+
+  /**
+   * Deletes and fetches of existing objects accept a service the catalog no longer has, when it is the
+   * object's own: a retired service's instances must still be removable.
+   */
+  #serviceOfExisting(serviceId: string, instance: InstanceRecord | undefined): void {
+    if (this.catalog.service(serviceId) || instance?.serviceId === serviceId) return;
+    this.#service(serviceId);
+  }
+
+  /**
+   * The plan an existing instance runs on, as recorded when it was provisioned or last updated, so that
+   * what happens to it does not depend on this replica's catalog. Rows from before that record fall back
+   * to the catalog.
+   */
+  #instancePlan(instance: InstanceRecord): CatalogPlan | undefined {
+    if (instance.planSnapshot) {
+      try {
+        return this.#snapshots.plan(instance.planSnapshot);
+      } catch (err) {
+        // A kind this process does not load: answer from the catalog if it can; the recorded plan still goes
+        // with the operation, for a replica that can run it.
+        if (!(err instanceof UnusableSnapshot)) throw err;
+      }
+    }
+    return this.catalog.plan(instance.planId);
+  }
+
+  #instancePlanOrRefuse(instance: InstanceRecord): CatalogPlan {
+    const plan = this.#instancePlan(instance);
+    if (plan) return plan;
+    throw errors.unprocessable(
+      `The plan ${instance.planId} of service instance ${instance.id} is not in this broker's catalog, and Berth has no record of its settings from before it was retired; put the plan back in the catalog to change or remove the instance.`,
+    );
+  }
+
+  /** What an operation on an existing instance records as its plan: the instance's own. */
+  #snapshotOfInstance(instance: InstanceRecord, plan: CatalogPlan): PlanSnapshot {
+    return instance.planSnapshot ?? snapshotOf(plan);
+  }
+
+  /** Whether GET may echo the parameters: not when the plan's provisioner treats them as secret, nor when the plan is unknown. */
+  #parametersShown(instance: InstanceRecord): boolean {
+    const plan = this.#instancePlan(instance);
+    return plan !== undefined && !this.#provisioners.forPlan(plan).parametersAreSecret;
   }
 
   #requireAsyncAllowed(plan: CatalogPlan, kind: OperationKind, acceptsIncomplete: boolean, apiMinor: number): boolean {
@@ -151,7 +200,7 @@ export class BrokerService {
   async #queue(
     trx: Db,
     meta: RequestMeta,
-    op: { instanceId: string; bindingId?: string; kind: OperationKind; plan: CatalogPlan; request: JsonObject },
+    op: { instanceId: string; bindingId?: string; kind: OperationKind; plan: CatalogPlan; planSnapshot: PlanSnapshot; request: JsonObject },
   ): Promise<string> {
     const id = randomUUID();
     await this.#stores.operations.create(
@@ -164,6 +213,7 @@ export class BrokerService {
         request: { planId: op.plan.id, ...op.request },
         deadlineAt: this.#deadline(op.plan),
         requestIdentity: meta.requestIdentity,
+        planSnapshot: op.planSnapshot,
       },
       trx,
     );
@@ -245,6 +295,7 @@ export class BrokerService {
       dashboardUrl: undefined,
       metadata: undefined,
       provisionerState: {},
+      planSnapshot: snapshotOf(plan),
     };
     const outcome = await this.#knex.transaction(async (trx) => {
       let fresh = await this.#stores.instances.insertIfAbsent(record, trx);
@@ -271,10 +322,10 @@ export class BrokerService {
           }
           if (existing.state === 'deleting') throw errors.concurrency();
           // create_failed: an identical retry tries again (the provisioner converges on what exists).
-          await this.#stores.instances.patch(req.instanceId, { state: 'creating', context: req.context }, trx);
+          await this.#stores.instances.patch(req.instanceId, { state: 'creating', context: req.context, planSnapshot: record.planSnapshot }, trx);
         }
       }
-      const operation = await this.#queue(trx, meta, { instanceId: req.instanceId, kind: 'provision', plan, request: {} });
+      const operation = await this.#queue(trx, meta, { instanceId: req.instanceId, kind: 'provision', plan, planSnapshot: record.planSnapshot!, request: {} });
       return { operation };
     });
     return this.#conclude(outcome, async, req.acceptsIncomplete, async () => {
@@ -288,10 +339,13 @@ export class BrokerService {
     const current = await this.#stores.instances.get(req.instanceId);
     if (!current || current.state === 'deleted') throw errors.notFound(`Service instance ${req.instanceId} does not exist.`);
     if (current.serviceId !== service.id) throw errors.badRequest(`service_id "${req.serviceId}" is not the service of instance ${req.instanceId}.`);
-    const currentPlan = this.catalog.plan(current.planId);
-    if (!currentPlan) throw errors.unprocessable(`The instance's plan ${current.planId} is no longer in the catalog.`);
-    const targetPlan = req.planId !== undefined ? this.#plan(service, req.planId) : currentPlan;
-    const planChange = targetPlan !== currentPlan;
+    // The instance's plan as recorded (it may have been retired from the catalog since); the target must be in the catalog.
+    const currentPlan = this.#instancePlanOrRefuse(current);
+    const targetPlan = req.planId !== undefined ? this.#plan(service, req.planId) : this.catalog.plan(current.planId);
+    if (!targetPlan) {
+      throw errors.unprocessable(`The instance's plan ${current.planId} is no longer in the catalog; change it to a plan of the catalog, or delete the instance.`);
+    }
+    const planChange = targetPlan.id !== currentPlan.id;
     const async = this.#requireAsyncAllowed(targetPlan, 'update', req.acceptsIncomplete, meta.apiMinor);
     if (req.parameters !== undefined) {
       this.#validate(targetPlan.schemas.instanceUpdate ?? targetPlan.schemas.instanceCreate, req.parameters);
@@ -300,13 +354,12 @@ export class BrokerService {
     if (req.parameters !== undefined && targetPlan.schemas.instanceUpdate && targetPlan.schemas.instanceCreate) {
       this.#validate(targetPlan.schemas.instanceCreate, parameters);
     }
-    if (planChange) {
-      if (!currentPlan.planUpdateable) {
-        throw errors.unprocessable(`Plan "${currentPlan.name}" cannot be changed to another plan (plan_updateable is false).`, { updateRepeatable: false });
-      }
-      const refusal = this.#provisioners.forPlan(currentPlan).checkUpdate?.(currentPlan, targetPlan);
-      if (refusal) throw errors.unprocessable(refusal, { updateRepeatable: false });
+    if (planChange && !currentPlan.planUpdateable) {
+      throw errors.unprocessable(`Plan "${currentPlan.name}" cannot be changed to another plan (plan_updateable is false).`, { updateRepeatable: false });
     }
+    // Also without a plan change: the catalog's version of the plan may differ from the one the instance was made with.
+    const refusal = this.#provisioners.forPlan(currentPlan).checkUpdate?.(currentPlan, targetPlan);
+    if (refusal) throw errors.unprocessable(refusal, { updateRepeatable: false });
     if (req.maintenanceVersion !== undefined && req.maintenanceVersion !== targetPlan.maintenanceVersion) {
       throw errors.maintenanceInfoConflict(targetPlan.maintenanceVersion, req.maintenanceVersion);
     }
@@ -338,6 +391,7 @@ export class BrokerService {
         instanceId: req.instanceId,
         kind: 'update',
         plan: targetPlan,
+        planSnapshot: snapshotOf(targetPlan),
         request: {
           parameters,
           previousPlanId: currentPlan.id,
@@ -355,12 +409,12 @@ export class BrokerService {
   }
 
   async deprovision(req: DeleteInstanceRequest, meta: RequestMeta): Promise<DeleteAnswer> {
-    const service = this.#service(req.serviceId);
-    this.#knownPlanOf(service, req.planId);
     const current = await this.#stores.instances.get(req.instanceId);
+    this.#serviceOfExisting(req.serviceId, current);
+    this.#knownPlanOf(req.serviceId, req.planId);
     if (!current || current.state === 'deleted') throw errors.gone();
-    if (current.serviceId !== service.id) throw errors.badRequest(`service_id "${req.serviceId}" is not the service of instance ${req.instanceId}.`);
-    const plan = this.catalog.plan(current.planId) ?? this.#plan(service, req.planId);
+    if (current.serviceId !== req.serviceId) throw errors.badRequest(`service_id "${req.serviceId}" is not the service of instance ${req.instanceId}.`);
+    const plan = this.#instancePlanOrRefuse(current);
     const async = this.#requireAsyncAllowed(plan, 'deprovision', req.acceptsIncomplete, meta.apiMinor);
 
     const outcome = await this.#knex.transaction(async (trx) => {
@@ -384,7 +438,13 @@ export class BrokerService {
       }
       const previousState = locked.state === 'creating' ? 'create_failed' : locked.state;
       await this.#stores.instances.patch(req.instanceId, { state: 'deleting' }, trx);
-      const operation = await this.#queue(trx, meta, { instanceId: req.instanceId, kind: 'deprovision', plan, request: { previousState } });
+      const operation = await this.#queue(trx, meta, {
+        instanceId: req.instanceId,
+        kind: 'deprovision',
+        plan,
+        planSnapshot: this.#snapshotOfInstance(locked, plan),
+        request: { previousState },
+      });
       return { operation };
     });
     return this.#conclude(outcome, async, req.acceptsIncomplete, async () => ({ status: 200 }) as const);
@@ -396,10 +456,9 @@ export class BrokerService {
       throw errors.notFound(`Service instance ${instanceId} does not exist or is still being provisioned.`);
     }
     if (instance.state === 'updating') throw errors.concurrency();
-    const plan = this.catalog.plan(instance.planId);
     const body: JsonObject = { service_id: instance.serviceId, plan_id: instance.planId };
     if (instance.dashboardUrl) body.dashboard_url = instance.dashboardUrl;
-    if (!plan || !this.#provisioners.forPlan(plan).parametersAreSecret) body.parameters = instance.parameters;
+    if (this.#parametersShown(instance)) body.parameters = instance.parameters;
     if (instance.maintenanceVersion && meta.apiMinor >= 15) body.maintenance_info = { version: instance.maintenanceVersion };
     if (meta.apiMinor >= 17 && instance.metadata) body.metadata = instance.metadata;
     return body;
@@ -491,7 +550,9 @@ export class BrokerService {
           await this.#stores.bindings.patch(req.instanceId, req.bindingId, { state: 'creating' }, trx);
         }
       }
-      const operation = await this.#queue(trx, meta, { instanceId: req.instanceId, bindingId: req.bindingId, kind: 'bind', plan, request: {} });
+      // Validated against this replica's catalog; run with the instance's own plan settings (e.g. its server).
+      const planSnapshot = this.#snapshotOfInstance(locked, plan);
+      const operation = await this.#queue(trx, meta, { instanceId: req.instanceId, bindingId: req.bindingId, kind: 'bind', plan, planSnapshot, request: {} });
       return { operation };
     });
     return this.#conclude(outcome, async, req.acceptsIncomplete, async () => {
@@ -501,15 +562,16 @@ export class BrokerService {
   }
 
   async unbind(req: UnbindRequest, meta: RequestMeta): Promise<DeleteAnswer> {
-    const service = this.#service(req.serviceId);
-    this.#knownPlanOf(service, req.planId);
+    const instance = await this.#stores.instances.get(req.instanceId);
+    this.#serviceOfExisting(req.serviceId, instance);
+    this.#knownPlanOf(req.serviceId, req.planId);
     const binding = await this.#stores.bindings.get(req.instanceId, req.bindingId);
-    if (!binding || binding.state === 'deleted') throw errors.gone();
-    const plan = this.catalog.plan(binding.planId) ?? this.#plan(service, req.planId);
+    if (!instance || !binding || binding.state === 'deleted') throw errors.gone();
+    const plan = this.#instancePlanOrRefuse(instance);
     const async = this.#requireAsyncAllowed(plan, 'unbind', req.acceptsIncomplete, meta.apiMinor);
 
     const outcome = await this.#knex.transaction(async (trx) => {
-      await this.#stores.instances.get(req.instanceId, trx, { lock: true });
+      const lockedInstance = (await this.#stores.instances.get(req.instanceId, trx, { lock: true }))!;
       const locked = await this.#stores.bindings.get(req.instanceId, req.bindingId, trx, { lock: true });
       if (!locked || locked.state === 'deleted') throw errors.gone();
       const instanceOp = await this.#stores.operations.active(req.instanceId, undefined, trx);
@@ -535,6 +597,7 @@ export class BrokerService {
         bindingId: req.bindingId,
         kind: 'unbind',
         plan,
+        planSnapshot: this.#snapshotOfInstance(lockedInstance, plan),
         request: { previousState },
       });
       return { operation };
@@ -548,8 +611,8 @@ export class BrokerService {
       throw errors.notFound(`Service binding ${bindingId} does not exist or is still being created.`);
     }
     const view = bindingView(binding, meta);
-    const plan = this.catalog.plan(binding.planId);
-    if (!plan || !this.#provisioners.forPlan(plan).parametersAreSecret) view.parameters = binding.parameters;
+    const instance = await this.#stores.instances.get(instanceId);
+    if (instance && this.#parametersShown(instance)) view.parameters = binding.parameters;
     return view;
   }
 
@@ -573,7 +636,11 @@ export class BrokerService {
 }
 
 function view(op: OperationRecord): LastOperationView {
-  const v: LastOperationView = { state: op.state, description: op.description || op.state };
+  // Its last progress is no longer current once its worker stopped: say what is happening now.
+  const description = op.awaitingResumption
+    ? `Waiting to be resumed (its worker stopped); the last step was: ${op.description}`
+    : op.description || op.state;
+  const v: LastOperationView = { state: op.state, description };
   if (op.state === 'failed' && (op.kind === 'update' || op.kind === 'deprovision')) {
     v.instance_usable = op.instanceUsable ?? true;
     if (op.kind === 'update') v.update_repeatable = op.updateRepeatable ?? true;

@@ -4,6 +4,7 @@
 import type { Knex } from 'knex';
 import { UndecryptableError, type SealedField, type SecretBox } from '../secret-box.ts';
 import type { JsonObject, OperationKind } from '../provisioners/provisioner.ts';
+import type { PlanSnapshot } from '../catalog/plan-snapshot.ts';
 
 export type Db = Knex | Knex.Transaction;
 
@@ -24,6 +25,8 @@ export interface InstanceRecord {
   dashboardUrl: string | undefined;
   metadata: JsonObject | undefined;
   provisionerState: JsonObject;
+  /** The plan the instance was provisioned with or last updated to; undefined for rows older than the record. */
+  planSnapshot: PlanSnapshot | undefined;
 }
 
 export interface BindingRecord {
@@ -62,6 +65,10 @@ export interface OperationRecord {
   finishedAt: Date | undefined;
   /** Why the stored request could not be decrypted (then `request` is empty): the operation can only fail. */
   unreadableRequest?: string;
+  /** The plan the operation runs with, recorded when it was accepted. */
+  planSnapshot: PlanSnapshot | undefined;
+  /** Unfinished and nobody is working on it: its worker handed it back or stopped renewing its lease (only from get/latest/status). */
+  awaitingResumption: boolean;
 }
 
 const opt = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
@@ -96,6 +103,7 @@ export class InstanceStore {
       dashboardUrl: opt(r.dashboard_url),
       metadata: opt(r.metadata),
       provisionerState: this.#box.open<JsonObject>(r.provisioner_state_enc, instanceField(r.id, 'provisioner_state_enc')) ?? {},
+      planSnapshot: opt(r.plan_snapshot ?? null),
     };
   }
 
@@ -127,7 +135,7 @@ export class InstanceStore {
 
   async patch(
     id: string,
-    patch: Partial<Pick<InstanceRecord, 'state' | 'planId' | 'parameters' | 'context' | 'maintenanceVersion' | 'dashboardUrl' | 'metadata' | 'provisionerState'>>,
+    patch: Partial<Pick<InstanceRecord, 'state' | 'planId' | 'parameters' | 'context' | 'maintenanceVersion' | 'dashboardUrl' | 'metadata' | 'provisionerState' | 'planSnapshot'>>,
     trx: Db = this.#knex,
   ): Promise<void> {
     const cols: Record<string, unknown> = { updated_at: trx.fn.now() };
@@ -147,6 +155,7 @@ export class InstanceStore {
       await trx('bindings').where({ instance_id: id }).update(ERASED_BINDING_SECRETS);
       await trx('operations').where({ instance_id: id }).whereNotNull('finished_at').whereNotNull('request_enc').update({ request_enc: null });
     }
+    if (patch.planSnapshot !== undefined) cols.plan_snapshot = JSON.stringify(patch.planSnapshot);
     await trx('instances').where({ id }).update(cols);
   }
 
@@ -174,6 +183,7 @@ export class InstanceStore {
       dashboard_url: rec.dashboardUrl ?? null,
       metadata: rec.metadata ?? null,
       provisioner_state_enc: this.#box.seal(rec.provisionerState, instanceField(rec.id, 'provisioner_state_enc')),
+      plan_snapshot: rec.planSnapshot === undefined ? null : JSON.stringify(rec.planSnapshot),
     };
   }
 }
@@ -278,6 +288,7 @@ export interface NewOperation {
   request: JsonObject;
   deadlineAt: Date | undefined;
   requestIdentity: string | undefined;
+  planSnapshot: PlanSnapshot | undefined;
 }
 
 export interface Outcome {
@@ -291,6 +302,14 @@ const STATUS_COLUMNS = [
   'id', 'instance_id', 'binding_id', 'kind', 'state', 'description', 'instance_usable', 'update_repeatable',
   'lease_owner', 'lease_expires_at', 'attempts', 'deadline_at', 'request_identity', 'created_at', 'finished_at',
 ];
+
+// In the database's clock, like every lease comparison. A worker renews every quarter of its lease
+// (lease_expires_at - lease_renewed_at), so half a lease without a renewal means it stopped: it died
+// or lost the database, and the operation waits for the lease to run out and another worker to take it.
+// A retry waiting out its backoff (next_attempt_at in the future) already says so in its description.
+const AWAITING_RESUMPTION = `(finished_at IS NULL AND attempts > 0 AND next_attempt_at <= now()
+  AND (lease_expires_at IS NULL OR lease_expires_at <= now()
+       OR lease_renewed_at < now() - (lease_expires_at - lease_renewed_at) / 2)) AS awaiting_resumption`;
 
 export class OperationStore {
   readonly #knex: Knex;
@@ -329,6 +348,8 @@ export class OperationStore {
       createdAt: r.created_at,
       finishedAt: opt(r.finished_at),
       ...(unreadableRequest === undefined ? {} : { unreadableRequest }),
+      planSnapshot: opt(r.plan_snapshot ?? null),
+      awaitingResumption: r.awaiting_resumption === true,
     };
   }
 
@@ -343,17 +364,18 @@ export class OperationStore {
       request_enc: this.#box.seal(op.request, operationField(op.id)),
       deadline_at: op.deadlineAt ?? null,
       request_identity: op.requestIdentity ?? null,
+      plan_snapshot: op.planSnapshot === undefined ? null : JSON.stringify(op.planSnapshot),
     });
   }
 
   async get(id: string, trx: Db = this.#knex): Promise<OperationRecord | undefined> {
-    const r = await trx('operations').where({ id }).first();
+    const r = await trx('operations').where({ id }).first('*', trx.raw(AWAITING_RESUMPTION));
     return r ? this.#row(r) : undefined;
   }
 
   /** What last_operation needs, without decrypting the request: one indexed read. */
   async status(query: { id: string } | { instanceId: string; bindingId: string | undefined }, trx: Db = this.#knex): Promise<OperationRecord | undefined> {
-    const q = trx('operations').select(STATUS_COLUMNS).first();
+    const q = trx('operations').select([...STATUS_COLUMNS, trx.raw(AWAITING_RESUMPTION)]).first();
     if ('id' in query) q.where({ id: query.id });
     else {
       q.where({ instance_id: query.instanceId, binding_id: query.bindingId ?? null }).orderBy([
@@ -383,7 +405,7 @@ export class OperationStore {
     const r = await trx('operations')
       .where({ instance_id: instanceId, binding_id: bindingId ?? null })
       .orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }])
-      .first();
+      .first('*', trx.raw(AWAITING_RESUMPTION));
     return r ? this.#row(r) : undefined;
   }
 
@@ -423,7 +445,7 @@ export class OperationStore {
         // no live lease on another operation of the instance, and no older unfinished one, which goes first.
         const { rows: claimed } = await trx.raw(
           `UPDATE operations o
-              SET lease_owner = ?, lease_expires_at = now() + (? * interval '1 millisecond'), attempts = attempts + 1, updated_at = now()
+              SET lease_owner = ?, lease_expires_at = now() + (? * interval '1 millisecond'), lease_renewed_at = now(), attempts = attempts + 1, updated_at = now()
             WHERE o.id = ?
               AND NOT EXISTS (
                 SELECT 1 FROM operations p
@@ -443,7 +465,7 @@ export class OperationStore {
     const n = await this.#knex('operations')
       .where({ id, lease_owner: owner })
       .whereNull('finished_at')
-      .update({ lease_expires_at: this.#knex.raw(`now() + (? * interval '1 millisecond')`, [leaseMs]) });
+      .update({ lease_expires_at: this.#knex.raw(`now() + (? * interval '1 millisecond')`, [leaseMs]), lease_renewed_at: this.#knex.fn.now() });
     return n === 1;
   }
 

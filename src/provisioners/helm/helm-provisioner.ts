@@ -148,7 +148,7 @@ export class HelmProvisioner implements Provisioner {
   }
 
   /** install-or-upgrade, then wait until the workloads are really ready. */
-  async #apply(op: InstanceOperation): Promise<void> {
+  async #apply(op: InstanceOperation, change: 'install' | 'upgrade'): Promise<void> {
     const plan = op.instance.plan;
     const c = this.#plan(plan);
     this.#kube.kubeConfig(); // fails fast with what to configure
@@ -159,7 +159,7 @@ export class HelmProvisioner implements Provisioner {
     await op.progress(`Preparing namespace ${namespace}`);
     await this.#ensureNamespace(c, op.instance.id, namespace);
 
-    await op.progress(`Installing chart as release ${release} in ${namespace}`);
+    await op.progress(change === 'install' ? `Installing chart as release ${release} in ${namespace}` : `Upgrading release ${release} in ${namespace}`);
     const values = JSON.stringify(this.#values(plan, op.instance.id, op.instance.parameters));
     const upgrade = () =>
       this.#run(
@@ -205,11 +205,11 @@ export class HelmProvisioner implements Provisioner {
   }
 
   async provision(op: InstanceOperation) {
-    await this.#apply(op);
+    await this.#apply(op, 'install');
   }
 
   async update(op: InstanceOperation) {
-    await this.#apply(op);
+    await this.#apply(op, 'upgrade');
   }
 
   async deprovision(op: InstanceOperation): Promise<void> {
