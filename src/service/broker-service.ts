@@ -491,6 +491,8 @@ export class BrokerService {
           await this.#stores.bindings.patch(req.instanceId, req.bindingId, { state: 'creating' }, trx);
         }
       }
+      const refusal = this.#provisioners.forPlan(plan).checkBind?.(plan, locked.parameters, req.context);
+      if (refusal) throw errors.badRequest(refusal);
       const operation = await this.#queue(trx, meta, { instanceId: req.instanceId, bindingId: req.bindingId, kind: 'bind', plan, request: {} });
       return { operation };
     });
