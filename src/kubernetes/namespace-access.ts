@@ -36,9 +36,8 @@ export function whoAmI(kube: KubernetesAccess): Promise<string> {
   return name;
 }
 
+/** RBAC matches a User subject by user name, which for a ServiceAccount is system:serviceaccount:<ns>:<name>. */
 function subjectFor(username: string): RbacV1Subject {
-  const sa = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(username);
-  if (sa) return { kind: 'ServiceAccount', namespace: sa[1]!, name: sa[2]! };
   return { kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: username };
 }
 

@@ -104,7 +104,7 @@ describe("Berth's ServiceAccount with deploy/rbac.yaml and deploy/admission-poli
     const selfBinding = {
       metadata: { name: INSTANCE_ROLE },
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: INSTANCE_ROLE },
-      subjects: [{ kind: 'ServiceAccount', namespace: BERTH_SA.namespace, name: BERTH_SA.name }],
+      subjects: [{ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: `system:serviceaccount:${BERTH_SA.namespace}:${BERTH_SA.name}` }],
     };
     await refused('policy', 'grant itself berth-instance in a foreign namespace', () =>
       rbac.createNamespacedRoleBinding({ namespace: foreign, dryRun: 'All', body: selfBinding }),
@@ -157,7 +157,7 @@ describe("Berth's ServiceAccount with deploy/rbac.yaml and deploy/admission-poli
       body: {
         metadata: { name: INSTANCE_ROLE },
         roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: INSTANCE_ROLE },
-        subjects: [{ kind: 'ServiceAccount', namespace: BERTH_SA.namespace, name: BERTH_SA.name }],
+        subjects: [{ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: `system:serviceaccount:${BERTH_SA.namespace}:${BERTH_SA.name}` }],
       },
     });
     // Reads by name cannot be limited by admission: a Secret whose name it knows stays readable (README).
