@@ -129,7 +129,6 @@ describe("Berth's ServiceAccount with deploy/rbac.yaml and deploy/admission-poli
 
   test('namespaces: deletes only the ones it created, creates only ones labelled as its own, changes none', async () => {
     await refused('policy', 'delete a foreign namespace', () => core.deleteNamespace({ name: foreign, dryRun: 'All' }), /may delete only namespaces labelled/);
-    await refused('policy', 'delete kube-system', () => core.deleteNamespace({ name: 'kube-system', dryRun: 'All' }));
     await refused('policy', 'delete a fixed namespace an operator handed to it', () => core.deleteNamespace({ name: fixed, dryRun: 'All' }));
     await refused('policy', 'create a namespace without its labels', () =>
       core.createNamespace({ dryRun: 'All', body: { metadata: { name: 'unlabelled-by-berth' } } }),
@@ -150,7 +149,18 @@ describe("Berth's ServiceAccount with deploy/rbac.yaml and deploy/admission-poli
       },
       stringData: { password: 'x' },
     };
-    await core.createNamespacedSecret({ namespace: foreign, dryRun: 'All', body: bindingSecret });
+    // A binding Secret in an app namespace: created, brought up to date, deleted, but never handed to another binding.
+    const created = await core.createNamespacedSecret({ namespace: foreign, body: bindingSecret });
+    await core.replaceNamespacedSecret({ name: bindingSecret.metadata.name, namespace: foreign, dryRun: 'All', body: { ...created, stringData: { password: 'y' } } });
+    await refused('policy', 'move a binding Secret to another binding', () =>
+      core.replaceNamespacedSecret({
+        name: bindingSecret.metadata.name,
+        namespace: foreign,
+        dryRun: 'All',
+        body: { ...created, metadata: { ...created.metadata, annotations: { ...created.metadata!.annotations, 'berth.dev/binding-id': 'other' } } },
+      }),
+    );
+    await core.deleteNamespacedSecret({ name: bindingSecret.metadata.name, namespace: foreign });
     await rbac.createNamespacedRoleBinding({
       namespace: fixed,
       dryRun: 'All',

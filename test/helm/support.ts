@@ -56,7 +56,7 @@ async function policiesEnforced(kube: SharedCluster, kubeconfigPath: string): Pr
   kc.loadFromFile(kubeconfigPath);
   const core = kc.makeApiClient(CoreV1Api);
   const probes = [
-    () => core.deleteNamespace({ name: 'default', dryRun: 'All' }),
+    () => core.createNamespace({ dryRun: 'All', body: { metadata: { name: 'berth-policy-probe' } } }),
     () => core.createNamespacedSecret({ namespace: 'default', dryRun: 'All', body: { metadata: { name: 'berth-policy-probe' } } }),
   ];
   const until = Date.now() + 60_000;
