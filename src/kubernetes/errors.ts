@@ -73,7 +73,7 @@ const DEFAULT_REMEDIES: Required<Remedies> = {
   401: "renew the token in Berth's kubeconfig (KUBECONFIG) or its ServiceAccount",
   403: 'grant it in deploy/rbac.yaml and deploy/admission-policy.yaml, or use a namespace Berth may write to',
   404: 'check that it exists',
-  422: 'change the values named above',
+  422: 'change what it names',
   other: 'check the request against the cluster’s API',
 };
 

@@ -94,7 +94,7 @@ describe('binding Secrets: Kubernetes API errors', () => {
     assert.ok(b.status >= 400 && b.status !== 504, `${b.status} ${b.text}`);
     const description: string = b.body.description;
     assert.match(description, /^Kubernetes refused to write the binding Secret app\/berth-binding-\S+ as invalid \(data\[my key\]: Invalid value/);
-    assert.match(description, /; change the values named above\.$/);
+    assert.match(description, /; change what it names\.$/);
     assert.ok(description.length < 400, `too long (${description.length}): ${description}`);
     for (const leak of ['HTTP-Code', 'Headers', 'audit-id', '{', 'Unknown API Status Code']) assert.ok(!description.includes(leak), `leaks ${leak}: ${description}`);
     assert.equal(requests.length - before, 1, 'exactly one request: a permanent error is not retried');
