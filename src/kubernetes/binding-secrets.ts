@@ -3,11 +3,13 @@
 // when the bind request comes from Kubernetes. Berth only ever changes or
 // deletes Secrets it labelled as its own for that same binding.
 import { CoreV1Api, type V1Secret } from '@kubernetes/client-node';
+import type { CatalogPlan } from '../catalog/catalog.ts';
 import type { BindingHooks } from '../operations/engine.ts';
 import type { BindingOperation, JsonObject } from '../provisioners/provisioner.ts';
 import { PermanentError } from '../provisioners/provisioner.ts';
 import { BINDING_ID_ANNOTATION, BINDING_LABEL, INSTANCE_ID_ANNOTATION, INSTANCE_LABEL, MANAGED_BY, idHash } from './names.ts';
-import { type KubernetesAccess, reasonOf, statusOf } from './client.ts';
+import type { KubernetesAccess } from './client.ts';
+import { kubernetesFailure, statusOf } from './errors.ts';
 
 export function bindingSecretName(instanceId: string, bindingId: string): string {
   return `berth-binding-${idHash(instanceId, bindingId)}`;
@@ -15,11 +17,53 @@ export function bindingSecretName(instanceId: string, bindingId: string): string
 
 /** The app namespace when the binding asked for a Secret, else undefined. */
 function targetNamespace(op: BindingOperation, enabledByDefault: boolean, kube: KubernetesAccess): string | undefined {
-  // Said once at start (main.ts), not for every bind.
+  // Without a cluster, said once at start (main.ts), not for every bind.
   if (!kube.configured) return undefined;
-  const ctx = op.binding.context;
-  if (!ctx || ctx.platform !== 'kubernetes' || typeof ctx.namespace !== 'string' || ctx.namespace === '') return undefined;
-  return (op.instance.plan.options.bindingSecret ?? enabledByDefault) ? ctx.namespace : undefined;
+  return bindingSecretNamespace(op.instance.plan, op.binding.context, kube, enabledByDefault);
+}
+
+/**
+ * Where a bind with this context writes its binding Secret: the context's
+ * namespace when it comes from Kubernetes, a cluster is configured and the plan
+ * (or the default) writes binding Secrets; else undefined.
+ */
+export function bindingSecretNamespace(
+  plan: CatalogPlan,
+  context: JsonObject | undefined,
+  kube: KubernetesAccess,
+  enabledByDefault: boolean,
+): string | undefined {
+  if (!kube.configured) return undefined;
+  if (!context || context.platform !== 'kubernetes' || typeof context.namespace !== 'string' || context.namespace === '') return undefined;
+  return (plan.options.bindingSecret ?? enabledByDefault) ? context.namespace : undefined;
+}
+
+/**
+ * Why `key` cannot be a key of a Kubernetes Secret (the API server's rule for
+ * Secret and ConfigMap keys), or undefined when it can.
+ */
+export function secretKeyProblem(key: string): string | undefined {
+  if (key.length === 0) return 'an empty name';
+  if (key.length > 253) return 'longer than 253 characters';
+  if (!/^[-._a-zA-Z0-9]+$/.test(key)) return "characters other than letters, digits, '-', '_' and '.'";
+  if (key === '.' || key === '..' || key.startsWith('..')) return "'.' or '..' at the start";
+  return undefined;
+}
+
+/**
+ * One sentence saying which credential names cannot be Secret keys and what to
+ * do, or undefined when all can. Checked before the cluster is called.
+ */
+export function bindingSecretKeysRefusal(keys: string[], namespace: string): string | undefined {
+  const bad = keys.filter((k) => secretKeyProblem(k) !== undefined);
+  if (bad.length === 0) return undefined;
+  const shown = bad.slice(0, 5).map((k) => JSON.stringify(k.length > 60 ? `${k.slice(0, 59)}…` : k)).join(', ');
+  return (
+    `Credential name${bad.length > 1 ? 's' : ''} ${shown}${bad.length > 5 ? ` and ${bad.length - 5} more` : ''} cannot be ` +
+    `key${bad.length > 1 ? 's' : ''} of the binding Secret Berth writes into namespace "${namespace}" (a Secret key is 1 to 253 ` +
+    `letters, digits, '-', '_' or '.'); rename ${bad.length > 1 ? 'them' : 'it'}, or bind without a Kubernetes context or with ` +
+    `binding Secrets switched off for the plan (provisioner.binding_secret: false).`
+  );
 }
 
 export function secretEntries(credentials: JsonObject): Record<string, string> {
@@ -55,21 +99,34 @@ export function createBindingSecretHooks(kube: KubernetesAccess, enabledByDefaul
         type: `servicebinding.io/${type}`,
         stringData: { type, provider: entries.provider ?? 'berth', ...entries },
       };
+      // Checked here, before the cluster is called: the API server would refuse it as invalid every time.
+      const refusal = bindingSecretKeysRefusal(Object.keys(body.stringData!), namespace);
+      if (refusal) throw new PermanentError(refusal);
+      const action = `write the binding Secret ${namespace}/${name}`;
+      const remedies = { 404: `the bind request's context names namespace "${namespace}"; bind into an existing namespace` };
       await op.progress(`Writing Secret ${namespace}/${name}`);
       try {
         await api().createNamespacedSecret({ namespace, body });
         return;
       } catch (err) {
         if (statusOf(err) === 404) throw new PermanentError(`Namespace "${namespace}" from the bind request's context does not exist.`);
-        if (statusOf(err) === 403) throw new PermanentError(`Berth may not write Secrets in namespace "${namespace}": ${reasonOf(err)}`);
-        if (statusOf(err) !== 409) throw err;
+        if (statusOf(err) !== 409) throw kubernetesFailure(err, action, remedies);
       }
-      const existing = await api().readNamespacedSecret({ name, namespace });
+      let existing: V1Secret;
+      try {
+        existing = await api().readNamespacedSecret({ name, namespace });
+      } catch (err) {
+        throw kubernetesFailure(err, `read the existing Secret ${namespace}/${name}`, remedies);
+      }
       if (!ours(existing, op)) {
         throw new PermanentError(`Secret ${namespace}/${name} already exists and was not created by Berth for this binding; Berth will not modify it.`);
       }
       // A re-run after a crash: bring our own Secret up to date.
-      await api().replaceNamespacedSecret({ name, namespace, body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion } } });
+      try {
+        await api().replaceNamespacedSecret({ name, namespace, body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion } } });
+      } catch (err) {
+        throw kubernetesFailure(err, action, remedies);
+      }
     },
 
     async beforeUnbind(op) {
@@ -81,13 +138,14 @@ export function createBindingSecretHooks(kube: KubernetesAccess, enabledByDefaul
         existing = await api().readNamespacedSecret({ name, namespace });
       } catch (err) {
         if (statusOf(err) === 404) return;
-        throw err;
+        throw kubernetesFailure(err, `read the binding Secret ${namespace}/${name}`);
       }
       if (!ours(existing, op)) return;
       try {
-        await api().deleteNamespacedSecret({ name, namespace });
+        // Only the Secret just read: if it was replaced meanwhile, it is not ours to delete.
+        await api().deleteNamespacedSecret({ name, namespace, body: { preconditions: { uid: existing.metadata?.uid } } });
       } catch (err) {
-        if (statusOf(err) !== 404) throw err;
+        if (statusOf(err) !== 404) throw kubernetesFailure(err, `delete the binding Secret ${namespace}/${name}`);
       }
     },
   };

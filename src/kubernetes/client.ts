@@ -45,23 +45,3 @@ export class KubernetesAccess {
     return kc;
   }
 }
-
-/** The HTTP status of a failed @kubernetes/client-node call, if it is one. */
-export function statusOf(err: unknown): number | undefined {
-  const code = (err as { code?: unknown })?.code;
-  return typeof code === 'number' ? code : undefined;
-}
-
-/** A short, user-facing reason from a Kubernetes API error. */
-export function reasonOf(err: unknown): string {
-  const body = (err as { body?: unknown })?.body;
-  if (typeof body === 'string') {
-    try {
-      const parsed = JSON.parse(body) as { message?: string };
-      if (parsed.message) return parsed.message;
-    } catch {
-      // not JSON
-    }
-  }
-  return err instanceof Error ? err.message.split('\n')[0]! : String(err);
-}

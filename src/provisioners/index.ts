@@ -7,10 +7,11 @@ import { PostgresProvisioner } from './postgres/postgres.ts';
 import { MysqlProvisioner } from './mysql/mysql.ts';
 import { HelmProvisioner } from './helm/helm-provisioner.ts';
 import type { KubernetesAccess } from '../kubernetes/client.ts';
+import { bindingSecretNamespace } from '../kubernetes/binding-secrets.ts';
 
 export function builtInProvisioners(config: Config, log: Logger, kube: KubernetesAccess): Provisioner[] {
   return [
-    new UserProvidedProvisioner(),
+    new UserProvidedProvisioner((plan, context) => bindingSecretNamespace(plan, context, kube, config.kubernetesSecrets)),
     new PostgresProvisioner(config, log),
     new MysqlProvisioner(config, log),
     new HelmProvisioner(config, kube),

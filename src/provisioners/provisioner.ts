@@ -109,6 +109,8 @@ export interface Provisioner {
   readonly parametersAreSecret?: boolean;
   /** Rejects an update the provisioner can never perform (422), before anything is queued. */
   checkUpdate?(from: CatalogPlan, to: CatalogPlan): string | undefined;
+  /** Rejects a bind the provisioner can never perform (400), before anything is queued. */
+  checkBind?(plan: CatalogPlan, instanceParameters: JsonObject, bindContext: JsonObject | undefined): string | undefined;
   /** Offline checks for `berth catalog validate` (e.g. render charts); returns problems. */
   validatePlan?(plan: CatalogPlan): Promise<string[]>;
   provision(op: InstanceOperation): Promise<InstanceResult | void>;

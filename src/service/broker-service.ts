@@ -550,6 +550,8 @@ export class BrokerService {
           await this.#stores.bindings.patch(req.instanceId, req.bindingId, { state: 'creating' }, trx);
         }
       }
+      const refusal = this.#provisioners.forPlan(plan).checkBind?.(plan, locked.parameters, req.context);
+      if (refusal) throw errors.badRequest(refusal);
       // Validated against this replica's catalog; run with the instance's own plan settings (e.g. its server).
       const planSnapshot = this.#snapshotOfInstance(locked, plan);
       const operation = await this.#queue(trx, meta, { instanceId: req.instanceId, bindingId: req.bindingId, kind: 'bind', plan, planSnapshot, request: {} });

@@ -6,13 +6,14 @@ import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { startTestBerth, type TestBerth } from '../support/berth.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { sharedCluster, type SharedCluster } from '../support/kube/shared.ts';
-import { brokerKubeconfig, helmAdmin, HELM_CATALOG } from './support.ts';
+import { brokerKubeconfig, handToBerth, helmAdmin, HELM_CATALOG } from './support.ts';
 import { releaseName } from '../../src/provisioners/helm/helm-provisioner.ts';
 import { bindingSecretName } from '../../src/kubernetes/binding-secrets.ts';
-import { idHash } from '../../src/kubernetes/names.ts';
+import { BINDING_ID_ANNOTATION, BINDING_LABEL, INSTANCE_ID_ANNOTATION, INSTANCE_LABEL, MANAGED_BY, idHash } from '../../src/kubernetes/names.ts';
 
 const PG = { service_id: 'svc-pg', plan_id: 'plan-pg-small' };
 const REDIS = { service_id: 'svc-redis', plan_id: 'plan-redis' };
+const UPS = { service_id: 'svc-ups', plan_id: 'plan-ups' };
 const org = { organization_guid: 'org', space_guid: 'space' };
 const q = (o: Record<string, string>) => '?' + new URLSearchParams({ ...o, accepts_incomplete: 'true' });
 
@@ -30,11 +31,8 @@ describe('helm provisioner on a real control plane', () => {
     apps = kube.kubeConfig().makeApiClient(AppsV1Api);
     db = await createTestDatabase();
     appNs = await kube.createNamespace('app');
-    try {
-      await core.createNamespace({ body: { metadata: { name: 'berth-redis-test' } } });
-    } catch {
-      // already there from an earlier file
-    }
+    // The redis plan's fixed namespace, prepared the way the README tells an operator to.
+    await handToBerth(kube, 'berth-redis-test');
     t = await startTestBerth({
       databaseUrl: db.url,
       catalogPath: HELM_CATALOG,
@@ -161,6 +159,51 @@ describe('helm provisioner on a real control plane', () => {
     assert.equal((await core.readNamespacedSecret({ name, namespace: appNs })).metadata?.resourceVersion, theirs.metadata?.resourceVersion);
     const d = await t.client.deprovision(id, REDIS.service_id, REDIS.plan_id);
     await t.client.waitForInstance(id, d.body.operation, 120_000);
+  });
+
+  test('user-provided credential names that cannot be Secret keys: 400 at bind, nothing written', async () => {
+    const id = 'ups-bad-keys';
+    const p = await t.client.provision(id, { ...UPS, ...org, parameters: { credentials: { 'my key': 'a', 'a/b': 'b', ok: 'c' } } }, false);
+    assert.equal(p.status, 201, p.text);
+    const b = await t.client.bind(id, 'b', { ...UPS, context: { platform: 'kubernetes', namespace: appNs } }, false);
+    assert.equal(b.status, 400, b.text);
+    assert.match(b.body.description, /^Credential names "my key", "a\/b" cannot be keys of the binding Secret/);
+    await assert.rejects(core.readNamespacedSecret({ name: bindingSecretName(id, 'b'), namespace: appNs }), (e: any) => e.code === 404);
+    assert.equal((await t.client.deprovision(id, UPS.service_id, UPS.plan_id, false)).status, 200);
+  });
+
+  test('a 422 from the API server fails the bind at once with a one-sentence description', async () => {
+    const id = 'ups-422';
+    const p = await t.client.provision(id, { ...UPS, ...org, parameters: { credentials: { username: 'u', password: 'p' } } }, false);
+    assert.equal(p.status, 201, p.text);
+    const name = bindingSecretName(id, 'b');
+    // Berth's own Secret for this binding (as an earlier attempt could leave it) but of another type: Kubernetes
+    // refuses to change a Secret's type, so bringing it up to date gets 422 Invalid every time.
+    await core.createNamespacedSecret({
+      namespace: appNs,
+      body: {
+        metadata: {
+          name,
+          labels: { ...MANAGED_BY, [INSTANCE_LABEL]: idHash(id), [BINDING_LABEL]: idHash(id, 'b') },
+          annotations: { [INSTANCE_ID_ANNOTATION]: id, [BINDING_ID_ANNOTATION]: 'b' },
+        },
+        type: 'Opaque',
+        stringData: { username: 'old' },
+      },
+    });
+    try {
+      const b = await t.client.bind(id, 'b', { ...UPS, context: { platform: 'kubernetes', namespace: appNs } }, false);
+      // Synchronous: a transient classification would keep retrying and answer 504 "taking longer than expected".
+      assert.ok(b.status >= 400 && b.status !== 504, `${b.status} ${b.text}`);
+      const description: string = b.body.description;
+      assert.match(description, new RegExp(`^Kubernetes refused to write the binding Secret ${appNs}/${name} as invalid \\(.*immutable.*\\); change what it names\\.$`));
+      assert.ok(description.length < 400, description);
+      for (const leak of ['HTTP-Code', 'Headers', '{', 'audit-id']) assert.ok(!description.includes(leak), `leaks ${leak}: ${description}`);
+      assert.equal((await t.client.bindingLastOperation(id, 'b')).body.state, 'failed');
+    } finally {
+      await core.deleteNamespacedSecret({ name, namespace: appNs });
+    }
+    assert.equal((await t.client.deprovision(id, UPS.service_id, UPS.plan_id, false)).status, 200);
   });
 });
 

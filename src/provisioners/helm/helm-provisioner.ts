@@ -16,7 +16,9 @@ import {
   type JsonObject,
   type Provisioner,
 } from '../provisioner.ts';
-import { type KubernetesAccess, reasonOf, statusOf } from '../../kubernetes/client.ts';
+import type { KubernetesAccess } from '../../kubernetes/client.ts';
+import { kubernetesFailure, reasonOf, statusOf } from '../../kubernetes/errors.ts';
+import { ensureReleaseAccess } from '../../kubernetes/namespace-access.ts';
 import { INSTANCE_ID_ANNOTATION, INSTANCE_LABEL, MANAGED_BY, idHash } from '../../kubernetes/names.ts';
 import { helm, HelmError, isTransientHelmError, type HelmRunOptions } from './helm-cli.ts';
 import { parseHelmPlan, type HelmPlanConfig } from './config.ts';
@@ -124,27 +126,31 @@ export class HelmProvisioner implements Provisioner {
     }
   }
 
-  async #ensureNamespace(c: HelmPlanConfig, instanceId: string, namespace: string): Promise<void> {
-    if (c.namespace.strategy === 'fixed') return;
+  /** The release namespace exists (created for the instance, or the plan's fixed one) and Berth may install into it. */
+  async #ensureNamespace(c: HelmPlanConfig, instanceId: string, namespace: string, signal: AbortSignal): Promise<void> {
+    if (c.namespace.strategy === 'fixed') return ensureReleaseAccess(this.#kube, namespace, false, signal);
     const core = this.#kube.kubeConfig().makeApiClient(CoreV1Api);
     try {
+      // The labels are what deploy/admission-policy.yaml checks before Berth may write into or delete the namespace.
       await core.createNamespace({
         body: {
           metadata: { name: namespace, labels: { ...MANAGED_BY, [INSTANCE_LABEL]: idHash(instanceId) }, annotations: { [INSTANCE_ID_ANNOTATION]: instanceId } },
         },
       });
     } catch (err) {
-      if (statusOf(err) === 409) {
-        const existing = await core.readNamespace({ name: namespace });
-        if (existing.metadata?.deletionTimestamp) throw new Error(`namespace ${namespace} is still being deleted`);
-        if (existing.metadata?.annotations?.[INSTANCE_ID_ANNOTATION] !== instanceId) {
-          throw new PermanentError(`Namespace ${namespace} exists and does not belong to this instance; Berth will not use it.`);
-        }
-        return;
+      if (statusOf(err) !== 409) throw kubernetesFailure(err, `create namespace ${namespace}`);
+      let existing;
+      try {
+        existing = await core.readNamespace({ name: namespace });
+      } catch (readErr) {
+        throw kubernetesFailure(readErr, `read namespace ${namespace}`);
       }
-      if (statusOf(err) === 403) throw new PermanentError(`Berth may not create namespaces: ${reasonOf(err)}`);
-      throw err;
+      if (existing.metadata?.deletionTimestamp) throw new Error(`namespace ${namespace} is still being deleted`);
+      if (existing.metadata?.annotations?.[INSTANCE_ID_ANNOTATION] !== instanceId) {
+        throw new PermanentError(`Namespace ${namespace} exists and does not belong to this instance; Berth will not use it.`);
+      }
     }
+    await ensureReleaseAccess(this.#kube, namespace, true, signal);
   }
 
   /** install-or-upgrade, then wait until the workloads are really ready. */
@@ -157,7 +163,7 @@ export class HelmProvisioner implements Provisioner {
     await op.checkpoint({ release, namespace });
     await mkdir(resolve(this.#config.dataDir, 'helm'), { recursive: true });
     await op.progress(`Preparing namespace ${namespace}`);
-    await this.#ensureNamespace(c, op.instance.id, namespace);
+    await this.#ensureNamespace(c, op.instance.id, namespace, op.signal);
 
     await op.progress(change === 'install' ? `Installing chart as release ${release} in ${namespace}` : `Upgrading release ${release} in ${namespace}`);
     const values = JSON.stringify(this.#values(plan, op.instance.id, op.instance.parameters));
@@ -190,8 +196,7 @@ export class HelmProvisioner implements Provisioner {
       try {
         r = await readiness(this.#kube.kubeConfig(), namespace, workloads);
       } catch (err) {
-        if (statusOf(err) === 403) throw new PermanentError(`Berth may not read the release's workloads: ${reasonOf(err)}`);
-        throw err;
+        throw kubernetesFailure(err, `read the workloads of release ${release} in namespace ${namespace}`);
       }
       if (r.ready) return;
       if (Date.now() > until) {
@@ -221,32 +226,43 @@ export class HelmProvisioner implements Provisioner {
     }
     const release = releaseName(op.instance.id);
     const namespace = this.#namespace(c, op.instance.id);
-    await op.progress(`Uninstalling release ${release}`);
+    const core = this.#kube.kubeConfig().makeApiClient(CoreV1Api);
+    const perInstance = c.namespace.strategy === 'per-instance';
+    let ns;
     try {
-      await this.#run(['uninstall', release, '--namespace', namespace, '--wait', '--timeout', `${c.timeout}s`], op);
+      ns = await core.readNamespace({ name: namespace });
     } catch (err) {
-      if (!(err instanceof PermanentError && /not found/i.test(String((err.cause as HelmError | undefined)?.stderr ?? err.message)))) throw err;
+      // No namespace, no release: Helm keeps its release records in the release's namespace.
+      if (statusOf(err) === 404) return;
+      throw kubernetesFailure(err, `read namespace ${namespace}`);
     }
-    if (c.namespace.strategy === 'per-instance') {
-      const core = this.#kube.kubeConfig().makeApiClient(CoreV1Api);
-      await op.progress(`Deleting namespace ${namespace}`);
+    // A namespace of this name that Berth did not create for this instance is not Berth's to touch.
+    if (perInstance && ns.metadata?.annotations?.[INSTANCE_ID_ANNOTATION] !== op.instance.id) return;
+    if (!ns.metadata?.deletionTimestamp) {
+      await ensureReleaseAccess(this.#kube, namespace, perInstance, op.signal);
+      await op.progress(`Uninstalling release ${release}`);
       try {
-        const ns = await core.readNamespace({ name: namespace });
-        if (ns.metadata?.annotations?.[INSTANCE_ID_ANNOTATION] !== op.instance.id) return;
-        await core.deleteNamespace({ name: namespace });
+        await this.#run(['uninstall', release, '--namespace', namespace, '--wait', '--timeout', `${c.timeout}s`], op);
+      } catch (err) {
+        if (!(err instanceof PermanentError && /not found/i.test(String((err.cause as HelmError | undefined)?.stderr ?? err.message)))) throw err;
+      }
+    }
+    if (!perInstance) return;
+    await op.progress(`Deleting namespace ${namespace}`);
+    try {
+      if (!ns.metadata?.deletionTimestamp) await core.deleteNamespace({ name: namespace });
+    } catch (err) {
+      if (statusOf(err) === 404) return;
+      throw kubernetesFailure(err, `delete namespace ${namespace}`);
+    }
+    for (;;) {
+      try {
+        await core.readNamespace({ name: namespace });
       } catch (err) {
         if (statusOf(err) === 404) return;
-        throw err;
+        throw kubernetesFailure(err, `read namespace ${namespace}`);
       }
-      for (;;) {
-        try {
-          await core.readNamespace({ name: namespace });
-        } catch (err) {
-          if (statusOf(err) === 404) return;
-          throw err;
-        }
-        await sleep(1000, op.signal);
-      }
+      await sleep(1000, op.signal);
     }
   }
 
@@ -275,7 +291,7 @@ export class HelmProvisioner implements Provisioner {
       return { credentials, ...(endpoints ? { endpoints } : {}) };
     } catch (err) {
       if (statusOf(err) === 404) throw new PermanentError(`A Secret or Service the plan's credential mapping names does not exist in ${namespace}: ${reasonOf(err)}`);
-      throw err;
+      throw kubernetesFailure(err, `read the Secrets and Services of release ${release} in namespace ${namespace}`);
     }
   }
 

@@ -2,11 +2,26 @@
 // credentials are the instance's parameters (like `cf create-user-provided-service`):
 //   { "credentials": {...}, "syslog_drain_url": "...", "route_service_url": "..." }
 // Nothing is created anywhere, so every operation is synchronous.
+//
+// Credential names are whatever the user chose. When a bind writes a binding
+// Secret, each name becomes a Secret key, and Kubernetes accepts only
+// `[-._a-zA-Z0-9]+`: such a bind is refused with 400 before anything is queued
+// (the names are not rewritten, so an app never sees a key it was not given).
+import type { CatalogPlan } from '../../catalog/catalog.ts';
+import { bindingSecretKeysRefusal } from '../../kubernetes/binding-secrets.ts';
 import { PermanentError, type BindResult, type InstanceOperation, type JsonObject, type Provisioner } from '../provisioner.ts';
+
+/** The namespace a bind with this context writes its binding Secret into, if it writes one. */
+export type BindingSecretNamespace = (plan: CatalogPlan, bindContext: JsonObject | undefined) => string | undefined;
 
 export class UserProvidedProvisioner implements Provisioner {
   readonly kind = 'user-provided';
   readonly parametersAreSecret = true;
+  readonly #bindingSecretNamespace: BindingSecretNamespace;
+
+  constructor(bindingSecretNamespace: BindingSecretNamespace = () => undefined) {
+    this.#bindingSecretNamespace = bindingSecretNamespace;
+  }
 
   parsePlanConfig(block: JsonObject) {
     const keys = Object.keys(block);
@@ -27,6 +42,13 @@ export class UserProvidedProvisioner implements Provisioner {
   }
 
   async deprovision(): Promise<void> {}
+
+  checkBind(plan: CatalogPlan, instanceParameters: JsonObject, bindContext: JsonObject | undefined): string | undefined {
+    const namespace = this.#bindingSecretNamespace(plan, bindContext);
+    const credentials = instanceParameters.credentials;
+    if (namespace === undefined || typeof credentials !== 'object' || credentials === null || Array.isArray(credentials)) return undefined;
+    return bindingSecretKeysRefusal(Object.keys(credentials), namespace);
+  }
 
   async bind(op: { instance: { parameters: JsonObject } }): Promise<BindResult> {
     const p = op.instance.parameters;
