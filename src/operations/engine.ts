@@ -206,6 +206,10 @@ export class OperationEngine {
     let lastRenewal = Date.now();
     let renewing = false;
     const renew = setInterval(async () => {
+      // Never past the deadline: the lease ends with it at the latest, so a worker stuck beyond
+      // it (a statement that ignores the abort) cannot keep the operation from being failed.
+      const leaseMs = op.deadlineAt ? Math.min(this.#opts.leaseMs, op.deadlineAt.getTime() - Date.now()) : this.#opts.leaseMs;
+      if (leaseMs <= 0 || controller.signal.reason instanceof DeadlineExceeded) return;
       // Database unreachable (or too slow to answer): keep working only while our lease
       // is surely still valid, and stop before it can expire and be taken over elsewhere.
       if (Date.now() - lastRenewal > this.#opts.leaseMs * 0.8) {
@@ -216,7 +220,7 @@ export class OperationEngine {
       renewing = true;
       const sent = Date.now();
       try {
-        if (await this.#stores.operations.renew(op.id, this.owner, this.#opts.leaseMs)) lastRenewal = sent;
+        if (await this.#stores.operations.renew(op.id, this.owner, leaseMs)) lastRenewal = sent;
         else controller.abort(new LeaseLost('the operation was ended or taken over elsewhere'));
       } catch {
         // Checked on the next tick.
