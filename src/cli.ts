@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { CatalogError, loadCatalog } from './catalog/catalog.ts';
-import { createLogger } from './observability/logger.ts';
+import { createLogger, routeProcessWarnings } from './observability/logger.ts';
 import { loadProvisioners, startBerth } from './main.ts';
 import { openDatabase, migrateLatest } from './db/database.ts';
 
@@ -27,6 +27,7 @@ async function main(argv: string[]): Promise<number> {
   const log = createLogger(config.logLevel);
 
   if (command === 'serve') {
+    routeProcessWarnings(log);
     let berth;
     try {
       berth = await startBerth(config, { log });
@@ -52,7 +53,7 @@ async function main(argv: string[]): Promise<number> {
   }
 
   if (command === 'migrate') {
-    const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
+    const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: 2, log });
     try {
       const applied = await migrateLatest(db.knex);
       process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'already up to date\n');

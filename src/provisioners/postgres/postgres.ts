@@ -112,6 +112,48 @@ export class PostgresProvisioner implements Provisioner {
     await Promise.all(pools.map((p) => p.pool.end().catch(() => {})));
   }
 
+  /**
+   * Logs, for each server the plans use, the databases every role may connect to (PUBLIC holds
+   * CONNECT, the default for a new database): binding roles can reach them too. Berth closes the
+   * databases it creates (and its own state database where it may); only the server's operator
+   * can close the others, so the warning says what to run.
+   */
+  async inspectServers(plans: CatalogPlan[]): Promise<void> {
+    const servers = new Set(plans.map((p) => (p.provisioner.config as PostgresPlanConfig).server));
+    for (const name of servers) {
+      let server: DatabaseServer;
+      try {
+        server = this.#server(name);
+      } catch {
+        continue; // not configured: a provision on it fails, naming the variable
+      }
+      try {
+        const { rows } = await this.#admin(server, AbortSignal.timeout(30_000), (c) =>
+          c.query<{ datname: string }>(
+            `SELECT datname FROM pg_database
+              WHERE datallowconn
+                AND (datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(datacl) a WHERE a.grantee = 0 AND a.privilege_type = 'CONNECT'))
+              ORDER BY datname`,
+          ),
+        );
+        if (rows.length === 0) {
+          this.#log.info({ server: name }, 'binding roles can connect to no database but their own');
+          continue;
+        }
+        const databases = rows.map((r) => r.datname);
+        const shown = databases.slice(0, 20);
+        this.#log.warn(
+          { server: name, databases: shown, count: databases.length },
+          `binding roles can connect to ${databases.length} database(s) on postgres server "${name}" that every role may connect to ` +
+            `(${shown.join(', ')}${databases.length > shown.length ? ', …' : ''}); the server's operator should run, for each, ` +
+            `REVOKE CONNECT ON DATABASE <name> FROM PUBLIC and GRANT CONNECT to the roles that need it (see README, "postgres")`,
+        );
+      } catch (err) {
+        this.#log.warn({ server: name, err: (err as Error).message }, 'could not check which databases binding roles can reach');
+      }
+    }
+  }
+
   // ---- instances -----------------------------------------------------------------------
 
   async provision(op: InstanceOperation): Promise<void> {
