@@ -2,15 +2,19 @@
 // by a lock the test holds, on a plan with a 3 s maximum_polling_duration. The
 // operation ends failed with a description naming the deadline, and the
 // statement is gone from the server (cancelled, not left waiting on the lock).
+// And when the server stops answering altogether (a proxy that drops
+// everything, so that the cancel cannot reach it either), the worker stops
+// waiting shortly after the deadline instead of hanging on.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import mysql from 'mysql2/promise';
 import { parse, stringify } from 'yaml';
 import { startTestBerth, type TestBerth } from '../support/berth.ts';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { mysqlNames, pgNames, quoteMysqlIdent, quotePgIdent } from '../../src/provisioners/sql-names.ts';
 import { CATALOG, MY, MYSQL_ADMIN_URL, PG, PG_ADMIN_URL, Tracker, serverEnv, withMysql, withPg } from './support.ts';
@@ -26,13 +30,14 @@ function shortDeadlineCatalog(): string {
   writeFileSync(file, stringify(doc));
   return file;
 }
+const catalogFile = shortDeadlineCatalog();
 
 let state: TestDatabase;
 let berth: TestBerth;
 const tracker = new Tracker();
 before(async () => {
   state = await createTestDatabase('berth_test_deadline');
-  berth = await startTestBerth({ databaseUrl: state.url, catalogPath: shortDeadlineCatalog(), env: serverEnv() });
+  berth = await startTestBerth({ databaseUrl: state.url, catalogPath: catalogFile, env: serverEnv() });
 });
 after(async () => {
   try {
@@ -109,4 +114,62 @@ test('mysql: a DROP DATABASE blocked past the deadline is killed and the deprovi
   const again = await berth.client.deprovision(id, MY.service, MY.small);
   assert.equal(again.status, 202, again.text);
   assert.equal((await berth.client.waitForInstance(id, again.body.operation, 60_000)).body?.state, 'succeeded');
+});
+
+describe('a server that stops answering mid-statement (the cancel cannot reach it either)', () => {
+  let pgProxy: TcpProxy;
+  let myProxy: TcpProxy;
+  let proxied: TestBerth;
+  let proxiedState: TestDatabase;
+  const proxiedTracker = new Tracker();
+  before(async () => {
+    pgProxy = await startTcpProxy(Number(new URL(PG_ADMIN_URL).port));
+    myProxy = await startTcpProxy(Number(new URL(MYSQL_ADMIN_URL).port) || 3306);
+    proxiedState = await createTestDatabase('berth_test_deadline');
+    proxied = await startTestBerth({
+      databaseUrl: proxiedState.url,
+      catalogPath: catalogFile,
+      env: { ...serverEnv(), BERTH_POSTGRES_LOCAL_URL: pgProxy.url(PG_ADMIN_URL), BERTH_MYSQL_LOCAL_URL: myProxy.url(MYSQL_ADMIN_URL) },
+    });
+  });
+  after(async () => {
+    pgProxy?.thaw();
+    myProxy?.thaw();
+    try {
+      await proxiedTracker.cleanup();
+    } finally {
+      await proxied?.stop().catch(() => {});
+      await proxiedState?.drop();
+      await pgProxy?.close();
+      await myProxy?.close();
+    }
+  });
+
+  test('postgres: the provision ends failed naming the deadline; the server is used again once it answers', async () => {
+    const id = proxiedTracker.instance();
+    const frozen = pgProxy.freezeOn('REVOKE ALL ON DATABASE');
+    const p = await proxied.client.provision(id, { service_id: PG.service, plan_id: PG.small, ...ORG });
+    assert.equal(p.status, 202, p.text);
+    await frozen;
+    const last = await proxied.client.waitForInstance(id, p.body.operation, 60_000);
+    assert.equal(last.body?.state, 'failed', last.text);
+    assert.match(last.body.description, new RegExp(`maximum_polling_duration of ${DEADLINE_S} s`));
+    pgProxy.thaw();
+    const gone = await proxied.client.deprovision(id, PG.service, PG.small);
+    assert.equal((await proxied.client.waitForInstance(id, gone.body.operation, 60_000)).body?.state, 'succeeded');
+  });
+
+  test('mysql: the provision ends failed naming the deadline; the server is used again once it answers', async () => {
+    const id = proxiedTracker.instance();
+    const frozen = myProxy.freezeOn('CREATE DATABASE');
+    const p = await proxied.client.provision(id, { service_id: MY.service, plan_id: MY.small, ...ORG });
+    assert.equal(p.status, 202, p.text);
+    await frozen;
+    const last = await proxied.client.waitForInstance(id, p.body.operation, 60_000);
+    assert.equal(last.body?.state, 'failed', last.text);
+    assert.match(last.body.description, new RegExp(`maximum_polling_duration of ${DEADLINE_S} s`));
+    myProxy.thaw();
+    const gone = await proxied.client.deprovision(id, MY.service, MY.small);
+    assert.equal((await proxied.client.waitForInstance(id, gone.body.operation, 60_000)).body?.state, 'succeeded');
+  });
 });

@@ -3,7 +3,10 @@
 // time a client sends a packet containing it, the proxy forwards the packet
 // (the statement reaches the server and starts), then resets both sides of
 // that connection before any answer comes back: a connection cut
-// mid-statement, as a failing network or a restarted server does it.
+// mid-statement, as a failing network or a restarted server does it. Or it
+// freezes: the statement goes out, then nothing more passes either way and new
+// connections are accepted but never answered (a network that silently drops
+// everything), until the test thaws it.
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
 export interface TcpProxy {
@@ -15,6 +18,13 @@ export interface TcpProxy {
    * Resolves with the number of connections cut once `times` cuts happened.
    */
   cutOn(marker: string, times?: number): Promise<number>;
+  /**
+   * After the next packet containing `marker` has been forwarded, relays nothing more on any
+   * connection and leaves new ones unanswered, until thaw(). Resolves when that packet went out.
+   */
+  freezeOn(marker: string): Promise<void>;
+  /** Ends the freeze: connections from before or during it are closed; new ones work again. */
+  thaw(): void;
   /** Connections cut so far. */
   readonly cuts: number;
   close(): Promise<void>;
@@ -24,8 +34,17 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
   const sockets = new Set<Socket>();
   let armed: { marker: Buffer; left: number; resolve: (n: number) => void } | undefined;
   let cuts = 0;
+  let freezeTrap: { marker: Buffer; resolve: () => void } | undefined;
+  let frozen = false;
+  const stale = new Set<Socket>();
 
   const server: Server = createServer((client) => {
+    if (frozen) {
+      // Accepted, never answered.
+      stale.add(client);
+      client.on('error', () => client.destroy());
+      return;
+    }
     const upstream = connect(targetPort, targetHost);
     sockets.add(client);
     sockets.add(upstream);
@@ -41,10 +60,18 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     client.on('close', drop);
     upstream.on('close', drop);
     upstream.on('data', (chunk) => {
-      if (!cut) client.write(chunk);
+      if (!cut && !frozen) client.write(chunk);
     });
     client.on('data', (chunk) => {
-      if (cut) return;
+      if (cut || frozen) return;
+      if (freezeTrap && chunk.includes(freezeTrap.marker)) {
+        const trap = freezeTrap;
+        freezeTrap = undefined;
+        upstream.write(chunk, () => trap.resolve());
+        frozen = true;
+        for (const s of sockets) stale.add(s);
+        return;
+      }
       const trap = armed;
       if (trap && chunk.includes(trap.marker)) {
         cut = true;
@@ -81,12 +108,23 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
         armed = { marker: Buffer.from(marker), left: times, resolve };
       });
     },
+    freezeOn(marker: string) {
+      return new Promise<void>((resolve) => {
+        freezeTrap = { marker: Buffer.from(marker), resolve };
+      });
+    },
+    thaw() {
+      frozen = false;
+      for (const s of stale) s.destroy();
+      stale.clear();
+    },
     get cuts() {
       return cuts;
     },
     async close() {
       armed = undefined;
-      for (const s of sockets) s.destroy();
+      freezeTrap = undefined;
+      for (const s of [...sockets, ...stale]) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
