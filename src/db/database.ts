@@ -53,15 +53,16 @@ function createKnex(url: string, poolSize: number, log: Logger | undefined): Kne
   const db = log?.child({ component: 'database' });
   const line = (level: 'debug' | 'warn' | 'error') => (message: unknown) => {
     if (!db) return;
-    if (typeof message === 'string') db[level](message);
-    else db[level]({ detail: message }, 'knex');
+    if (typeof message !== 'string') return db[level]({ detail: message }, 'knex');
+    const [first, ...stack] = message.split('\n');
+    db[level](stack.length > 0 ? { stack: stack.join('\n') } : {}, first!);
   };
   return knexFactory({
     client: 'pg',
     connection: { connectionString: url, connectionTimeoutMillis: 5000 },
     pool: { min: 0, max: poolSize, acquireTimeoutMillis: 10000 },
     acquireConnectionTimeout: 10000,
-    log: { debug: line('debug'), warn: line('warn'), error: line('error'), deprecate: (method: string, alternative: string) => line('warn')(`${method} is deprecated, use ${alternative}`) },
+    log: { debug: line('debug'), warn: line('warn'), error: line('error'), deprecate: line('warn') },
   });
 }
 

@@ -224,13 +224,16 @@ export class MysqlProvisioner implements Provisioner {
     // A connection reset mid-statement rejects the statement and is reported here (never unhandled).
     c.on('error', (err: Error) => this.#log.debug({ err: err.message, server: server.name }, 'admin connection failed'));
     try {
-      await c.query(`SET SESSION lock_wait_timeout = ${ADMIN_LOCK_WAIT_TIMEOUT_S}`);
-      try {
-        await c.query(`SET SESSION max_statement_time = ${ADMIN_STATEMENT_TIMEOUT_S}`);
-      } catch (err) {
-        if (errnoOf(err) !== UNKNOWN_SYSTEM_VARIABLE) throw err; // MySQL has no such limit for DDL: abort (KILL QUERY) is the bound there
-      }
-      const result = await cancellable(fn(c), signal, () => this.#cancel(server, c.threadId));
+      const session = async () => {
+        await c.query(`SET SESSION lock_wait_timeout = ${ADMIN_LOCK_WAIT_TIMEOUT_S}`);
+        try {
+          await c.query(`SET SESSION max_statement_time = ${ADMIN_STATEMENT_TIMEOUT_S}`);
+        } catch (err) {
+          if (errnoOf(err) !== UNKNOWN_SYSTEM_VARIABLE) throw err; // MySQL has no such limit for DDL: abort (KILL QUERY) is the bound there
+        }
+        return fn(c);
+      };
+      const result = await cancellable(session(), signal, () => this.#cancel(server, c.threadId));
       signal.throwIfAborted();
       return result;
     } catch (err) {
