@@ -205,7 +205,7 @@ export class OperationEngine {
     // When the last successful renewal was *sent*: the lease runs from about then.
     let lastRenewal = Date.now();
     let renewing = false;
-    const renew = setInterval(async () => {
+    const renewLease = async () => {
       // Never past the deadline: the lease ends with it at the latest, so a worker stuck beyond
       // it (a statement that ignores the abort) cannot keep the operation from being failed.
       const leaseMs = op.deadlineAt ? Math.min(this.#opts.leaseMs, op.deadlineAt.getTime() - Date.now()) : this.#opts.leaseMs;
@@ -227,7 +227,10 @@ export class OperationEngine {
       } finally {
         renewing = false;
       }
-    }, Math.max(50, Math.floor(this.#opts.leaseMs / 4)));
+    };
+    const renew = setInterval(renewLease, Math.max(50, Math.floor(this.#opts.leaseMs / 4)));
+    // Claimed with a full lease that would outlast the deadline: shorten it now.
+    if (op.deadlineAt && op.deadlineAt.getTime() - Date.now() < this.#opts.leaseMs) void renewLease();
     let deadlineTimer: NodeJS.Timeout | undefined;
     if (op.deadlineAt) {
       const left = op.deadlineAt.getTime() - Date.now();
