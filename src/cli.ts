@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { CatalogError, loadCatalog, type Catalog } from './catalog/catalog.ts';
 import type { ProvisionerRegistry } from './provisioners/provisioner.ts';
-import { createLogger } from './observability/logger.ts';
+import { createLogger, routeProcessWarnings } from './observability/logger.ts';
 import { embeddedKeyFile, loadProvisioners, startBerth } from './main.ts';
 import { openDatabase, migrateLatest } from './db/database.ts';
 import { SecretBox } from './secret-box.ts';
@@ -44,6 +44,7 @@ async function main(argv: string[]): Promise<number> {
       process.on('SIGTERM', onSignal);
       process.on('SIGINT', onSignal);
     });
+    routeProcessWarnings(log);
     let berth;
     try {
       berth = await startBerth(config, { log });
@@ -76,7 +77,7 @@ async function main(argv: string[]): Promise<number> {
       const problems = err instanceof CatalogError ? err.problems : [(err as Error).message];
       log.warn({ problems }, 'the catalog could not be loaded; migrating without recording the plans of existing instances');
     }
-    const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
+    const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: 2, log });
     try {
       const applied = await migrateLatest(db.knex, { box, log, catalog });
       process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'already up to date\n');
@@ -93,7 +94,7 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`berth: no encryption keys to rotate to: set BERTH_ENCRYPTION_KEYS (the new key first)\n`);
       return 2;
     }
-    const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
+    const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: 2, log });
     try {
       const applied = await migrateLatest(db.knex, { box, log });
       if (applied.length > 0) process.stdout.write(`applied: ${applied.join(', ')}\n`);

@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import type { Config, Credential } from './config.ts';
 import { loadCatalog, type Catalog } from './catalog/catalog.ts';
-import { openDatabase, migrateLatest, migrationsApplied, type Database } from './db/database.ts';
+import { openDatabase, migrateLatest, migrationsApplied, restrictStateDatabase, type Database } from './db/database.ts';
 import { SecretBox } from './secret-box.ts';
 import { createStores, type Stores } from './store/stores.ts';
 import { OperationEngine } from './operations/engine.ts';
@@ -97,10 +97,11 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
   if (!config.databaseUrl) ({ keys, credentials } = await embeddedSecrets(config, log));
   const box = new SecretBox(keys!);
 
-  const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize });
+  const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize, log });
   try {
     const applied = await migrateLatest(database.knex, { box, log, catalog });
     if (applied.length > 0) log.info({ applied }, 'database migrated');
+    if (!database.embedded) await restrictStateDatabase(database.knex, log);
   } catch (err) {
     await database.close();
     throw err;
@@ -164,6 +165,7 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
   const url = `http://${config.host}:${typeof address === 'object' && address ? address.port : config.port}`;
   engine.start();
   log.info({ url, embedded: database.embedded, catalog: config.catalogPath }, 'Berth is serving');
+  void provisioners.inspectServers(catalog.plans);
 
   let stopping: Promise<void> | undefined;
   const stop = (graceMs = config.shutdownGraceMs) =>

@@ -3,6 +3,7 @@
 // so the same driver, SQL and migrations run in both modes.
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
+import type { Logger } from 'pino';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { migrationSource, migrationSourceWith, latestMigration, type MigrationContext } from '../../migrations/index.ts';
@@ -17,9 +18,9 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export async function openDatabase(opts: { url?: string; dataDir: string; poolSize: number }): Promise<Database> {
+export async function openDatabase(opts: { url?: string; dataDir: string; poolSize: number; log?: Logger }): Promise<Database> {
   if (opts.url) {
-    const knex = createKnex(opts.url, opts.poolSize);
+    const knex = createKnex(opts.url, opts.poolSize, opts.log);
     return { knex, url: opts.url, embedded: false, close: () => knex.destroy() };
   }
   const { PGlite } = await import('@electric-sql/pglite');
@@ -33,7 +34,7 @@ export async function openDatabase(opts: { url?: string; dataDir: string; poolSi
   // PGlite is one session behind the socket: statements of two connections can
   // interleave mid-protocol (one's Parse, the other's Bind), so every query
   // goes through a single connection.
-  const knex = createKnex(url, 1);
+  const knex = createKnex(url, 1, opts.log);
   return {
     knex,
     url,
@@ -46,13 +47,54 @@ export async function openDatabase(opts: { url?: string; dataDir: string; poolSi
   };
 }
 
-function createKnex(url: string, poolSize: number): Knex {
+function createKnex(url: string, poolSize: number, log: Logger | undefined): Knex {
+  // knex prints its warnings ("Connection Error: …", "Acquire connection error: <stack>", one per failed
+  // attempt during an outage) with console.log unless given functions: they become JSON log lines.
+  const db = log?.child({ component: 'database' });
+  const line = (level: 'debug' | 'warn' | 'error') => (message: unknown) => {
+    if (!db) return;
+    if (typeof message !== 'string') return db[level]({ detail: message }, 'knex');
+    const [first, ...stack] = message.split('\n');
+    db[level](stack.length > 0 ? { stack: stack.join('\n') } : {}, first!);
+  };
   return knexFactory({
     client: 'pg',
     connection: { connectionString: url, connectionTimeoutMillis: 5000 },
     pool: { min: 0, max: poolSize, acquireTimeoutMillis: 10000 },
     acquireConnectionTimeout: 10000,
+    log: { debug: line('debug'), warn: line('warn'), error: line('error'), deprecate: line('warn') },
   });
+}
+
+/**
+ * Closes Berth's state database to other roles: REVOKE CONNECT, TEMPORARY FROM PUBLIC (its owner and
+ * superusers keep access). On a server shared with the postgres provisioner, binding roles could
+ * otherwise connect to it. Where Berth's user may not do that (it neither owns the database nor is a
+ * superuser), logs what the operator must run instead. Never fails the start.
+ */
+export async function restrictStateDatabase(knex: Knex, log: Logger): Promise<void> {
+  try {
+    const { rows } = await knex.raw<{ rows: Array<{ name: string; open: boolean; allowed: boolean }> }>(
+      `SELECT d.datname AS name,
+              d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = 0 AND a.privilege_type = 'CONNECT') AS open,
+              pg_has_role(d.datdba, 'USAGE') OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS allowed
+         FROM pg_database d WHERE d.datname = current_database()`,
+    );
+    const db = rows[0];
+    if (!db?.open) return;
+    if (!db.allowed) {
+      log.warn(
+        { database: db.name },
+        `every role may connect to Berth's state database; its owner should run: REVOKE CONNECT, TEMPORARY ON DATABASE "${db.name.replace(/"/g, '""')}" FROM PUBLIC`,
+      );
+      return;
+    }
+    await knex.raw('REVOKE CONNECT, TEMPORARY ON DATABASE ?? FROM PUBLIC', [db.name]);
+    log.info({ database: db.name }, 'closed the state database to other roles (REVOKE CONNECT, TEMPORARY FROM PUBLIC)');
+  } catch (err) {
+    // e.g. another replica did the same at the same moment ("tuple concurrently updated")
+    log.warn({ err: (err as Error).message }, 'could not close the state database to other roles');
+  }
 }
 
 /**

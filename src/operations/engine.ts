@@ -209,7 +209,11 @@ export class OperationEngine {
     // When the last successful renewal was *sent*: the lease runs from about then.
     let lastRenewal = Date.now();
     let renewing = false;
-    const renew = setInterval(async () => {
+    const renewLease = async () => {
+      // Never past the deadline: the lease ends with it at the latest, so a worker stuck beyond
+      // it (a statement that ignores the abort) cannot keep the operation from being failed.
+      const leaseMs = op.deadlineAt ? Math.min(this.#opts.leaseMs, op.deadlineAt.getTime() - Date.now()) : this.#opts.leaseMs;
+      if (leaseMs <= 0 || controller.signal.reason instanceof DeadlineExceeded) return;
       // Database unreachable (or too slow to answer): keep working only while our lease
       // is surely still valid, and stop before it can expire and be taken over elsewhere.
       if (Date.now() - lastRenewal > this.#opts.leaseMs * 0.8) {
@@ -220,14 +224,17 @@ export class OperationEngine {
       renewing = true;
       const sent = Date.now();
       try {
-        if (await this.#stores.operations.renew(op.id, this.owner, this.#opts.leaseMs)) lastRenewal = sent;
+        if (await this.#stores.operations.renew(op.id, this.owner, leaseMs)) lastRenewal = sent;
         else controller.abort(new LeaseLost('the operation was ended or taken over elsewhere'));
       } catch {
         // Checked on the next tick.
       } finally {
         renewing = false;
       }
-    }, Math.max(50, Math.floor(this.#opts.leaseMs / 4)));
+    };
+    const renew = setInterval(renewLease, Math.max(50, Math.floor(this.#opts.leaseMs / 4)));
+    // Claimed with a full lease that would outlast the deadline: shorten it now.
+    if (op.deadlineAt && op.deadlineAt.getTime() - Date.now() < this.#opts.leaseMs) void renewLease();
     let deadlineTimer: NodeJS.Timeout | undefined;
     if (op.deadlineAt) {
       const left = op.deadlineAt.getTime() - Date.now();

@@ -103,3 +103,33 @@ export function urlWith(adminUrl: string, opts: { user?: string; password?: stri
 export function authority(host: string, port: number): string {
   return `${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
+
+/** After an abort, how long a worker waits for the cancelled admin statement to end before it stops waiting. */
+export const CANCEL_GRACE_MS = 5_000;
+
+/**
+ * Settles with `work`, or, once `signal` aborts, calls `cancel` (which ends the statement in flight on
+ * the server: pg_cancel_backend, KILL QUERY) and rejects with the abort reason when `work` settles or
+ * `graceMs` later, whichever comes first: a cancel that cannot reach the server never holds the worker
+ * (the server's own statement timeout ends what is left there).
+ */
+export async function cancellable<T>(work: Promise<T>, signal: AbortSignal, cancel: () => Promise<void>, graceMs = CANCEL_GRACE_MS): Promise<T> {
+  let grace: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  const abandoned = new Promise<never>((_, reject) => {
+    onAbort = () => {
+      void cancel().catch(() => {});
+      grace = setTimeout(() => reject(signal.reason), graceMs);
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([work, abandoned]);
+  } finally {
+    work.catch(() => {});
+    abandoned.catch(() => {});
+    clearTimeout(grace);
+    signal.removeEventListener('abort', onAbort!);
+  }
+}

@@ -120,6 +120,8 @@ export interface Provisioner {
   unbind(op: BindingOperation): Promise<void>;
   /** Releases connections the provisioner keeps (called once, at shutdown). */
   close?(): Promise<void>;
+  /** At start: logs what the operator should change on the servers `plans` use (e.g. access other tenants have). Never throws. */
+  inspectServers?(plans: CatalogPlan[]): Promise<void>;
 }
 
 /** Parses a plan's `provisioner:` block with a zod schema, as parsePlanConfig returns it. */
@@ -159,6 +161,11 @@ export class ProvisionerRegistry {
 
   async close(): Promise<void> {
     await Promise.allSettled([...this.#kinds.values()].map((p) => p.close?.()));
+  }
+
+  /** Runs every kind's inspectServers on its plans (at start, in the background). */
+  async inspectServers(plans: readonly CatalogPlan[]): Promise<void> {
+    await Promise.allSettled([...this.#kinds.values()].map((p) => p.inspectServers?.(plans.filter((plan) => plan.provisioner.kind === p.kind))));
   }
 
   forPlan(plan: CatalogPlan): Provisioner {

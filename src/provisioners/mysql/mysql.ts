@@ -14,6 +14,8 @@
 // Names contain only letters and digits: in GRANT ... ON `db`.*, `_` and `%`
 // are wildcards, so a name with them would grant more than one database.
 // Provision, update and deprovision are asynchronous; bind and unbind synchronous.
+// Admin sessions carry lock_wait_timeout and (MariaDB) max_statement_time; an
+// aborted operation's statement in flight is ended with KILL QUERY.
 import { createHash } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
@@ -34,7 +36,7 @@ import {
 } from '../provisioner.ts';
 import { parsePlanBlock } from '../provisioner.ts';
 import { authority, resolveServer, SERVER_NAME, urlWith, type DatabaseServer } from '../database-server.ts';
-import { refuseServerMove } from '../database-server.ts';
+import { cancellable, refuseServerMove } from '../database-server.ts';
 import { generatePassword, mysqlNames, quoteMysqlIdent as ident, quoteMysqlString as str } from '../sql-names.ts';
 
 const planConfigSchema = z.strictObject({
@@ -53,6 +55,12 @@ export type MysqlPlanConfig = z.infer<typeof planConfigSchema>;
 /** Error numbers retrying will not fix: access denied, missing privileges, bad settings, password policy, syntax. */
 const PERMANENT_ERRNOS = new Set([1044, 1045, 1698, 1142, 1227, 1410, 1819, 1064, 1115, 1273, 1253, 1396, 1470]);
 const UNKNOWN_THREAD = 1094;
+const UNKNOWN_SYSTEM_VARIABLE = 1193;
+
+/** A statement that waits on an app's metadata locks gives up (and the operation retries) instead of hanging. */
+const ADMIN_LOCK_WAIT_TIMEOUT_S = 20;
+/** No admin statement runs longer, even when its KILL QUERY cannot reach the server (MariaDB ends it itself). */
+const ADMIN_STATEMENT_TIMEOUT_S = 120;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -213,21 +221,28 @@ export class MysqlProvisioner implements Provisioner {
     } catch (err) {
       throw classify(err, server);
     }
-    c.on('error', (err: Error) => this.#log.debug({ err: err.message }, 'admin connection error'));
-    const onAbort = () => void this.#cancel(server, c.threadId);
-    signal.addEventListener('abort', onAbort, { once: true });
+    // A connection reset mid-statement rejects the statement and is reported here (never unhandled).
+    c.on('error', (err: Error) => this.#log.debug({ err: err.message, server: server.name }, 'admin connection failed'));
     try {
-      // A statement that waits on an app's metadata locks gives up (and the operation retries) instead of hanging.
-      await c.query('SET SESSION lock_wait_timeout = 20');
-      const result = await fn(c);
+      const session = async () => {
+        await c.query(`SET SESSION lock_wait_timeout = ${ADMIN_LOCK_WAIT_TIMEOUT_S}`);
+        try {
+          await c.query(`SET SESSION max_statement_time = ${ADMIN_STATEMENT_TIMEOUT_S}`);
+        } catch (err) {
+          if (errnoOf(err) !== UNKNOWN_SYSTEM_VARIABLE) throw err; // MySQL has no such limit for DDL: abort (KILL QUERY) is the bound there
+        }
+        return fn(c);
+      };
+      const result = await cancellable(session(), signal, () => this.#cancel(server, c.threadId));
       signal.throwIfAborted();
       return result;
     } catch (err) {
       signal.throwIfAborted();
       throw classify(err, server);
     } finally {
-      signal.removeEventListener('abort', onAbort);
-      await c.end().catch(() => c.destroy());
+      // After an abort the connection may be mid-statement: close it without waiting for an answer.
+      if (signal.aborted) c.destroy();
+      else await c.end().catch(() => c.destroy());
     }
   }
 
@@ -239,6 +254,7 @@ export class MysqlProvisioner implements Provisioner {
       c = await mysql.createConnection(connectionOptions(server.adminUrl));
       c.on('error', () => {});
       await c.query(`KILL QUERY ${threadId}`);
+      this.#log.debug({ server: server.name, threadId }, 'cancelled an admin statement');
     } catch (err) {
       this.#log.debug({ err: (err as Error).message }, 'cancelling an admin statement failed');
     } finally {

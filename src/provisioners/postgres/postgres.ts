@@ -5,7 +5,9 @@
 //                from PUBLIC), owner role berth_o_<h> (NOLOGIN) holding
 //                CONNECT, TEMPORARY and CREATE on it and owning its public
 //                schema; connection limit and extensions from the plan/parameters
-//   bind         role berth_b_<h'> LOGIN INHERIT IN ROLE owner, whose sessions
+//   bind         role berth_b_<h'> LOGIN INHERIT IN ROLE owner with the plan's
+//                connection limit (on the role too: it caps the role's sessions
+//                in every database, not only the instance's), whose sessions
 //                start as the owner role (ALTER ROLE ... SET role), so what an
 //                app creates belongs to the instance and every sibling binding
 //                can use it; then Berth logs in with it before answering
@@ -13,7 +15,13 @@
 //                DROP OWNED (in the instance database), DROP ROLE
 //   deprovision  DROP DATABASE ... WITH (FORCE), then every binding role still
 //                in the owner role, then the owner role
-//   update       converges the same settings (connection limit, extensions)
+//   update       converges the same settings (connection limits, extensions)
+//
+// Admin sessions carry statement_timeout and lock_timeout; when an operation
+// is aborted (deadline, halt, lost lease, shutdown) the statement in flight is
+// cancelled with pg_cancel_backend, and a connection that fails (reset,
+// server restart) is discarded and the step retried, never left to emit an
+// unhandled 'error'.
 //
 // Provision, update and deprovision are asynchronous (CREATE/DROP DATABASE
 // copy or remove files and may take seconds on a busy server); bind and unbind
@@ -41,7 +49,7 @@ import {
 } from '../provisioner.ts';
 import { parsePlanBlock } from '../provisioner.ts';
 import { authority, resolveServer, SERVER_NAME, urlWith, type DatabaseServer } from '../database-server.ts';
-import { refuseServerMove } from '../database-server.ts';
+import { cancellable, refuseServerMove } from '../database-server.ts';
 import { generatePassword, pgNames, quotePgIdent as ident, quotePgLiteral as literal } from '../sql-names.ts';
 import { scramSha256Verifier } from './scram.ts';
 
@@ -68,6 +76,11 @@ interface InstanceNames {
 const PERMANENT_CODES = new Set(['28P01', '28000', '3D000', '42501', '42601', '0A000', '58P01', '22023']);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A statement that waits on an app's locks gives up (and the operation retries) instead of hanging. */
+const ADMIN_LOCK_TIMEOUT_MS = 20_000;
+/** No admin statement runs longer, even when its cancel cannot reach the server (the server ends it itself). */
+const ADMIN_STATEMENT_TIMEOUT_MS = 120_000;
 
 export class PostgresProvisioner implements Provisioner {
   readonly kind = 'postgres';
@@ -97,6 +110,48 @@ export class PostgresProvisioner implements Provisioner {
     const pools = [...this.#pools.values()];
     this.#pools.clear();
     await Promise.all(pools.map((p) => p.pool.end().catch(() => {})));
+  }
+
+  /**
+   * Logs, for each server the plans use, the databases every role may connect to (PUBLIC holds
+   * CONNECT, the default for a new database): binding roles can reach them too. Berth closes the
+   * databases it creates (and its own state database where it may); only the server's operator
+   * can close the others, so the warning says what to run.
+   */
+  async inspectServers(plans: CatalogPlan[]): Promise<void> {
+    const servers = new Set(plans.map((p) => (p.provisioner.config as PostgresPlanConfig).server));
+    for (const name of servers) {
+      let server: DatabaseServer;
+      try {
+        server = this.#server(name);
+      } catch {
+        continue; // not configured: a provision on it fails, naming the variable
+      }
+      try {
+        const { rows } = await this.#admin(server, AbortSignal.timeout(30_000), (c) =>
+          c.query<{ datname: string }>(
+            `SELECT datname FROM pg_database
+              WHERE datallowconn
+                AND (datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(datacl) a WHERE a.grantee = 0 AND a.privilege_type = 'CONNECT'))
+              ORDER BY datname`,
+          ),
+        );
+        if (rows.length === 0) {
+          this.#log.info({ server: name }, 'binding roles can connect to no database but their own');
+          continue;
+        }
+        const databases = rows.map((r) => r.datname);
+        const shown = databases.slice(0, 20);
+        this.#log.warn(
+          { server: name, databases: shown, count: databases.length },
+          `binding roles can connect to ${databases.length} database(s) on postgres server "${name}" that every role may connect to ` +
+            `(${shown.join(', ')}${databases.length > shown.length ? ', …' : ''}); the server's operator should run, for each, ` +
+            `REVOKE CONNECT ON DATABASE <name> FROM PUBLIC and GRANT CONNECT to the roles that need it (see README, "postgres")`,
+        );
+      } catch (err) {
+        this.#log.warn({ server: name, err: (err as Error).message }, 'could not check which databases binding roles can reach');
+      }
+    }
   }
 
   // ---- instances -----------------------------------------------------------------------
@@ -154,6 +209,10 @@ export class PostgresProvisioner implements Provisioner {
           `ALTER DATABASE ${db} WITH ALLOW_CONNECTIONS = true`,
         ].join(';\n'),
       );
+      // After a plan change, existing binding roles get the new plan's limit.
+      for (const role of await bindingRolesOf(c, names.ownerRole)) {
+        await c.query(`ALTER ROLE ${ident(role)} WITH CONNECTION LIMIT ${config.connection_limit}`);
+      }
     });
 
     op.signal.throwIfAborted();
@@ -204,14 +263,7 @@ export class PostgresProvisioner implements Provisioner {
     await op.progress('Dropping the roles');
     await this.#admin(server, op.signal, async (c) => {
       // Binding roles the engine did not unbind (a failed bind, a crash): every member of the owner role with Berth's prefix.
-      const members = await c.query<{ rolname: string }>(
-        `SELECT m.rolname FROM pg_auth_members am
-           JOIN pg_roles o ON o.oid = am.roleid
-           JOIN pg_roles m ON m.oid = am.member
-          WHERE o.rolname = $1 AND left(m.rolname, length($2)) = $2`,
-        [names.ownerRole, pgNames.bindingRolePrefix],
-      );
-      for (const { rolname } of members.rows) {
+      for (const rolname of await bindingRolesOf(c, names.ownerRole)) {
         await disableAndDisconnect(c, rolname);
         await c.query(`DROP ROLE IF EXISTS ${ident(rolname)}`);
       }
@@ -232,6 +284,7 @@ export class PostgresProvisioner implements Provisioner {
       await op.checkpoint({ role, password });
     }
     const verifier = literal(await scramSha256Verifier(password));
+    const limit = `CONNECTION LIMIT ${(op.instance.plan.provisioner.config as PostgresPlanConfig).connection_limit}`;
     const loginAsOwner = `ALTER ROLE ${ident(role)} SET role = ${literal(names.ownerRole)}`;
     await this.#admin(server, op.signal, async (c) => {
       const { rows } = await c.query<{ owner: boolean; binding: boolean }>(
@@ -244,7 +297,7 @@ export class PostgresProvisioner implements Provisioner {
       if (!rows[0]!.binding) {
         try {
           // One implicit transaction: the role exists fully configured or not at all.
-          await c.query(`CREATE ROLE ${ident(role)} WITH LOGIN INHERIT PASSWORD ${verifier} IN ROLE ${ident(names.ownerRole)};\n${loginAsOwner}`);
+          await c.query(`CREATE ROLE ${ident(role)} WITH LOGIN INHERIT ${limit} PASSWORD ${verifier} IN ROLE ${ident(names.ownerRole)};\n${loginAsOwner}`);
           failpoint('postgres:after-create-role');
           return;
         } catch (err) {
@@ -252,10 +305,10 @@ export class PostgresProvisioner implements Provisioner {
           if (code !== '42710' && code !== '23505') throw err; // created meanwhile: converge it below
         }
       }
-      // A re-run: make sure the role has this password, its membership and its session role.
+      // A re-run: make sure the role has this password, its limit, its membership and its session role.
       await c.query(
         [
-          `ALTER ROLE ${ident(role)} WITH LOGIN INHERIT PASSWORD ${verifier}`,
+          `ALTER ROLE ${ident(role)} WITH LOGIN INHERIT ${limit} PASSWORD ${verifier}`,
           `GRANT ${ident(names.ownerRole)} TO ${ident(role)}`,
           loginAsOwner,
         ].join(';\n'),
@@ -348,7 +401,7 @@ export class PostgresProvisioner implements Provisioner {
 
   /**
    * Runs `fn` on an admin connection to the server's maintenance database. When `signal` aborts
-   * (lease lost, halt, shutdown), the statement in flight is cancelled on the server, so no
+   * (deadline, halt, lost lease, shutdown), the statement in flight is cancelled on the server, so no
    * statement of this worker outlives its hold on the operation.
    */
   async #admin<T>(server: DatabaseServer, signal: AbortSignal, fn: (c: pg.ClientBase) => Promise<T>): Promise<T> {
@@ -359,22 +412,26 @@ export class PostgresProvisioner implements Provisioner {
     } catch (err) {
       throw classify(err, server);
     }
+    // A checked-out client has no listener of the pool's: without this one, a connection reset
+    // mid-statement is an unhandled 'error' event, which ends the process.
     let broken: Error | undefined;
-    const onAbort = () => {
-      broken = new Error('aborted');
-      void this.#cancel(server, client);
+    const onError = (err: Error) => {
+      broken ??= err;
+      this.#log.debug({ err: err.message, server: server.name }, 'admin connection failed');
     };
-    signal.addEventListener('abort', onAbort, { once: true });
+    client.on('error', onError);
     try {
-      const result = await fn(client);
+      const result = await cancellable(fn(client), signal, () => this.#cancel(server, client));
       signal.throwIfAborted();
       return result;
     } catch (err) {
-      if (!codeOf(err) && !(err instanceof PermanentError)) broken ??= err as Error; // a connection-level failure: do not reuse the client
+      // Aborted (the connection may be mid-statement) or a connection-level failure: do not reuse the client.
+      if (signal.aborted || (!codeOf(err) && !(err instanceof PermanentError))) broken ??= err instanceof Error ? err : new Error(String(err));
       signal.throwIfAborted();
       throw classify(err, server);
     } finally {
-      signal.removeEventListener('abort', onAbort);
+      // A discarded client keeps the listener: it may still report the failure while it closes.
+      if (!broken) client.removeListener('error', onError);
       client.release(broken);
     }
   }
@@ -383,19 +440,16 @@ export class PostgresProvisioner implements Provisioner {
   async #inDatabase<T>(server: DatabaseServer, database: string, signal: AbortSignal, fn: (c: pg.ClientBase) => Promise<T>): Promise<T> {
     signal.throwIfAborted();
     const client = new pg.Client(adminClientOptions(urlWith(server.adminUrl, { database })));
-    client.on('error', () => {});
-    const onAbort = () => void this.#cancel(server, client);
-    signal.addEventListener('abort', onAbort, { once: true });
+    client.on('error', (err) => this.#log.debug({ err: err.message, server: server.name }, 'admin connection failed'));
     try {
       await client.connect();
-      const result = await fn(client);
+      const result = await cancellable(fn(client), signal, () => this.#cancel(server, client));
       signal.throwIfAborted();
       return result;
     } catch (err) {
       signal.throwIfAborted();
       throw classify(err, server);
     } finally {
-      signal.removeEventListener('abort', onAbort);
       await client.end().catch(() => {});
     }
   }
@@ -408,7 +462,8 @@ export class PostgresProvisioner implements Provisioner {
     c.on('error', () => {});
     try {
       await c.connect();
-      await c.query('SELECT pg_cancel_backend($1)', [pid]);
+      const { rows } = await c.query<{ cancelled: boolean }>('SELECT pg_cancel_backend($1) AS cancelled', [pid]);
+      this.#log.debug({ server: server.name, pid, cancelled: rows[0]?.cancelled }, 'cancelled an admin statement');
     } catch (err) {
       this.#log.debug({ err: (err as Error).message }, 'cancelling an admin statement failed');
     } finally {
@@ -421,7 +476,11 @@ export class PostgresProvisioner implements Provisioner {
     let last: unknown;
     for (let attempt = 1; attempt <= 3; attempt++) {
       signal.throwIfAborted();
-      const client = new pg.Client({ connectionString: urlWith(server.adminUrl, { user, password, database }), connectionTimeoutMillis: 10_000 });
+      const client = new pg.Client({
+        connectionString: urlWith(server.adminUrl, { user, password, database }),
+        connectionTimeoutMillis: 10_000,
+        query_timeout: 10_000,
+      });
       client.on('error', () => {});
       try {
         await client.connect();
@@ -442,8 +501,10 @@ function adminClientOptions(connectionString: string): pg.ClientConfig {
   return {
     connectionString,
     connectionTimeoutMillis: 10_000,
-    // A statement that waits on an app's locks gives up (and the operation retries) instead of hanging.
-    lock_timeout: 20_000,
+    lock_timeout: ADMIN_LOCK_TIMEOUT_MS,
+    statement_timeout: ADMIN_STATEMENT_TIMEOUT_MS,
+    // Client side, for a server that stopped answering altogether (the connection is then discarded).
+    query_timeout: ADMIN_STATEMENT_TIMEOUT_MS + 10_000,
     application_name: 'berth',
   };
 }
@@ -471,6 +532,18 @@ async function ensureRole(c: pg.ClientBase, role: string, attributes: string): P
     const code = codeOf(err);
     if (code !== '42710' && code !== '23505') throw err; // created meanwhile
   }
+}
+
+/** Berth's binding roles in an owner role (including ones the engine lost track of: a failed bind, a crash). */
+async function bindingRolesOf(c: pg.ClientBase, ownerRole: string): Promise<string[]> {
+  const { rows } = await c.query<{ rolname: string }>(
+    `SELECT m.rolname FROM pg_auth_members am
+       JOIN pg_roles o ON o.oid = am.roleid
+       JOIN pg_roles m ON m.oid = am.member
+      WHERE o.rolname = $1 AND left(m.rolname, length($2)) = $2`,
+    [ownerRole, pgNames.bindingRolePrefix],
+  );
+  return rows.map((r) => r.rolname);
 }
 
 /** NOLOGIN first (no new sessions), then ends the role's sessions. No-op for a missing role. */
