@@ -12,6 +12,8 @@ import { openDatabase, migrateLatest, migrationsApplied, type Database } from '.
 import { SecretBox } from './secret-box.ts';
 import { createStores, type Stores } from './store/stores.ts';
 import { OperationEngine } from './operations/engine.ts';
+import { OperationSignals } from './operations/signals.ts';
+import { PgNotifications } from './db/notifications.ts';
 import { BrokerService } from './service/broker-service.ts';
 import { createApp } from './broker/app.ts';
 import { createFastPath } from './broker/fast-path.ts';
@@ -106,7 +108,15 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
     labelNames: ['kind', 'state'],
     registers: [metrics.registry],
   });
+  // Wakes synchronous requests and idle workers when an operation ends. Embedded mode is one
+  // process, so the in-process signal is enough; with Postgres, replicas tell each other.
+  const signals = new OperationSignals();
+  const notifications = database.embedded
+    ? undefined
+    : new PgNotifications({ url: database.url, channel: 'berth_operation_ended', log, onMessage: (id) => signals.received(id) });
+  signals.relayTo(notifications);
   const engine = new OperationEngine({
+    signals,
     stores,
     catalog,
     provisioners,
@@ -137,6 +147,7 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
   });
   const address = server.address();
   const url = `http://${config.host}:${typeof address === 'object' && address ? address.port : config.port}`;
+  notifications?.start();
   engine.start();
   log.info({ url, embedded: database.embedded, catalog: config.catalogPath }, 'Berth is serving');
 
@@ -150,6 +161,7 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
       server.closeAllConnections();
       await closed;
       await provisioners.close();
+      await notifications?.stop();
       await database.close();
       log.info('stopped');
     })());

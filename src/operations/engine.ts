@@ -18,6 +18,7 @@ import type { BindingRecord, Db, InstanceRecord, OperationRecord, Outcome, Store
 import type { Metrics } from '../observability/metrics.ts';
 import { isDatabaseUnavailable } from '../db/errors.ts';
 import { failpoint } from '../failpoints.ts';
+import { OperationSignals } from './signals.ts';
 
 export interface EngineOptions {
   concurrency: number;
@@ -27,6 +28,8 @@ export interface EngineOptions {
   /** Backoff before retry n (1-based): base * 2^(n-1), capped, with jitter. */
   retryBaseMs?: number;
   retryMaxMs?: number;
+  /** How long a synchronous request waits for its operation (runNow) before it is answered 202 or 504. */
+  syncWaitMs?: number;
 }
 
 /** Hooks that run after the provisioner, inside the operation (e.g. writing a binding Secret into Kubernetes). */
@@ -85,7 +88,9 @@ export class OperationEngine {
   readonly #opts: Required<EngineOptions>;
   readonly #metrics: Metrics | undefined;
   readonly #hooks: BindingHooks;
-  readonly #running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  /** `recheck` renews the lease now, so an execution whose operation was halted stops at once. */
+  readonly #running = new Map<string, { controller: AbortController; done: Promise<void>; recheck: () => void }>();
+  readonly #signals: OperationSignals;
   #stopping = false;
   /** One waker per idle loop: notify() wakes one, stop() wakes all. */
   readonly #wakers = new Set<() => void>();
@@ -100,14 +105,23 @@ export class OperationEngine {
     options: EngineOptions;
     metrics?: Metrics;
     hooks?: BindingHooks;
+    signals?: OperationSignals;
   }) {
     this.#stores = deps.stores;
     this.#catalog = deps.catalog;
     this.#provisioners = deps.provisioners;
     this.#log = deps.log.child({ component: 'engine' });
-    this.#opts = { retryBaseMs: 1000, retryMaxMs: 60_000, ...deps.options };
+    this.#opts = { retryBaseMs: 1000, retryMaxMs: 60_000, syncWaitMs: 20_000, ...deps.options };
     this.#metrics = deps.metrics;
     this.#hooks = deps.hooks ?? {};
+    this.#signals = deps.signals ?? new OperationSignals();
+    // An operation ended here or on another replica: the next operation of its
+    // instance may be claimable now, and if we are still running the ended one,
+    // it was halted (or taken over) and must stop.
+    this.#signals.onEnded((id) => {
+      this.#running.get(id)?.recheck();
+      if (!this.#stopping) this.notify();
+    });
   }
 
   start(): void {
@@ -118,6 +132,11 @@ export class OperationEngine {
   notify(): void {
     const [first] = this.#wakers;
     first?.();
+  }
+
+  /** A request ended (halted) an operation: wake whoever waits for it, here and on the other replicas. */
+  operationEnded(operationId: string): void {
+    this.#signals.ended(operationId);
   }
 
   get inFlight(): number {
@@ -169,18 +188,32 @@ export class OperationEngine {
   }
 
   /**
-   * Runs one operation now, in the caller (synchronous plans). If another
-   * worker holds it, waits for it to end. Returns the operation as it ended.
+   * Runs one operation now, in the caller (synchronous plans). If it cannot be
+   * claimed (another worker holds it, or an older operation of the instance
+   * goes first), waits for its end signal; a worker woken by the previous
+   * operation's end runs it meanwhile. Returns the operation as it is after at
+   * most `waitMs` (unfinished if it is still running).
    */
-  async runNow(operationId: string, waitMs = 60_000): Promise<OperationRecord | undefined> {
+  async runNow(operationId: string, waitMs = this.#opts.syncWaitMs): Promise<OperationRecord | undefined> {
     const until = Date.now() + waitMs;
+    // Only a safety net (lost signal, every worker busy): signals do the waking.
+    const recheckMs = Math.max(this.#opts.pollIntervalMs, 1000);
     for (;;) {
-      // While stopping, leave it to the other replicas (or the next process).
-      const claimed = this.#stopping ? undefined : await this.#stores.operations.claim(this.owner, this.#opts.leaseMs, operationId, this.#unwinding());
-      if (claimed) await this.#execute(claimed);
-      const op = await this.#stores.operations.get(operationId);
-      if (!op || op.finishedAt || Date.now() > until) return op;
-      await sleep(50);
+      const waiting = new AbortController();
+      const woken = this.#signals.next(
+        operationId,
+        AbortSignal.any([waiting.signal, AbortSignal.timeout(Math.max(0, Math.min(recheckMs, until - Date.now())))]),
+      );
+      try {
+        // While stopping, leave it to the other replicas (or the next process).
+        const claimed = this.#stopping ? undefined : await this.#stores.operations.claim(this.owner, this.#opts.leaseMs, operationId, this.#unwinding());
+        if (claimed) await this.#execute(claimed);
+        const op = await this.#stores.operations.get(operationId);
+        if (!op || op.finishedAt || Date.now() >= until) return op;
+        await woken;
+      } finally {
+        waiting.abort();
+      }
     }
   }
 
@@ -198,14 +231,14 @@ export class OperationEngine {
     const controller = new AbortController();
     let resolveDone!: () => void;
     const done = new Promise<void>((r) => (resolveDone = r));
-    this.#running.set(op.id, { controller, done });
+    this.#running.set(op.id, { controller, done, recheck: () => {} });
     this.#metrics?.operationsInFlight.inc();
     const started = Date.now();
     const log = this.#log.child({ operation: op.id, kind: op.kind, instance: op.instanceId, binding: op.bindingId, attempt: op.attempts });
     // When the last successful renewal was *sent*: the lease runs from about then.
     let lastRenewal = Date.now();
     let renewing = false;
-    const renew = setInterval(async () => {
+    const tick = async () => {
       // Database unreachable (or too slow to answer): keep working only while our lease
       // is surely still valid, and stop before it can expire and be taken over elsewhere.
       if (Date.now() - lastRenewal > this.#opts.leaseMs * 0.8) {
@@ -223,7 +256,9 @@ export class OperationEngine {
       } finally {
         renewing = false;
       }
-    }, Math.max(50, Math.floor(this.#opts.leaseMs / 4)));
+    };
+    const renew = setInterval(tick, Math.max(50, Math.floor(this.#opts.leaseMs / 4)));
+    this.#running.get(op.id)!.recheck = () => void tick();
     let deadlineTimer: NodeJS.Timeout | undefined;
     if (op.deadlineAt) {
       const left = op.deadlineAt.getTime() - Date.now();
@@ -244,6 +279,8 @@ export class OperationEngine {
       this.#running.delete(op.id);
       this.#metrics?.operationsInFlight.dec();
       resolveDone();
+      // Ended, or handed back for a retry or another worker: either way its waiters look again.
+      this.#signals.ended(op.id);
     }
   }
 
