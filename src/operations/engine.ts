@@ -3,6 +3,7 @@
 // expire and any replica (or the restarted process) takes the work over and
 // re-runs the provisioner, whose steps are idempotent (see provisioner.ts).
 import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Catalog, CatalogPlan } from '../catalog/catalog.ts';
 import {
@@ -192,7 +193,7 @@ export class OperationEngine {
    * claimed (another worker holds it, or an older operation of the instance
    * goes first), waits for its end signal; a worker woken by the previous
    * operation's end runs it meanwhile. Returns the operation as it is after at
-   * most `waitMs` (unfinished if it is still running).
+   * most `waitMs`: unfinished if it is still running (here or elsewhere).
    */
   async runNow(operationId: string, waitMs = this.#opts.syncWaitMs): Promise<OperationRecord | undefined> {
     const until = Date.now() + waitMs;
@@ -207,7 +208,10 @@ export class OperationEngine {
       try {
         // While stopping, leave it to the other replicas (or the next process).
         const claimed = this.#stopping ? undefined : await this.#stores.operations.claim(this.owner, this.#opts.leaseMs, operationId, this.#unwinding());
-        if (claimed) await this.#execute(claimed);
+        if (claimed) {
+          // Run here, but answer by the deadline even if it is still running: it then goes on like a worker's.
+          await Promise.race([this.#execute(claimed), delay(Math.max(0, until - Date.now()), undefined, { signal: waiting.signal })]);
+        }
         const op = await this.#stores.operations.get(operationId);
         if (!op || op.finishedAt || Date.now() >= until) return op;
         await woken;
