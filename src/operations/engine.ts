@@ -199,6 +199,7 @@ export class OperationEngine {
     const until = Date.now() + waitMs;
     // Only a safety net (lost signal, every worker busy): signals do the waking.
     const recheckMs = Math.max(this.#opts.pollIntervalMs, 1000);
+    let mayClaim = true;
     for (;;) {
       const waiting = new AbortController();
       const woken = this.#signals.next(
@@ -207,14 +208,17 @@ export class OperationEngine {
       );
       try {
         // While stopping, leave it to the other replicas (or the next process).
-        const claimed = this.#stopping ? undefined : await this.#stores.operations.claim(this.owner, this.#opts.leaseMs, operationId, this.#unwinding());
+        const claimed = this.#stopping || !mayClaim ? undefined : await this.#stores.operations.claim(this.owner, this.#opts.leaseMs, operationId, this.#unwinding());
         if (claimed) {
           // Run here, but answer by the deadline even if it is still running: it then goes on like a worker's.
           await Promise.race([this.#execute(claimed), delay(Math.max(0, until - Date.now()), undefined, { signal: waiting.signal })]);
         }
-        const op = await this.#stores.operations.get(operationId);
+        const op = await this.#stores.operations.status({ id: operationId });
         if (!op || op.finishedAt || Date.now() >= until) return op;
-        await woken;
+        // Claim again when signalled (its turn may have come, or it was handed back), or on the
+        // re-check when no idle worker here would claim it: with hundreds of requests waiting on
+        // one instance, a claim per waiter per re-check would load the database for nothing.
+        mayClaim = (await woken) || this.#wakers.size === 0;
       } finally {
         waiting.abort();
       }

@@ -43,14 +43,14 @@ export class OperationSignals {
   }
 
   /**
-   * Resolves at the next signal for `operationId`, or when `signal` aborts
-   * (a timeout, or the caller no longer waiting). Subscribes at once, so a
-   * signal sent between this call and the await is not missed.
+   * Resolves true at the next signal for `operationId`, or false when `signal`
+   * aborts (a timeout, or the caller no longer waiting). Subscribes at once,
+   * so a signal sent between this call and the await is not missed.
    */
-  next(operationId: string, signal: AbortSignal): Promise<void> {
+  next(operationId: string, signal: AbortSignal): Promise<boolean> {
     return once(this.#events, `${ENDED}:${operationId}`, { signal }).then(
-      () => undefined,
-      () => undefined,
+      () => true,
+      () => false,
     );
   }
 }
