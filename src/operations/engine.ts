@@ -92,6 +92,10 @@ export class OperationEngine {
   /** `recheck` renews the lease now, so an execution whose operation was halted stops at once. */
   readonly #running = new Map<string, { controller: AbortController; done: Promise<void>; recheck: () => void }>();
   readonly #signals: OperationSignals;
+  /** Operations synchronous requests here wait for, and how many requests wait for each. */
+  readonly #awaited = new Map<string, number>();
+  #sweeper: NodeJS.Timeout | undefined;
+  #sweeping = false;
   #stopping = false;
   /** One waker per idle loop: notify() wakes one, stop() wakes all. */
   readonly #wakers = new Set<() => void>();
@@ -197,31 +201,65 @@ export class OperationEngine {
    */
   async runNow(operationId: string, waitMs = this.#opts.syncWaitMs): Promise<OperationRecord | undefined> {
     const until = Date.now() + waitMs;
-    // Only a safety net (lost signal, every worker busy): signals do the waking.
-    const recheckMs = Math.max(this.#opts.pollIntervalMs, 1000);
-    let mayClaim = true;
-    for (;;) {
-      const waiting = new AbortController();
-      const woken = this.#signals.next(
-        operationId,
-        AbortSignal.any([waiting.signal, AbortSignal.timeout(Math.max(0, Math.min(recheckMs, until - Date.now())))]),
-      );
-      try {
-        // While stopping, leave it to the other replicas (or the next process).
-        const claimed = this.#stopping || !mayClaim ? undefined : await this.#stores.operations.claim(this.owner, this.#opts.leaseMs, operationId, this.#unwinding());
-        if (claimed) {
-          // Run here, but answer by the deadline even if it is still running: it then goes on like a worker's.
-          await Promise.race([this.#execute(claimed), delay(Math.max(0, until - Date.now()), undefined, { signal: waiting.signal })]);
+    const stopAwaiting = this.#awaiting(operationId);
+    try {
+      let mayClaim = true;
+      for (;;) {
+        const waiting = new AbortController();
+        const woken = this.#signals.next(operationId, AbortSignal.any([waiting.signal, AbortSignal.timeout(Math.max(0, until - Date.now()))]));
+        try {
+          // While stopping, leave it to the other replicas (or the next process).
+          const claimed = this.#stopping || !mayClaim ? undefined : await this.#stores.operations.claim(this.owner, this.#opts.leaseMs, operationId, this.#unwinding());
+          if (claimed) {
+            // Run here, but answer by the deadline even if it is still running: it then goes on like a worker's.
+            await Promise.race([this.#execute(claimed), delay(Math.max(0, until - Date.now()), undefined, { signal: waiting.signal })]);
+          }
+          const op = await this.#stores.operations.status({ id: operationId });
+          if (!op || op.finishedAt || Date.now() >= until) return op;
+          // Signalled: it ended, was handed back, or its turn may have come; claim again. Otherwise the wait is over.
+          mayClaim = await woken;
+        } finally {
+          waiting.abort();
         }
-        const op = await this.#stores.operations.status({ id: operationId });
-        if (!op || op.finishedAt || Date.now() >= until) return op;
-        // Claim again when signalled (its turn may have come, or it was handed back), or on the
-        // re-check when no idle worker here would claim it: with hundreds of requests waiting on
-        // one instance, a claim per waiter per re-check would load the database for nothing.
-        mayClaim = (await woken) || this.#wakers.size === 0;
-      } finally {
-        waiting.abort();
       }
+    } finally {
+      stopAwaiting();
+    }
+  }
+
+  /** Registers a request waiting for `operationId`; returns its deregistration. */
+  #awaiting(operationId: string): () => void {
+    this.#awaited.set(operationId, (this.#awaited.get(operationId) ?? 0) + 1);
+    this.#sweeper ??= setInterval(() => void this.#sweep(), Math.max(this.#opts.pollIntervalMs, 1000));
+    return () => {
+      const n = this.#awaited.get(operationId)! - 1;
+      if (n > 0) this.#awaited.set(operationId, n);
+      else this.#awaited.delete(operationId);
+      if (this.#awaited.size === 0) {
+        clearInterval(this.#sweeper);
+        this.#sweeper = undefined;
+      }
+    };
+  }
+
+  /**
+   * The safety net under the signals (one lost while the relay reconnected, a
+   * replica killed between its commit and its NOTIFY): one query for all the
+   * operations requests here wait for, however many, and a signal for each
+   * that ended. With no idle worker here to claim what became runnable, every
+   * waiter is signalled to try itself.
+   */
+  async #sweep(): Promise<void> {
+    if (this.#sweeping) return;
+    this.#sweeping = true;
+    try {
+      const ids = [...this.#awaited.keys()];
+      const due = this.#wakers.size === 0 ? ids : await this.#stores.knex('operations').whereRaw('id = ANY(?)', [ids]).whereNotNull('finished_at').pluck('id');
+      for (const id of due) this.#signals.received(id);
+    } catch {
+      // The next sweep tries again.
+    } finally {
+      this.#sweeping = false;
     }
   }
 
