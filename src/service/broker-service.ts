@@ -234,7 +234,7 @@ export class BrokerService {
     if (await this.#runSync(outcome.operation!)) return done();
     // Still running (retrying a transient failure, or queued behind another operation).
     if (acceptsIncomplete) return { status: 202, operation: outcome.operation! };
-    throw new OsbError(504, 'The operation is taking longer than this broker waits before answering; it continues in the background. Send the request again to learn its outcome, or send accepts_incomplete=true to be given an operation to poll.', { error: 'Timeout' });
+    throw new OsbError(504, 'The operation is taking longer than this broker waits before answering; it continues in the background. Send the request again later to learn its outcome, or send accepts_incomplete=true to be given an operation to poll.', { error: 'Timeout' });
   }
 
   // ---- instances -------------------------------------------------------------------------
@@ -405,7 +405,7 @@ export class BrokerService {
         instanceId: req.instanceId,
         kind: 'deprovision',
         plan,
-        request: { previousState, ...(halted ? { halted, synchronous: !async } : {}) },
+        request: { previousState, ...(halted ? { halted } : {}) },
       });
       return { operation, halted };
     });
