@@ -394,7 +394,7 @@ export class BrokerService {
         // OSB §Deprovisioning: a delete during provisioning halts the creation and deletes.
         await this.#stores.operations.finish(
           halted,
-          { state: 'failed', description: `Provisioning of service instance ${req.instanceId} was halted because a deprovision was requested; the deprovision removes whatever it had created.` },
+          { state: 'failed', description: 'Provisioning was halted because a deprovision was requested.' },
           undefined,
           trx,
         );
@@ -546,7 +546,7 @@ export class BrokerService {
         // OSB §Unbinding: a delete during binding halts the creation and deletes.
         await this.#stores.operations.finish(
           halted,
-          { state: 'failed', description: `Binding ${req.bindingId} was halted because an unbind was requested; the unbind removes whatever it had created.` },
+          { state: 'failed', description: 'Binding was halted because an unbind was requested.' },
           undefined,
           trx,
         );

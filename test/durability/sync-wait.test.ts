@@ -62,7 +62,7 @@ for (const backend of ['postgres', 'embedded'] as const) {
       const bound = await bind;
       assert.equal(bound.status, 422, bound.text);
       assert.equal(bound.body.error, 'ConcurrencyError');
-      assert.match(bound.body.description, /Binding b was halted because an unbind was requested/);
+      assert.match(bound.body.description, /Binding was halted because an unbind was requested/);
       assert.equal(unbind.status, 200, unbind.text);
       const last = await t.client.bindingLastOperation(id, 'b');
       assert.equal(last.status, 200, last.text);
