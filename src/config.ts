@@ -21,6 +21,9 @@ const envSchema = z.object({
   BERTH_POLL_INTERVAL_MS: z.coerce.number().int().min(10).max(60000).default(500),
   BERTH_SHUTDOWN_GRACE_SECONDS: z.coerce.number().min(0).max(3600).default(25),
   BERTH_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(1000).default(8),
+  // Platforms give up on a request after 60 s (Service Catalog, Cloud Foundry) and then undo the
+  // operation; the answer (202 or 504) must reach them well before that.
+  BERTH_SYNC_WAIT_SECONDS: z.coerce.number().min(1).max(50).default(20),
   BERTH_DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
   BERTH_HELM_BIN: z.string().optional(),
   KUBECONFIG: z.string().optional(),
@@ -54,6 +57,8 @@ export interface Config {
     leaseMs: number;
     pollIntervalMs: number;
     maxAttempts: number;
+    /** How long a request for a synchronous plan waits for its operation before answering 202 or 504. */
+    syncWaitMs: number;
   };
   shutdownGraceMs: number;
   dbPoolSize: number;
@@ -142,6 +147,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       leaseMs: e.BERTH_LEASE_SECONDS * 1000,
       pollIntervalMs: e.BERTH_POLL_INTERVAL_MS,
       maxAttempts: e.BERTH_MAX_ATTEMPTS,
+      syncWaitMs: e.BERTH_SYNC_WAIT_SECONDS * 1000,
     },
     shutdownGraceMs: e.BERTH_SHUTDOWN_GRACE_SECONDS * 1000,
     dbPoolSize: e.BERTH_DB_POOL_SIZE,

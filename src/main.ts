@@ -12,6 +12,8 @@ import { openDatabase, migrateLatest, migrationsApplied, restrictStateDatabase, 
 import { SecretBox } from './secret-box.ts';
 import { createStores, type Stores } from './store/stores.ts';
 import { OperationEngine } from './operations/engine.ts';
+import { OperationSignals } from './operations/signals.ts';
+import { PgNotifications } from './db/notifications.ts';
 import { BrokerService } from './service/broker-service.ts';
 import { createApp } from './broker/app.ts';
 import { createFastPath } from './broker/fast-path.ts';
@@ -114,7 +116,15 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
     labelNames: ['kind', 'state'],
     registers: [metrics.registry],
   });
+  // Wakes synchronous requests and idle workers when an operation ends. Embedded mode is one
+  // process, so the in-process signal is enough; with Postgres, replicas tell each other.
+  const signals = new OperationSignals();
+  const notifications = database.embedded
+    ? undefined
+    : new PgNotifications({ url: database.url, channel: 'berth_operation_ended', log, onMessage: (id) => signals.received(id) });
+  signals.relayTo(notifications);
   const engine = new OperationEngine({
+    signals,
     stores,
     catalog,
     provisioners,
@@ -163,6 +173,7 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
   });
   const address = server.address();
   const url = `http://${config.host}:${typeof address === 'object' && address ? address.port : config.port}`;
+  notifications?.start();
   engine.start();
   log.info({ url, embedded: database.embedded, catalog: config.catalogPath }, 'Berth is serving');
   void provisioners.inspectServers(catalog.plans);
@@ -178,6 +189,7 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
       await engine.stop(Math.max(0, deadline - Date.now()));
       await http.close();
       await provisioners.close();
+      await notifications?.stop();
       await database.close();
       log.info('stopped');
     })());

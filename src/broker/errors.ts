@@ -66,6 +66,8 @@ export const errors = {
     new OsbError(412, `${what} requires X-Broker-API-Version 2.${minor} or later.`, { error: 'UnsupportedAPIVersion' }),
   asyncRequired: () => new OsbError(422, ASYNC_REQUIRED_DESCRIPTION, { error: 'AsyncRequired' }),
   concurrency: () => new OsbError(422, CONCURRENCY_DESCRIPTION, { error: 'ConcurrencyError' }),
+  /** A create halted by the platform's own delete of the same resource: it lost to a concurrent request (OSB §Blocking Operations). */
+  halted: (description: string) => new OsbError(422, description, { error: 'ConcurrencyError' }),
   requiresApp: () =>
     new OsbError(422, 'This service supports generation of credentials through binding an application only: send bind_resource.app_guid.', {
       error: 'RequiresApp',

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { BrokerService } from '../service/broker-service.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Credential } from '../config.ts';
-import { POLL_AFTER_SECONDS } from './retry-after.ts';
+import { retryAfterSeconds } from './retry-after.ts';
 import { unescape } from 'node:querystring';
 import { credentialMatcher, idProblem, MAX_MINOR, MIN_MINOR, toOsbError } from './middleware.ts';
 import { errors } from './errors.ts';
@@ -53,8 +53,8 @@ export function createFastPath(deps: { service: BrokerService; credentials: Cred
     deps.service.lastOperation(instanceId, operation).then(
       (result) => {
         if (result === 'gone') throw errors.gone();
-        if (result.state === 'in progress') headers['Retry-After'] = String(POLL_AFTER_SECONDS);
-        send(res, LAST_OPERATION_ROUTE, 200, JSON.stringify(result), headers);
+        if (result.view.state === 'in progress') headers['Retry-After'] = String(retryAfterSeconds(result));
+        send(res, LAST_OPERATION_ROUTE, 200, JSON.stringify(result.view), headers);
       },
     ).catch((err: unknown) => {
       const osb = toOsbError(err, deps.log, LAST_OPERATION_ROUTE);

@@ -3,6 +3,7 @@
 // expire and any replica (or the restarted process) takes the work over and
 // re-runs the provisioner, whose steps are idempotent (see provisioner.ts).
 import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Catalog, CatalogPlan } from '../catalog/catalog.ts';
 import { PlanSnapshots, UnusableSnapshot, type PlanSnapshot } from '../catalog/plan-snapshot.ts';
@@ -20,6 +21,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import { isDatabaseUnavailable } from '../db/errors.ts';
 import { failpoint } from '../failpoints.ts';
 import { UndecryptableError } from '../secret-box.ts';
+import { OperationSignals } from './signals.ts';
 
 export interface EngineOptions {
   concurrency: number;
@@ -29,6 +31,8 @@ export interface EngineOptions {
   /** Backoff before retry n (1-based): base * 2^(n-1), capped, with jitter. */
   retryBaseMs?: number;
   retryMaxMs?: number;
+  /** How long a synchronous request waits for its operation (runNow) before it is answered 202 or 504. */
+  syncWaitMs?: number;
 }
 
 /** Hooks that run after the provisioner, inside the operation (e.g. writing a binding Secret into Kubernetes). */
@@ -88,7 +92,13 @@ export class OperationEngine {
   readonly #opts: Required<EngineOptions>;
   readonly #metrics: Metrics | undefined;
   readonly #hooks: BindingHooks;
-  readonly #running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  /** `recheck` renews the lease now, so an execution whose operation was halted stops at once. */
+  readonly #running = new Map<string, { controller: AbortController; done: Promise<void>; recheck: () => void }>();
+  readonly #signals: OperationSignals;
+  /** Operations synchronous requests here wait for, and how many requests wait for each. */
+  readonly #awaited = new Map<string, number>();
+  #sweeper: NodeJS.Timeout | undefined;
+  #sweeping = false;
   #stopping = false;
   /** One waker per idle loop: notify() wakes one, stop() wakes all. */
   readonly #wakers = new Set<() => void>();
@@ -103,15 +113,24 @@ export class OperationEngine {
     options: EngineOptions;
     metrics?: Metrics;
     hooks?: BindingHooks;
+    signals?: OperationSignals;
   }) {
     this.#stores = deps.stores;
     this.#catalog = deps.catalog;
     this.#snapshots = new PlanSnapshots(deps.provisioners.parseConfig);
     this.#provisioners = deps.provisioners;
     this.#log = deps.log.child({ component: 'engine' });
-    this.#opts = { retryBaseMs: 1000, retryMaxMs: 60_000, ...deps.options };
+    this.#opts = { retryBaseMs: 1000, retryMaxMs: 60_000, syncWaitMs: 20_000, ...deps.options };
     this.#metrics = deps.metrics;
     this.#hooks = deps.hooks ?? {};
+    this.#signals = deps.signals ?? new OperationSignals();
+    // An operation ended here or on another replica: the next operation of its
+    // instance may be claimable now, and if we are still running the ended one,
+    // it was halted (or taken over) and must stop.
+    this.#signals.onEnded((id) => {
+      this.#running.get(id)?.recheck();
+      if (!this.#stopping) this.notify();
+    });
   }
 
   start(): void {
@@ -122,6 +141,11 @@ export class OperationEngine {
   notify(): void {
     const [first] = this.#wakers;
     first?.();
+  }
+
+  /** A request ended (halted) an operation: wake whoever waits for it, here and on the other replicas. */
+  operationEnded(operationId: string): void {
+    this.#signals.ended(operationId);
   }
 
   get inFlight(): number {
@@ -173,18 +197,73 @@ export class OperationEngine {
   }
 
   /**
-   * Runs one operation now, in the caller (synchronous plans). If another
-   * worker holds it, waits for it to end. Returns the operation as it ended.
+   * Runs one operation now, in the caller (synchronous plans). If it cannot be
+   * claimed (another worker holds it, or an older operation of the instance
+   * goes first), waits for its end signal; a worker woken by the previous
+   * operation's end runs it meanwhile. Returns the operation as it is after at
+   * most `waitMs`: unfinished if it is still running (here or elsewhere).
    */
-  async runNow(operationId: string, waitMs = 60_000): Promise<OperationRecord | undefined> {
+  async runNow(operationId: string, waitMs = this.#opts.syncWaitMs): Promise<OperationRecord | undefined> {
     const until = Date.now() + waitMs;
-    for (;;) {
-      // While stopping, leave it to the other replicas (or the next process).
-      const claimed = this.#stopping ? undefined : await this.#stores.operations.claim(this.owner, this.#opts.leaseMs, operationId, this.#unwinding());
-      if (claimed) await this.#execute(claimed);
-      const op = await this.#stores.operations.get(operationId);
-      if (!op || op.finishedAt || Date.now() > until) return op;
-      await sleep(50);
+    const stopAwaiting = this.#awaiting(operationId);
+    try {
+      let mayClaim = true;
+      for (;;) {
+        const waiting = new AbortController();
+        const woken = this.#signals.next(operationId, AbortSignal.any([waiting.signal, AbortSignal.timeout(Math.max(0, until - Date.now()))]));
+        try {
+          // While stopping, leave it to the other replicas (or the next process).
+          const claimed = this.#stopping || !mayClaim ? undefined : await this.#stores.operations.claim(this.owner, this.#opts.leaseMs, operationId, this.#unwinding());
+          if (claimed) {
+            // Run here, but answer by the deadline even if it is still running: it then goes on like a worker's.
+            await Promise.race([this.#execute(claimed), delay(Math.max(0, until - Date.now()), undefined, { signal: waiting.signal })]);
+          }
+          const op = await this.#stores.operations.status({ id: operationId });
+          if (!op || op.finishedAt || Date.now() >= until) return op;
+          // Signalled: it ended, was handed back, or its turn may have come; claim again. Otherwise the wait is over.
+          mayClaim = await woken;
+        } finally {
+          waiting.abort();
+        }
+      }
+    } finally {
+      stopAwaiting();
+    }
+  }
+
+  /** Registers a request waiting for `operationId`; returns its deregistration. */
+  #awaiting(operationId: string): () => void {
+    this.#awaited.set(operationId, (this.#awaited.get(operationId) ?? 0) + 1);
+    this.#sweeper ??= setInterval(() => void this.#sweep(), Math.max(this.#opts.pollIntervalMs, 1000));
+    return () => {
+      const n = this.#awaited.get(operationId)! - 1;
+      if (n > 0) this.#awaited.set(operationId, n);
+      else this.#awaited.delete(operationId);
+      if (this.#awaited.size === 0) {
+        clearInterval(this.#sweeper);
+        this.#sweeper = undefined;
+      }
+    };
+  }
+
+  /**
+   * The safety net under the signals (one lost while the relay reconnected, a
+   * replica killed between its commit and its NOTIFY): one query for all the
+   * operations requests here wait for, however many, and a signal for each
+   * that ended. With no idle worker here to claim what became runnable, every
+   * waiter is signalled to try itself.
+   */
+  async #sweep(): Promise<void> {
+    if (this.#sweeping) return;
+    this.#sweeping = true;
+    try {
+      const ids = [...this.#awaited.keys()];
+      const due = this.#wakers.size === 0 ? ids : await this.#stores.knex('operations').whereRaw('id = ANY(?)', [ids]).whereNotNull('finished_at').pluck('id');
+      for (const id of due) this.#signals.received(id);
+    } catch {
+      // The next sweep tries again.
+    } finally {
+      this.#sweeping = false;
     }
   }
 
@@ -202,7 +281,7 @@ export class OperationEngine {
     const controller = new AbortController();
     let resolveDone!: () => void;
     const done = new Promise<void>((r) => (resolveDone = r));
-    this.#running.set(op.id, { controller, done });
+    this.#running.set(op.id, { controller, done, recheck: () => {} });
     this.#metrics?.operationsInFlight.inc();
     const started = Date.now();
     const log = this.#log.child({ operation: op.id, kind: op.kind, instance: op.instanceId, binding: op.bindingId, attempt: op.attempts });
@@ -235,6 +314,7 @@ export class OperationEngine {
     const renew = setInterval(renewLease, Math.max(50, Math.floor(this.#opts.leaseMs / 4)));
     // Claimed with a full lease that would outlast the deadline: shorten it now.
     if (op.deadlineAt && op.deadlineAt.getTime() - Date.now() < this.#opts.leaseMs) void renewLease();
+    this.#running.get(op.id)!.recheck = () => void renewLease();
     let deadlineTimer: NodeJS.Timeout | undefined;
     if (op.deadlineAt) {
       const left = op.deadlineAt.getTime() - Date.now();
@@ -257,6 +337,8 @@ export class OperationEngine {
       this.#running.delete(op.id);
       this.#metrics?.operationsInFlight.dec();
       resolveDone();
+      // Ended, or handed back for a retry or another worker: either way its waiters look again.
+      this.#signals.ended(op.id);
     }
   }
 

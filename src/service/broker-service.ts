@@ -95,6 +95,13 @@ export interface LastOperationView {
   update_repeatable?: boolean;
 }
 
+/** A last_operation body plus what the HTTP layer needs to say when to poll again (Retry-After). */
+export interface LastOperationReport {
+  view: LastOperationView;
+  startedAt: Date;
+  deadlineAt: Date | undefined;
+}
+
 export class BrokerService {
   readonly catalog: Catalog;
   readonly #stores: Stores;
@@ -233,19 +240,26 @@ export class BrokerService {
     return id;
   }
 
-  /** Runs a synchronous operation to its end; maps a failure to an error response. */
   /** Runs a synchronous operation to its end; undefined when it is still running after the wait. */
   async #runSync(operationId: string): Promise<OperationRecord | undefined> {
     const op = await this.#engine.runNow(operationId);
     if (!op || !op.finishedAt) return undefined;
-    if (op.state === 'failed') {
-      throw new OsbError(500, op.description, {
-        error: 'OperationFailed',
-        ...(op.kind === 'update' || op.kind === 'deprovision' ? { instanceUsable: op.instanceUsable ?? true } : {}),
-        ...(op.kind === 'update' ? { updateRepeatable: op.updateRepeatable ?? true } : {}),
-      });
-    }
+    if (op.state === 'failed') throw await this.#failure(op);
     return op;
+  }
+
+  /** The answer to a synchronous operation that ended `failed`. */
+  async #failure(op: OperationRecord): Promise<OsbError> {
+    // Halted by the platform's own delete (OSB §Blocking Operations): the request lost to a
+    // concurrent one, which is a 4xx (no orphan mitigation: the delete already cleans up).
+    const next = await this.#stores.operations.latest(op.instanceId, op.bindingId);
+    if (next && next.id !== op.id && next.request.halted === op.id) return errors.halted(op.description);
+    // The provisioner failed: a broker-side error, after which the platform should clean up.
+    return new OsbError(500, op.description, {
+      error: 'OperationFailed',
+      ...(op.kind === 'update' || op.kind === 'deprovision' ? { instanceUsable: op.instanceUsable ?? true } : {}),
+      ...(op.kind === 'update' ? { updateRepeatable: op.updateRepeatable ?? true } : {}),
+    });
   }
 
   /**
@@ -254,12 +268,14 @@ export class BrokerService {
    * to its end and `done` describing the result.
    */
   async #conclude<T>(
-    outcome: { answer?: T; operation?: string },
+    outcome: { answer?: T; operation?: string; halted?: string },
     async: boolean,
     acceptsIncomplete: boolean,
     done: () => Promise<T>,
   ): Promise<T | { status: 202; operation: string }> {
     if (outcome.answer) return outcome.answer;
+    // Stops the halted create's execution now and answers the request waiting for it.
+    if (outcome.halted) this.#engine.operationEnded(outcome.halted);
     failpoint('service.after-commit');
     if (async) {
       this.#engine.notify();
@@ -268,7 +284,7 @@ export class BrokerService {
     if (await this.#runSync(outcome.operation!)) return done();
     // Still running (retrying a transient failure, or queued behind another operation).
     if (acceptsIncomplete) return { status: 202, operation: outcome.operation! };
-    throw new OsbError(504, 'The operation is taking longer than expected; it continues in the background, poll last_operation for its outcome.', { error: 'Timeout' });
+    throw new OsbError(504, 'The operation is taking longer than this broker waits before answering; it continues in the background. Send the request again later to learn its outcome, or send accepts_incomplete=true to be given an operation to poll.', { error: 'Timeout' });
   }
 
   // ---- instances -------------------------------------------------------------------------
@@ -427,10 +443,11 @@ export class BrokerService {
       }
       if (active?.kind === 'update') throw errors.concurrency();
       if (await this.#stores.operations.anyActiveBindingOperation(req.instanceId, trx)) throw errors.concurrency();
-      if (active?.kind === 'provision') {
+      const halted = active?.kind === 'provision' ? active.id : undefined;
+      if (halted) {
         // OSB §Deprovisioning: a delete during provisioning halts the creation and deletes.
         await this.#stores.operations.finish(
-          active.id,
+          halted,
           { state: 'failed', description: 'Provisioning was halted because a deprovision was requested.' },
           undefined,
           trx,
@@ -443,9 +460,9 @@ export class BrokerService {
         kind: 'deprovision',
         plan,
         planSnapshot: this.#snapshotOfInstance(locked, plan),
-        request: { previousState },
+        request: { previousState, ...(halted ? { halted } : {}) },
       });
-      return { operation };
+      return { operation, halted };
     });
     return this.#conclude(outcome, async, req.acceptsIncomplete, async () => ({ status: 200 }) as const);
   }
@@ -464,13 +481,13 @@ export class BrokerService {
     return body;
   }
 
-  async lastOperation(instanceId: string, operationId: string | undefined): Promise<LastOperationView | 'gone'> {
+  async lastOperation(instanceId: string, operationId: string | undefined): Promise<LastOperationReport | 'gone'> {
     const op = await this.#stores.operations.status(operationId ? { id: operationId } : { instanceId, bindingId: undefined });
     if (op && op.instanceId === instanceId && op.bindingId === undefined) {
       if (!operationId && op.kind === 'deprovision' && op.state === 'succeeded' && (await this.#stores.instances.stateOf(instanceId)) === 'deleted') {
         return 'gone';
       }
-      return view(op);
+      return report(op);
     }
     const state = await this.#stores.instances.stateOf(instanceId);
     if (state === undefined) throw errors.notFound(`Service instance ${instanceId} does not exist.`);
@@ -583,10 +600,11 @@ export class BrokerService {
         if (req.acceptsIncomplete) return { answer: { status: 202, operation: active.id } as DeleteAnswer };
         throw errors.concurrency();
       }
-      if (active?.kind === 'bind') {
+      const halted = active?.kind === 'bind' ? active.id : undefined;
+      if (halted) {
         // OSB §Unbinding: a delete during binding halts the creation and deletes.
         await this.#stores.operations.finish(
-          active.id,
+          halted,
           { state: 'failed', description: 'Binding was halted because an unbind was requested.' },
           undefined,
           trx,
@@ -600,9 +618,10 @@ export class BrokerService {
         kind: 'unbind',
         plan,
         planSnapshot: this.#snapshotOfInstance(lockedInstance, plan),
-        request: { previousState },
+        // `halted` and `synchronous` let last_operation report the halted bind (see bindingLastOperation).
+        request: { previousState, ...(halted ? { halted, synchronous: !async } : {}) },
       });
-      return { operation };
+      return { operation, halted };
     });
     return this.#conclude(outcome, async, req.acceptsIncomplete, async () => ({ status: 200 }) as const);
   }
@@ -618,10 +637,10 @@ export class BrokerService {
     return view;
   }
 
-  async bindingLastOperation(instanceId: string, bindingId: string, operationId: string | undefined): Promise<LastOperationView | 'gone'> {
+  async bindingLastOperation(instanceId: string, bindingId: string, operationId: string | undefined): Promise<LastOperationReport | 'gone'> {
     const binding = await this.#stores.bindings.get(instanceId, bindingId);
     if (!binding) throw errors.notFound(`Service binding ${bindingId} does not exist.`);
-    const op = operationId ? await this.#stores.operations.get(operationId) : await this.#stores.operations.latest(instanceId, bindingId);
+    let op = operationId ? await this.#stores.operations.get(operationId) : await this.#stores.operations.latest(instanceId, bindingId);
     if (operationId && (!op || op.instanceId !== instanceId || op.bindingId !== bindingId)) {
       throw errors.badRequest(`Operation ${operationId} is not an operation of service binding ${bindingId}.`);
     }
@@ -629,11 +648,17 @@ export class BrokerService {
       if (binding.state === 'deleted') return 'gone';
       throw errors.notFound(`Service binding ${bindingId} has no operations.`);
     }
-    if (!operationId && binding.state === 'deleted' && op.kind === 'unbind' && op.state === 'succeeded') return 'gone';
-    const v = view(op);
-    delete v.instance_usable;
-    delete v.update_repeatable;
-    return v;
+    if (!operationId && binding.state === 'deleted' && op.kind === 'unbind' && op.state === 'succeeded') {
+      // 410 is the answer to a platform polling an asynchronous unbind. Nobody polls a synchronous
+      // unbind, so after one that halted the bind, the poll is about the bind: report how it ended.
+      const halted = op.request.synchronous === true && typeof op.request.halted === 'string' ? await this.#stores.operations.get(op.request.halted) : undefined;
+      if (!halted) return 'gone';
+      op = halted;
+    }
+    const r = report(op);
+    delete r.view.instance_usable;
+    delete r.view.update_repeatable;
+    return r;
   }
 }
 
@@ -648,6 +673,10 @@ function view(op: OperationRecord): LastOperationView {
     if (op.kind === 'update') v.update_repeatable = op.updateRepeatable ?? true;
   }
   return v;
+}
+
+function report(op: OperationRecord): LastOperationReport {
+  return { view: view(op), startedAt: op.createdAt, deadlineAt: op.deadlineAt };
 }
 
 function bindingView(b: BindingRecord, meta: RequestMeta): BindingView {

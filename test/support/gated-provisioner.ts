@@ -36,6 +36,8 @@ export function rearm(instanceId: string): void {
 function hold(instanceId: string, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (releasedAll || released.has(instanceId)) return resolve();
+    // Halted (aborted) before it got here: an abort listener added now would never fire.
+    if (signal.aborted) return reject(signal.reason ?? new Error('aborted'));
     const list = waiters.get(instanceId) ?? [];
     list.push(resolve);
     waiters.set(instanceId, list);
