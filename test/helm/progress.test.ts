@@ -1,7 +1,9 @@
 // What the helm provisioner reports while it works, without a cluster: a
-// stand-in helm binary answers `upgrade --install` with an empty manifest, and
-// the plan uses a fixed namespace, so no Kubernetes API call is made.
+// stand-in helm binary answers `upgrade --install` with an empty manifest, the
+// plan uses a fixed namespace, and a stand-in API server answers the access
+// check Berth makes before running helm there.
 import { after, before, test } from 'node:test';
+import { startKubeApiStandIn, type KubeApiStandIn } from '../support/kube-api-stand-in.ts';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,18 +18,15 @@ import { ProvisionerRegistry, type InstanceOperation, type JsonObject, type Upda
 let dir: string;
 let helm: HelmProvisioner;
 let plan: CatalogPlan;
+let kubeApi: KubeApiStandIn;
 
-before(() => {
+before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'berth-helm-progress-'));
   const bin = join(dir, 'fake-helm');
   writeFileSync(bin, `#!/bin/sh\ncat >/dev/null\necho '{"manifest":""}'\n`);
   chmodSync(bin, 0o755);
-  // Loaded, never contacted.
-  const kubeconfig = join(dir, 'kubeconfig');
-  writeFileSync(
-    kubeconfig,
-    `apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n`,
-  );
+  kubeApi = await startKubeApiStandIn(join(dir, 'kubeconfig'));
+  const kubeconfig = kubeApi.kubeconfigPath;
   const catalogPath = join(dir, 'catalog.yaml');
   const config = loadConfig({ BERTH_HELM_BIN: bin, KUBECONFIG: kubeconfig, BERTH_DATA_DIR: dir, CATALOG_PATH: catalogPath, PATH: process.env.PATH });
   helm = new HelmProvisioner(config, new KubernetesAccess(config));
@@ -49,7 +48,8 @@ before(() => {
   plan = catalog.plan('plan')!;
 });
 
-after(() => {
+after(async () => {
+  await kubeApi?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -10,12 +10,13 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { REPO, spawnBerth, type BerthProcess } from '../support/berth.ts';
+import { startKubeApiStandIn, type KubeApiStandIn } from '../support/kube-api-stand-in.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 
 const SERVICE = 'svc-helm-fake';
 const PLAN = 'plan-helm-fake';
 
-function writeFixtures(dir: string): { catalog: string; kubeconfig: string; helm: string } {
+function writeFixtures(dir: string): { catalog: string; helm: string } {
   const catalog = join(dir, 'catalog.yaml');
   writeFileSync(
     catalog,
@@ -34,23 +35,11 @@ function writeFixtures(dir: string): { catalog: string; kubeconfig: string; helm
           namespace: { strategy: fixed, name: berth-fake }
 `,
   );
-  // Never contacted: the fixed namespace needs no API call before helm runs.
-  const kubeconfig = join(dir, 'kubeconfig');
-  writeFileSync(
-    kubeconfig,
-    `apiVersion: v1
-kind: Config
-clusters: [{ name: c, cluster: { server: "https://127.0.0.1:1" } }]
-users: [{ name: u, user: { token: t } }]
-contexts: [{ name: c, context: { cluster: c, user: u } }]
-current-context: c
-`,
-  );
   // Berth runs helm with HOME set to its private helm home: the marker lands there.
   const helm = join(dir, 'helm');
   writeFileSync(helm, '#!/bin/sh\ncat >/dev/null\necho "$$" > "$HOME/fake-helm-started"\nexec sleep 600\n');
   chmodSync(helm, 0o755);
-  return { catalog, kubeconfig, helm };
+  return { catalog, helm };
 }
 
 async function operationRow(url: string, id: string) {
@@ -67,11 +56,14 @@ async function operationRow(url: string, id: string) {
 describe('SIGTERM takes the graceful path at any moment', () => {
   let db: TestDatabase;
   let dir: string;
+  // Before helm runs in a namespace Berth asks whether it may manage releases there.
+  let kubeApi: KubeApiStandIn;
   const processes: BerthProcess[] = [];
 
   before(async () => {
     db = await createTestDatabase('berth_sig');
     dir = mkdtempSync(join(tmpdir(), 'berth-sigterm-'));
+    kubeApi = await startKubeApiStandIn(join(dir, 'kubeconfig'));
   });
 
   after(async () => {
@@ -82,6 +74,7 @@ describe('SIGTERM takes the graceful path at any moment', () => {
       }
     }
     await db?.drop();
+    await kubeApi?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -91,7 +84,7 @@ describe('SIGTERM takes the graceful path at any moment', () => {
     const berth = await spawnBerth({
       DATABASE_URL: db.url,
       CATALOG_PATH: f.catalog,
-      KUBECONFIG: f.kubeconfig,
+      KUBECONFIG: kubeApi.kubeconfigPath,
       BERTH_HELM_BIN: f.helm,
       BERTH_DATA_DIR: dataDir,
       BERTH_SHUTDOWN_GRACE_SECONDS: '2',
