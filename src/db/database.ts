@@ -1,9 +1,11 @@
 // Opens the database Berth keeps its state in: a real Postgres from
 // DATABASE_URL, or an embedded PGlite served over the Postgres wire protocol
-// so the same driver, SQL and migrations run in both modes.
+// (on a private Unix socket) so the same driver, SQL and migrations run in both modes.
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { migrationSource, latestMigration } from '../../migrations/index.ts';
 
@@ -27,9 +29,14 @@ export async function openDatabase(opts: { url?: string; dataDir: string; poolSi
   const dir = join(opts.dataDir, 'pgdata');
   await mkdir(dir, { recursive: true });
   const pglite = await PGlite.create({ dataDir: dir });
-  const server = new PGLiteSocketServer({ db: pglite, host: '127.0.0.1', port: 0, maxConnections: 4 });
+  // PGlite has no authentication: it is served on a Unix socket in a directory
+  // only Berth's user can enter, never on a TCP port another process could reach.
+  const socket = await privateSocketPath(opts.dataDir);
+  const server = new PGLiteSocketServer({ db: pglite, path: socket.path, maxConnections: 4 });
   await server.start();
-  const url = `postgres://postgres@${server.getServerConn()}/postgres`;
+  await chmod(socket.path, 0o600);
+  // The host parameter (a directory) overrides the authority: pg connects to the socket in it.
+  const url = `postgres://postgres@localhost/postgres?host=${encodeURIComponent(socket.dir)}`;
   // PGlite is one session behind the socket: statements of two connections can
   // interleave mid-protocol (one's Parse, the other's Bind), so every query
   // goes through a single connection.
@@ -42,8 +49,47 @@ export async function openDatabase(opts: { url?: string; dataDir: string; poolSi
       await knex.destroy();
       await server.stop();
       await pglite.close();
+      await socket.remove();
     },
   };
+}
+
+// libpq's naming, so pg finds the socket from its directory: <dir>/.s.PGSQL.<port>.
+const SOCKET_NAME = '.s.PGSQL.5432';
+// sun_path holds 108 bytes with the terminating NUL.
+const MAX_SOCKET_PATH = 107;
+
+/**
+ * A mode-0700 directory for the PGlite socket: `<dataDir>/run`, or a private
+ * temporary directory when that path is too long for a Unix socket. A socket
+ * left by a killed process is removed; one that still answers means another
+ * Berth is serving this data directory.
+ */
+async function privateSocketPath(dataDir: string): Promise<{ dir: string; path: string; remove(): Promise<void> }> {
+  let dir = join(dataDir, 'run');
+  let temporary = false;
+  if (Buffer.byteLength(join(dir, SOCKET_NAME)) > MAX_SOCKET_PATH) {
+    dir = await mkdtemp(join(tmpdir(), 'berth-pg-'));
+    temporary = true;
+  } else {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  }
+  await chmod(dir, 0o700);
+  const path = join(dir, SOCKET_NAME);
+  if (await answers(path)) throw new Error(`another Berth process is serving the embedded database in ${dataDir}`);
+  await rm(path, { force: true });
+  return { dir, path, remove: () => rm(temporary ? dir : path, { recursive: true, force: true }) };
+}
+
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
 }
 
 function createKnex(url: string, poolSize: number): Knex {
