@@ -8,6 +8,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { migrationSource, latestMigration } from '../../migrations/index.ts';
+import { embeddedTemplate, seedDataDir } from './embedded-template.ts';
 
 // int8 (counts, bigserial) as numbers: every value we keep fits comfortably.
 pg.types.setTypeParser(20, (v) => Number.parseInt(v, 10));
@@ -24,14 +25,19 @@ export async function openDatabase(opts: { url?: string; dataDir: string; poolSi
     const knex = createKnex(opts.url, opts.poolSize);
     return { knex, url: opts.url, embedded: false, close: () => knex.destroy() };
   }
+  return openEmbedded(opts.dataDir, true);
+}
+
+async function openEmbedded(dataDir: string, fromTemplate: boolean): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
-  const dir = join(opts.dataDir, 'pgdata');
+  const dir = join(dataDir, 'pgdata');
+  if (fromTemplate) await seedDataDir(dir, buildMigratedDataDir);
   await mkdir(dir, { recursive: true });
   const pglite = await PGlite.create({ dataDir: dir });
   // PGlite has no authentication: it is served on a Unix socket in a directory
   // only Berth's user can enter, never on a TCP port another process could reach.
-  const socket = await privateSocketPath(opts.dataDir);
+  const socket = await privateSocketPath(dataDir);
   const server = new PGLiteSocketServer({ db: pglite, path: socket.path, maxConnections: 4 });
   await server.start();
   await chmod(socket.path, 0o600);
@@ -52,6 +58,18 @@ export async function openDatabase(opts: { url?: string; dataDir: string; poolSi
       await socket.remove();
     },
   };
+}
+
+/** Builds (or finds) the template cluster first embedded starts copy; for `npm install`. */
+export const prepareEmbeddedTemplate = (): Promise<string> => embeddedTemplate(buildMigratedDataDir);
+
+async function buildMigratedDataDir(dataDir: string): Promise<void> {
+  const db = await openEmbedded(dataDir, false);
+  try {
+    await migrateLatest(db.knex);
+  } finally {
+    await db.close();
+  }
 }
 
 // libpq's naming, so pg finds the socket from its directory: <dir>/.s.PGSQL.<port>.
