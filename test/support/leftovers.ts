@@ -93,7 +93,7 @@ export async function leftoversSince(before: Snapshot, opts: { kubeconfigPath?: 
 }
 
 export function describeLeftovers(found: Map<string, string[]>): string {
-  const LIMIT = 30;
+  const LIMIT = 100;
   const lines = [...found].map(
     ([category, names]) => `  ${category}: ${names.slice(0, LIMIT).join(', ')}${names.length > LIMIT ? ` and ${names.length - LIMIT} more` : ''}`,
   );
