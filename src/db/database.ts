@@ -31,13 +31,14 @@ export async function openDatabase(opts: { url?: string; dataDir: string; poolSi
 async function openEmbedded(dataDir: string, fromTemplate: boolean): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
+  // PGlite has no authentication: it is served on a Unix socket in a directory
+  // only Berth's user can enter, never on a TCP port another process could reach.
+  // Checked before PGlite opens the files a running Berth may be using.
+  const socket = await privateSocketPath(dataDir);
   const dir = join(dataDir, 'pgdata');
   if (fromTemplate) await seedDataDir(dir, buildMigratedDataDir);
   await mkdir(dir, { recursive: true });
   const pglite = await PGlite.create({ dataDir: dir });
-  // PGlite has no authentication: it is served on a Unix socket in a directory
-  // only Berth's user can enter, never on a TCP port another process could reach.
-  const socket = await privateSocketPath(dataDir);
   const server = new PGLiteSocketServer({ db: pglite, path: socket.path, maxConnections: 4 });
   await server.start();
   await chmod(socket.path, 0o600);

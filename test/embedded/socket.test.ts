@@ -3,9 +3,10 @@
 // could connect to and, say, make the database read-only.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startTestBerth } from '../support/berth.ts';
+import { spawnBerth, startTestBerth } from '../support/berth.ts';
 
 /** TCP ports this process listens on, from /proc/net/tcp{,6} and the socket inodes among its fds. */
 function listeningTcpPorts(): number[] {
@@ -60,5 +61,22 @@ test('embedded mode opens no TCP port but the broker\'s, and its database socket
     assert.equal(socket.mode & 0o077, 0, 'the socket itself is closed to group and others');
   } finally {
     await t.stop();
+  }
+});
+
+test('after kill -9 the next start replaces the stale socket; a second Berth on a served data directory refuses to start', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'berth-socket-'));
+  const killed = await spawnBerth({ BERTH_DATA_DIR: dataDir }, { timeoutMs: 120_000 });
+  killed.child.kill('SIGKILL');
+  await killed.exited;
+  assert.ok(statSync(join(dataDir, 'run', '.s.PGSQL.5432')).isSocket(), 'the killed process left its socket');
+  const next = await spawnBerth({ BERTH_DATA_DIR: dataDir }, { timeoutMs: 120_000 });
+  try {
+    assert.equal((await next.client.request('GET', '/v2/catalog')).status, 200);
+    await assert.rejects(spawnBerth({ BERTH_DATA_DIR: dataDir }, { timeoutMs: 120_000 }), /another Berth process is serving the embedded database in/);
+  } finally {
+    next.child.kill('SIGTERM');
+    await next.exited;
+    rmSync(dataDir, { recursive: true, force: true });
   }
 });
