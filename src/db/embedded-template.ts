@@ -6,8 +6,8 @@
 // PGlite makes a new one. Migrations added after a data directory was seeded
 // apply on top at start, as for any database.
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, readFile, readdir, rename, rm } from 'node:fs/promises';
+import { cpSync, existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -61,7 +61,9 @@ export async function seedDataDir(pgdata: string, build: BuildDataDir): Promise<
   }
   const staging = `${pgdata}.seeding-${process.pid}`;
   await rm(staging, { recursive: true, force: true });
-  await cp(template, staging, { recursive: true });
+  // Synchronous: nothing is served yet, and Node's native copy of the ~1,000
+  // files is several times faster than the promise-based one.
+  cpSync(template, staging, { recursive: true });
   await rm(pgdata, { recursive: true, force: true });
   await rename(staging, pgdata);
 }
