@@ -53,7 +53,7 @@ function node24() {
     stdio: ['ignore', 'ignore', 'pipe'],
     encoding: 'utf8',
   });
-  if (npm.status === 0 && isNode24(join(staging, 'bin', 'node')) && !existsSync(bin)) {
+  if (npm.status === 0 && isNode24(join(staging, 'bin', 'node')) && !isNode24(bin)) {
     try {
       mkdirSync(dirname(prefix), { recursive: true });
       rmSync(prefix, { recursive: true, force: true });
