@@ -65,6 +65,12 @@ test('bin/berth runs the CLI on Node 24 when the node on PATH is older', async (
     assert.equal(r.status, 0, `stdout: ${r.stdout}\nstderr: ${r.stderr}`);
     assert.match(r.stdout, /catalog\.yaml: ok \(1 services, 1 plans\)/);
     assert.equal(r.stderr, '', 'Node 24 was already installed: no notice');
+    const help = spawnSync(join(REPO, 'bin/berth'), ['--help'], {
+      env: { PATH: `${bin}:/bin`, HOME: process.env.HOME, BERTH_NODE_PREFIX: NODE24_PREFIX },
+      encoding: 'utf8',
+    });
+    assert.equal(help.status, 0, help.stderr);
+    assert.match(help.stdout, /^usage: berth <command>/);
   } finally {
     rmSync(bin, { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });
