@@ -17,8 +17,12 @@ const usage = `usage: berth <command>
   catalog validate <file>   check a catalog file (and what its provisioners can check offline)`;
 
 async function main(argv: string[]): Promise<number> {
-  const { positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { help: { type: 'boolean', short: 'h' } } });
   const [command = 'serve', ...rest] = positionals;
+  if (values.help || command === 'help') {
+    process.stdout.write(`${usage}\n`);
+    return 0;
+  }
   let config: Config;
   try {
     config = loadConfig();

@@ -75,10 +75,15 @@ async function embeddedSecrets(config: Config, log: Logger): Promise<{ keys: str
       const generated = { username: 'berth', password: randomBytes(18).toString('base64url') };
       await writeFile(credFile, JSON.stringify(generated) + '\n', { mode: 0o600 });
       credentials = [generated];
-      // Printed once, to the terminal of whoever started Berth, not to the log stream.
-      process.stderr.write(
-        `\nBerth generated broker credentials (stored in ${credFile}):\n  username: ${generated.username}\n  password: ${generated.password}\n\n`,
-      );
+      // Shown once to a person at a terminal. When stderr is not a terminal it is
+      // usually collected with the log stream, so the password stays in the file.
+      if (process.stderr.isTTY) {
+        process.stderr.write(
+          `\nBerth generated broker credentials (stored in ${credFile}):\n  username: ${generated.username}\n  password: ${generated.password}\n\n`,
+        );
+      } else {
+        log.info({ file: credFile }, 'generated broker credentials; the password is in the file');
+      }
     }
   }
   return { keys, credentials };

@@ -1,12 +1,15 @@
 // Opens the database Berth keeps its state in: a real Postgres from
 // DATABASE_URL, or an embedded PGlite served over the Postgres wire protocol
-// so the same driver, SQL and migrations run in both modes.
+// (on a private Unix socket) so the same driver, SQL and migrations run in both modes.
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { migrationSource, migrationSourceWith, latestMigration, type MigrationContext } from '../../migrations/index.ts';
+import { embeddedTemplate, seedDataDir } from './embedded-template.ts';
 
 // int8 (counts, bigserial) as numbers: every value we keep fits comfortably.
 pg.types.setTypeParser(20, (v) => Number.parseInt(v, 10));
@@ -23,18 +26,29 @@ export async function openDatabase(opts: { url?: string; dataDir: string; poolSi
     const knex = createKnex(opts.url, opts.poolSize, opts.log);
     return { knex, url: opts.url, embedded: false, close: () => knex.destroy() };
   }
+  return openEmbedded(opts.dataDir, true, opts.log);
+}
+
+async function openEmbedded(dataDir: string, fromTemplate: boolean, log?: Logger): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
-  const dir = join(opts.dataDir, 'pgdata');
+  // PGlite has no authentication: it is served on a Unix socket in a directory
+  // only Berth's user can enter, never on a TCP port another process could reach.
+  // Checked before PGlite opens the files a running Berth may be using.
+  const socket = await privateSocketPath(dataDir);
+  const dir = join(dataDir, 'pgdata');
+  if (fromTemplate) await seedDataDir(dir, buildMigratedDataDir);
   await mkdir(dir, { recursive: true });
   const pglite = await PGlite.create({ dataDir: dir });
-  const server = new PGLiteSocketServer({ db: pglite, host: '127.0.0.1', port: 0, maxConnections: 4 });
+  const server = new PGLiteSocketServer({ db: pglite, path: socket.path, maxConnections: 4 });
   await server.start();
-  const url = `postgres://postgres@${server.getServerConn()}/postgres`;
+  await chmod(socket.path, 0o600);
+  // The host parameter (a directory) overrides the authority: pg connects to the socket in it.
+  const url = `postgres://postgres@localhost/postgres?host=${encodeURIComponent(socket.dir)}`;
   // PGlite is one session behind the socket: statements of two connections can
   // interleave mid-protocol (one's Parse, the other's Bind), so every query
   // goes through a single connection.
-  const knex = createKnex(url, 1, opts.log);
+  const knex = createKnex(url, 1, log);
   return {
     knex,
     url,
@@ -43,8 +57,59 @@ export async function openDatabase(opts: { url?: string; dataDir: string; poolSi
       await knex.destroy();
       await server.stop();
       await pglite.close();
+      await socket.remove();
     },
   };
+}
+
+/** Builds (or finds) the template cluster first embedded starts copy; for `npm install`. */
+export const prepareEmbeddedTemplate = (): Promise<string> => embeddedTemplate(buildMigratedDataDir);
+
+async function buildMigratedDataDir(dataDir: string): Promise<void> {
+  const db = await openEmbedded(dataDir, false);
+  try {
+    await migrateLatest(db.knex);
+  } finally {
+    await db.close();
+  }
+}
+
+// libpq's naming, so pg finds the socket from its directory: <dir>/.s.PGSQL.<port>.
+const SOCKET_NAME = '.s.PGSQL.5432';
+// sun_path holds 108 bytes with the terminating NUL.
+const MAX_SOCKET_PATH = 107;
+
+/**
+ * A mode-0700 directory for the PGlite socket: `<dataDir>/run`, or a private
+ * temporary directory when that path is too long for a Unix socket. A socket
+ * left by a killed process is removed; one that still answers means another
+ * Berth is serving this data directory.
+ */
+async function privateSocketPath(dataDir: string): Promise<{ dir: string; path: string; remove(): Promise<void> }> {
+  let dir = join(dataDir, 'run');
+  let temporary = false;
+  if (Buffer.byteLength(join(dir, SOCKET_NAME)) > MAX_SOCKET_PATH) {
+    dir = await mkdtemp(join(tmpdir(), 'berth-pg-'));
+    temporary = true;
+  } else {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  }
+  await chmod(dir, 0o700);
+  const path = join(dir, SOCKET_NAME);
+  if (await answers(path)) throw new Error(`another Berth process is serving the embedded database in ${dataDir}`);
+  await rm(path, { force: true });
+  return { dir, path, remove: () => rm(temporary ? dir : path, { recursive: true, force: true }) };
+}
+
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
 }
 
 function createKnex(url: string, poolSize: number, log: Logger | undefined): Knex {
@@ -104,6 +169,9 @@ export async function restrictStateDatabase(knex: Knex, log: Logger): Promise<vo
  * lock row makes them wait for a migration in progress).
  */
 export async function migrateLatest(knex: Knex, context: MigrationContext = {}): Promise<string[]> {
+  // A start on an up-to-date database (nearly every start) costs one query
+  // instead of knex's dozen for table checks, locking and listing.
+  if (await allMigrationsRecorded(knex)) return [];
   for (let attempt = 1; ; attempt++) {
     try {
       const [, applied] = (await knex.migrate.latest({ migrationSource: migrationSourceWith(context) })) as [number, string[]];
@@ -113,6 +181,17 @@ export async function migrateLatest(knex: Knex, context: MigrationContext = {}):
       await new Promise((r) => setTimeout(r, 100 * attempt + Math.random() * 200));
     }
   }
+}
+
+async function allMigrationsRecorded(knex: Knex): Promise<boolean> {
+  let recorded: Set<string>;
+  try {
+    recorded = new Set(await knex('knex_migrations').pluck('name'));
+  } catch {
+    return false; // no bookkeeping table yet
+  }
+  const migrations = await migrationSource.getMigrations([]);
+  return migrations.every((m) => recorded.has(migrationSource.getMigrationName(m)));
 }
 
 function isConcurrentMigration(err: unknown): boolean {

@@ -7,13 +7,20 @@
 // globalTeardown stops every process by PID, checks that none is left, and prints
 // the startup time and memory use.
 //
+// Both also check that the run leaves the shared servers as it found them
+// (test/support/leftovers.ts): a snapshot of the berth* databases, roles and
+// users on Postgres and MariaDB (and of the cluster's namespaces) at setup,
+// and at teardown the run fails, listing them, if new ones are still there.
+//
 // BERTH_KUBE=0 skips the cluster (for runs that don't need it).
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startCluster, type RunningCluster } from './kube/cluster.ts';
 import { CLUSTER_ENV, pointerFile } from './kube/shared.ts';
+import { describeLeftovers, leftoversSince, takeSnapshot, type Snapshot } from './leftovers.ts';
 
 let cluster: RunningCluster | undefined;
+let before: Snapshot | undefined;
 
 const log = (line: string): void => {
   process.stderr.write(`[berth-kube] ${line}\n`);
@@ -24,16 +31,35 @@ const mib = (kib: number): string => `${(kib / 1024).toFixed(0)} MiB`;
 export async function globalSetup(): Promise<void> {
   if (process.env.BERTH_KUBE === '0') {
     log('BERTH_KUBE=0: not starting the Kubernetes test cluster');
-    return;
+  } else {
+    log('starting the shared Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok)...');
+    cluster = await startCluster({ log });
+    const infoPath = path.join(cluster.info.baseDir, 'cluster.json');
+    process.env[CLUSTER_ENV] = infoPath;
+    writeFileSync(pointerFile(process.pid), infoPath);
   }
-  log('starting the shared Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok)...');
-  cluster = await startCluster({ log });
-  const infoPath = path.join(cluster.info.baseDir, 'cluster.json');
-  process.env[CLUSTER_ENV] = infoPath;
-  writeFileSync(pointerFile(process.pid), infoPath);
+  const unreachable: string[] = [];
+  before = await takeSnapshot({ kubeconfigPath: cluster?.info.kubeconfigPath, unreachable });
+  for (const server of unreachable) process.stderr.write(`[berth-leftovers] not checked, could not be reached: ${server}\n`);
 }
 
 export async function globalTeardown(): Promise<void> {
+  let leftovers = new Map<string, string[]>();
+  if (before) leftovers = await leftoversSince(before, { kubeconfigPath: cluster?.info.kubeconfigPath });
+  before = undefined;
+  try {
+    await stopCluster();
+  } finally {
+    if (leftovers.size > 0) {
+      // The runner sets the exit code for a failed teardown but does not print why.
+      process.stderr.write(`[berth-leftovers] ${describeLeftovers(leftovers)}\n`);
+      process.exitCode = 1;
+      throw new Error(describeLeftovers(leftovers));
+    }
+  }
+}
+
+async function stopCluster(): Promise<void> {
   if (!cluster) return;
   const c = cluster;
   cluster = undefined;
