@@ -1,5 +1,6 @@
 // berth serve | migrate | catalog validate <file>
 import { parseArgs } from 'node:util';
+import type { Logger } from 'pino';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { CatalogError, loadCatalog, type Catalog } from './catalog/catalog.ts';
 import type { ProvisionerRegistry } from './provisioners/provisioner.ts';
@@ -70,24 +71,14 @@ async function main(argv: string[]): Promise<number> {
 
   if (command === 'migrate') {
     const box = await secretBoxOf(config);
-    // The catalog lets migrations record the plans of existing instances; without it those rows keep
-    // depending on the catalog of whichever replica serves them, as before.
-    let provisioners: ProvisionerRegistry | undefined;
-    let catalog: Catalog | undefined;
-    try {
-      provisioners = await loadProvisioners(config, log);
-      catalog = loadCatalog(config.catalogPath, provisioners.parseConfig);
-    } catch (err) {
-      const problems = err instanceof CatalogError ? err.problems : [(err as Error).message];
-      log.warn({ problems }, 'the catalog could not be loaded; migrating without recording the plans of existing instances');
-    }
+    const migration = await migrationCatalog(config, log);
     const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: 2, log });
     try {
-      const applied = await migrateLatest(db.knex, { box, log, catalog });
+      const applied = await migrateLatest(db.knex, { box, log, catalog: migration.catalog });
       process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'already up to date\n');
     } finally {
       await db.close();
-      await provisioners?.close();
+      await migration.close();
     }
     return 0;
   }
@@ -98,9 +89,11 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`berth: no encryption keys to rotate to: set BERTH_ENCRYPTION_KEYS (the new key first)\n`);
       return 2;
     }
+    // It may be the first command of a new version to touch the database: migrate as `berth migrate` does.
+    const migration = await migrationCatalog(config, log);
     const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: 2, log });
     try {
-      const applied = await migrateLatest(db.knex, { box, log });
+      const applied = await migrateLatest(db.knex, { box, log, catalog: migration.catalog });
       if (applied.length > 0) process.stdout.write(`applied: ${applied.join(', ')}\n`);
       // Rows a live Berth rewrote between our read and our write are looked at again.
       let counts = await resealRows(db.knex, box, 'stale');
@@ -127,6 +120,7 @@ async function main(argv: string[]): Promise<number> {
       return 1;
     } finally {
       await db.close();
+      await migration.close();
     }
   }
 
@@ -161,6 +155,22 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /** BERTH_ENCRYPTION_KEYS, or in embedded mode the key file Berth generated in the data directory (if any yet). */
+/**
+ * The catalog for migrations that record the plans of existing instances. Without it (unreadable catalog) those
+ * rows keep depending on the catalog of whichever replica serves them, as before: a warning, not a failure.
+ */
+async function migrationCatalog(config: Config, log: Logger): Promise<{ catalog?: Catalog; close(): Promise<void> }> {
+  let provisioners: ProvisionerRegistry | undefined;
+  try {
+    provisioners = await loadProvisioners(config, log);
+    return { catalog: loadCatalog(config.catalogPath, provisioners.parseConfig), close: () => provisioners!.close() };
+  } catch (err) {
+    const problems = err instanceof CatalogError ? err.problems : [(err as Error).message];
+    log.warn({ problems }, 'the catalog could not be loaded; migrating without recording the plans of existing instances');
+    return { close: async () => void (await provisioners?.close()) };
+  }
+}
+
 async function secretBoxOf(config: Config): Promise<SecretBox | undefined> {
   if (config.encryptionKeys) return new SecretBox(config.encryptionKeys);
   if (config.databaseUrl) return undefined;

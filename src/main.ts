@@ -113,7 +113,7 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
     await database.close();
     throw err;
   }
-  const stores = createStores(database.knex, box);
+  const stores = createStores(database.knex, box, config.worker.leaseMs);
   const metrics = createMetrics();
   const operationsGauge = new Gauge({
     name: 'berth_operations',
@@ -181,7 +181,9 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
   notifications?.start();
   engine.start();
   log.info({ url, embedded: database.embedded, catalog: config.catalogPath }, 'Berth is serving');
-  void provisioners.inspectServers(catalog.plans);
+  // Part of the shutdown below: aborted and awaited before the provisioners' pools close.
+  const inspection = new AbortController();
+  const inspected = provisioners.inspectServers(catalog.plans, inspection.signal);
 
   let stopping: Promise<void> | undefined;
   const stop = (graceMs = config.shutdownGraceMs) =>
@@ -193,6 +195,8 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
       if (!(await http.drain(deadline))) log.warn({ requestsInFlight: http.inFlight }, 'requests still unanswered at the end of the grace period');
       await engine.stop(Math.max(0, deadline - Date.now()));
       await http.close();
+      inspection.abort();
+      await inspected;
       await provisioners.close();
       await notifications?.stop();
       await database.close();

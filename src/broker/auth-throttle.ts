@@ -5,6 +5,8 @@
 // a success clears its count. Small and in-process on purpose: the check also
 // gates the fast path, which runs before Express.
 
+import { isIPv6 } from 'node:net';
+
 /** Clients remembered at once; the oldest are forgotten first beyond this. */
 const MAX_CLIENTS = 10_000;
 
@@ -73,7 +75,22 @@ export class AuthThrottle {
   }
 }
 
-/** The address a throttle counts against. */
+/**
+ * The address a throttle counts against: the IPv4 address, or the /64 network of an IPv6 one (a single
+ * host usually holds a whole /64, so counting per /128 would give it billions of allowances).
+ */
 export function clientOf(req: { socket: { remoteAddress?: string | undefined } }): string {
-  return req.socket.remoteAddress ?? 'unknown';
+  const address = req.socket.remoteAddress;
+  if (!address) return 'unknown';
+  if (!isIPv6(address) || address.startsWith('::ffff:')) return address;
+  return `${ipv6Prefix64(address.split('%')[0]!)}::/64`;
+}
+
+/** The first four groups of an IPv6 address, expanded ("2001:db8::1" → "2001:db8:0:0"). */
+function ipv6Prefix64(address: string): string {
+  const [head = '', tail = ''] = address.split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups = address.includes('::') ? [...left, ...Array(8 - left.length - right.length).fill('0'), ...right] : left;
+  return groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, '')).join(':');
 }

@@ -134,15 +134,16 @@ function createKnex(url: string, poolSize: number, log: Logger | undefined): Kne
 /**
  * Closes Berth's state database to other roles: REVOKE CONNECT, TEMPORARY FROM PUBLIC (its owner and
  * superusers keep access). On a server shared with the postgres provisioner, binding roles could
- * otherwise connect to it. Where Berth's user may not do that (it neither owns the database nor is a
- * superuser), logs what the operator must run instead. Never fails the start.
+ * otherwise connect to it. Only when Berth's user owns the database: a superuser pointed at a database
+ * someone else owns (e.g. `postgres`) must not cut off the other roles that rely on PUBLIC, so there, as
+ * where Berth may not, it logs what the owner should run instead. Never fails the start.
  */
 export async function restrictStateDatabase(knex: Knex, log: Logger): Promise<void> {
   try {
     const { rows } = await knex.raw<{ rows: Array<{ name: string; open: boolean; allowed: boolean }> }>(
       `SELECT d.datname AS name,
               d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = 0 AND a.privilege_type = 'CONNECT') AS open,
-              pg_has_role(d.datdba, 'USAGE') OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS allowed
+              d.datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user) AS allowed
          FROM pg_database d WHERE d.datname = current_database()`,
     );
     const db = rows[0];
@@ -150,7 +151,7 @@ export async function restrictStateDatabase(knex: Knex, log: Logger): Promise<vo
     if (!db.allowed) {
       log.warn(
         { database: db.name },
-        `every role may connect to Berth's state database; its owner should run: REVOKE CONNECT, TEMPORARY ON DATABASE "${db.name.replace(/"/g, '""')}" FROM PUBLIC`,
+        `every role may connect to Berth's state database; if only Berth uses it, its owner should run: REVOKE CONNECT, TEMPORARY ON DATABASE "${db.name.replace(/"/g, '""')}" FROM PUBLIC`,
       );
       return;
     }

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Catalog, CatalogPlan } from '../catalog/catalog.ts';
-import { PlanSnapshots, UnusableSnapshot, type PlanSnapshot } from '../catalog/plan-snapshot.ts';
+import { PlanSnapshots, UnusableSnapshot, snapshotOf, type PlanSnapshot } from '../catalog/plan-snapshot.ts';
 import {
   PermanentError,
   type BindingOperation,
@@ -312,8 +312,6 @@ export class OperationEngine {
       }
     };
     const renew = setInterval(renewLease, Math.max(50, Math.floor(this.#opts.leaseMs / 4)));
-    // Claimed with a full lease that would outlast the deadline: shorten it now.
-    if (op.deadlineAt && op.deadlineAt.getTime() - Date.now() < this.#opts.leaseMs) void renewLease();
     this.#running.get(op.id)!.recheck = () => void renewLease();
     let deadlineTimer: NodeJS.Timeout | undefined;
     if (op.deadlineAt) {
@@ -573,7 +571,8 @@ export class OperationEngine {
             {
               state: 'ready',
               planId,
-              ...(op.planSnapshot ? { planSnapshot: op.planSnapshot } : {}),
+              // An update queued before plans were recorded has none: record the plan it ran with.
+              planSnapshot: op.planSnapshot ?? snapshotOf(plan),
               parameters: view.parameters,
               maintenanceVersion: request.maintenanceVersion ?? plan.maintenanceVersion,
               context: request.context ?? instance.context,

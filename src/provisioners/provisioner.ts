@@ -121,7 +121,7 @@ export interface Provisioner {
   /** Releases connections the provisioner keeps (called once, at shutdown). */
   close?(): Promise<void>;
   /** At start: logs what the operator should change on the servers `plans` use (e.g. access other tenants have). Never throws. */
-  inspectServers?(plans: CatalogPlan[]): Promise<void>;
+  inspectServers?(plans: CatalogPlan[], signal: AbortSignal): Promise<void>;
 }
 
 /** Parses a plan's `provisioner:` block with a zod schema, as parsePlanConfig returns it. */
@@ -163,9 +163,9 @@ export class ProvisionerRegistry {
     await Promise.allSettled([...this.#kinds.values()].map((p) => p.close?.()));
   }
 
-  /** Runs every kind's inspectServers on its plans (at start, in the background). */
-  async inspectServers(plans: readonly CatalogPlan[]): Promise<void> {
-    await Promise.allSettled([...this.#kinds.values()].map((p) => p.inspectServers?.(plans.filter((plan) => plan.provisioner.kind === p.kind))));
+  /** Runs every kind's inspectServers on its plans (at start, in the background; `signal` ends it at shutdown). */
+  async inspectServers(plans: readonly CatalogPlan[], signal: AbortSignal): Promise<void> {
+    await Promise.allSettled([...this.#kinds.values()].map((p) => p.inspectServers?.(plans.filter((plan) => plan.provisioner.kind === p.kind), signal)));
   }
 
   forPlan(plan: CatalogPlan): Provisioner {

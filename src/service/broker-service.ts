@@ -154,7 +154,7 @@ export class BrokerService {
    * what happens to it does not depend on this replica's catalog. Rows from before that record fall back
    * to the catalog.
    */
-  #instancePlan(instance: InstanceRecord): CatalogPlan | undefined {
+  #instancePlan(instance: Pick<InstanceRecord, 'planId' | 'planSnapshot'>): CatalogPlan | undefined {
     if (instance.planSnapshot) {
       try {
         return this.#snapshots.plan(instance.planSnapshot);
@@ -181,7 +181,7 @@ export class BrokerService {
   }
 
   /** Whether GET may echo the parameters: not when the plan's provisioner treats them as secret, nor when the plan is unknown. */
-  #parametersShown(instance: InstanceRecord): boolean {
+  #parametersShown(instance: Pick<InstanceRecord, 'planId' | 'planSnapshot'>): boolean {
     const plan = this.#instancePlan(instance);
     return plan !== undefined && !this.#provisioners.forPlan(plan).parametersAreSecret;
   }
@@ -632,7 +632,8 @@ export class BrokerService {
       throw errors.notFound(`Service binding ${bindingId} does not exist or is still being created.`);
     }
     const view = bindingView(binding, meta);
-    const instance = await this.#stores.instances.get(instanceId);
+    // Only the plan decides, so the instance's secrets are not decrypted (nor needed to be decryptable).
+    const instance = await this.#stores.instances.planOf(instanceId);
     if (instance && this.#parametersShown(instance)) view.parameters = binding.parameters;
     return view;
   }

@@ -112,6 +112,12 @@ export class InstanceStore {
     await trx('instances').where({ id }).forUpdate().first('id');
   }
 
+  /** The instance's plan (id and recorded settings) without decrypting anything. */
+  async planOf(id: string, trx: Db = this.#knex): Promise<Pick<InstanceRecord, 'planId' | 'planSnapshot'> | undefined> {
+    const r = await trx('instances').where({ id }).first('plan_id', 'plan_snapshot');
+    return r ? { planId: r.plan_id, planSnapshot: opt(r.plan_snapshot ?? null) } : undefined;
+  }
+
   async get(id: string, trx: Db = this.#knex, opts: { lock?: boolean } = {}): Promise<InstanceRecord | undefined> {
     const q = trx('instances').where({ id }).first();
     if (opts.lock) q.forUpdate();
@@ -303,20 +309,28 @@ const STATUS_COLUMNS = [
   'lease_owner', 'lease_expires_at', 'attempts', 'deadline_at', 'request_identity', 'created_at', 'finished_at',
 ];
 
-// In the database's clock, like every lease comparison. A worker renews every quarter of its lease
-// (lease_expires_at - lease_renewed_at), so half a lease without a renewal means it stopped: it died
-// or lost the database, and the operation waits for the lease to run out and another worker to take it.
+// In the database's clock, like every lease comparison. A worker renews every quarter of the configured
+// lease (BERTH_LEASE_SECONDS), also when it shortens the lease to the operation's deadline, so half a lease
+// without a renewal means it stopped: it died or lost the database, and the operation waits for the lease to
+// run out and another worker to take it. (Judged by the configured length, not by lease_expires_at -
+// lease_renewed_at, which a lease cut short near the deadline makes smaller than the renewal interval.)
 // A retry waiting out its backoff (next_attempt_at in the future) already says so in its description.
 const AWAITING_RESUMPTION = `(finished_at IS NULL AND attempts > 0 AND next_attempt_at <= now()
   AND (lease_expires_at IS NULL OR lease_expires_at <= now()
-       OR lease_renewed_at < now() - (lease_expires_at - lease_renewed_at) / 2)) AS awaiting_resumption`;
+       OR lease_renewed_at < now() - (? * interval '1 millisecond'))) AS awaiting_resumption`;
 
 export class OperationStore {
   readonly #knex: Knex;
   readonly #box: SecretBox;
-  constructor(knex: Knex, box: SecretBox) {
+  readonly #leaseMs: number;
+  constructor(knex: Knex, box: SecretBox, leaseMs: number) {
     this.#knex = knex;
     this.#box = box;
+    this.#leaseMs = leaseMs;
+  }
+
+  #awaitingResumption(trx: Db) {
+    return trx.raw(AWAITING_RESUMPTION, [this.#leaseMs / 2]);
   }
 
   #row(r: Record<string, any>): OperationRecord {
@@ -369,13 +383,13 @@ export class OperationStore {
   }
 
   async get(id: string, trx: Db = this.#knex): Promise<OperationRecord | undefined> {
-    const r = await trx('operations').where({ id }).first('*', trx.raw(AWAITING_RESUMPTION));
+    const r = await trx('operations').where({ id }).first('*', this.#awaitingResumption(trx));
     return r ? this.#row(r) : undefined;
   }
 
   /** What last_operation needs, without decrypting the request: one indexed read. */
   async status(query: { id: string } | { instanceId: string; bindingId: string | undefined }, trx: Db = this.#knex): Promise<OperationRecord | undefined> {
-    const q = trx('operations').select([...STATUS_COLUMNS, trx.raw(AWAITING_RESUMPTION)]).first();
+    const q = trx('operations').select([...STATUS_COLUMNS, this.#awaitingResumption(trx)]).first();
     if ('id' in query) q.where({ id: query.id });
     else {
       q.where({ instance_id: query.instanceId, binding_id: query.bindingId ?? null }).orderBy([
@@ -405,7 +419,7 @@ export class OperationStore {
     const r = await trx('operations')
       .where({ instance_id: instanceId, binding_id: bindingId ?? null })
       .orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }])
-      .first('*', trx.raw(AWAITING_RESUMPTION));
+      .first('*', this.#awaitingResumption(trx));
     return r ? this.#row(r) : undefined;
   }
 
@@ -445,14 +459,18 @@ export class OperationStore {
         // no live lease on another operation of the instance, and no older unfinished one, which goes first.
         const { rows: claimed } = await trx.raw(
           `UPDATE operations o
-              SET lease_owner = ?, lease_expires_at = now() + (? * interval '1 millisecond'), lease_renewed_at = now(), attempts = attempts + 1, updated_at = now()
+              SET lease_owner = ?,
+                  -- never past a deadline still ahead (one already passed: the worker fails it at once)
+                  lease_expires_at = CASE WHEN deadline_at > now() THEN LEAST(now() + (? * interval '1 millisecond'), deadline_at)
+                                          ELSE now() + (? * interval '1 millisecond') END,
+                  lease_renewed_at = now(), attempts = attempts + 1, updated_at = now()
             WHERE o.id = ?
               AND NOT EXISTS (
                 SELECT 1 FROM operations p
                  WHERE p.instance_id = o.instance_id AND p.id <> o.id
                    AND (p.lease_expires_at > now() OR (p.finished_at IS NULL AND p.created_at < o.created_at)))
             RETURNING *`,
-          [owner, leaseMs, c.id],
+          [owner, leaseMs, leaseMs, c.id],
         );
         if (claimed.length === 1) return this.#row(claimed[0]);
       }
@@ -465,7 +483,11 @@ export class OperationStore {
     const n = await this.#knex('operations')
       .where({ id, lease_owner: owner })
       .whereNull('finished_at')
-      .update({ lease_expires_at: this.#knex.raw(`now() + (? * interval '1 millisecond')`, [leaseMs]), lease_renewed_at: this.#knex.fn.now() });
+      .update({
+        // Never renewed past the operation's deadline, in the database's clock.
+        lease_expires_at: this.#knex.raw(`LEAST(now() + (? * interval '1 millisecond'), COALESCE(deadline_at, 'infinity'::timestamptz))`, [leaseMs]),
+        lease_renewed_at: this.#knex.fn.now(),
+      });
     return n === 1;
   }
 
@@ -582,12 +604,13 @@ export interface Stores {
   audit: AuditStore;
 }
 
-export function createStores(knex: Knex, box: SecretBox): Stores {
+/** `leaseMs`: the configured lease (BERTH_LEASE_SECONDS), by which a stopped worker is recognised. */
+export function createStores(knex: Knex, box: SecretBox, leaseMs: number): Stores {
   return {
     knex,
     instances: new InstanceStore(knex, box),
     bindings: new BindingStore(knex, box),
-    operations: new OperationStore(knex, box),
+    operations: new OperationStore(knex, box, leaseMs),
     audit: new AuditStore(knex),
   };
 }

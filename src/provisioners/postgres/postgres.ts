@@ -118,9 +118,10 @@ export class PostgresProvisioner implements Provisioner {
    * databases it creates (and its own state database where it may); only the server's operator
    * can close the others, so the warning says what to run.
    */
-  async inspectServers(plans: CatalogPlan[]): Promise<void> {
+  async inspectServers(plans: CatalogPlan[], signal: AbortSignal): Promise<void> {
     const servers = new Set(plans.map((p) => (p.provisioner.config as PostgresPlanConfig).server));
     for (const name of servers) {
+      if (signal.aborted) return; // shutting down: no new pool that nothing would close
       let server: DatabaseServer;
       try {
         server = this.#server(name);
@@ -128,7 +129,7 @@ export class PostgresProvisioner implements Provisioner {
         continue; // not configured: a provision on it fails, naming the variable
       }
       try {
-        const { rows } = await this.#admin(server, AbortSignal.timeout(30_000), (c) =>
+        const { rows } = await this.#admin(server, AbortSignal.any([signal, AbortSignal.timeout(30_000)]), (c) =>
           c.query<{ datname: string }>(
             `SELECT datname FROM pg_database
               WHERE datallowconn
