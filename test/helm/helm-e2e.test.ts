@@ -43,6 +43,7 @@ describe('helm provisioner on a real control plane', () => {
   after(async () => {
     await t?.stop();
     await db?.drop();
+    await Promise.all([appNs, 'berth-redis-test'].filter(Boolean).map((ns) => kube?.deleteNamespace(ns, { wait: true }).catch(() => undefined)));
   });
 
   test('provision → ready → bind with a Kubernetes Secret → unbind → update → deprovision', async () => {

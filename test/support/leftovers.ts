@@ -42,11 +42,19 @@ async function mariadbObjects(into: Snapshot): Promise<void> {
   }
 }
 
+/**
+ * Berth's installation (deploy/rbac.yaml and deploy/admission-policy.yaml in berth-system), applied once per run
+ * and shared by the test files that run Berth with exactly those rights (test/helm/support.ts): it goes with the
+ * run's cluster, like the CRD-style cluster objects, so no single test file can remove it.
+ */
+const RUN_INSTALLATION_NAMESPACES = new Set(['berth-system']);
+
 async function kubernetesNamespaces(into: Snapshot, kubeconfigPath: string): Promise<void> {
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfigPath);
   const list = await kc.makeApiClient(CoreV1Api).listNamespace();
-  into.set('Kubernetes namespaces', new Set(list.items.map((ns) => ns.metadata!.name!)));
+  const names = list.items.map((ns) => ns.metadata!.name!).filter((name) => !RUN_INSTALLATION_NAMESPACES.has(name));
+  into.set('Kubernetes namespaces', new Set(names));
 }
 
 /** Everything named above that exists now. `unreachable` collects the servers that could not be asked. */
