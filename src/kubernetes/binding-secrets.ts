@@ -101,16 +101,22 @@ export function createBindingSecretHooks(kube: KubernetesAccess, enabledByDefaul
       };
       // Checked here, before the cluster is called: the API server would refuse it as invalid every time.
       const refusal = bindingSecretKeysRefusal(Object.keys(body.stringData!), namespace);
-      if (refusal) throw new PermanentError(refusal);
+      // The credential names come from the user (user-provided parameters); such binds are refused before queuing (checkBind).
+      if (refusal) throw new PermanentError(refusal, { causedByRequest: true });
       const action = `write the binding Secret ${namespace}/${name}`;
       const remedies = { 404: `the bind request's context names namespace "${namespace}"; bind into an existing namespace` };
+      // The namespace comes from the request's context, and the Secret's content from its parameters: a missing
+      // namespace or an invalid Secret is the request's to change.
+      const fromRequest = [404, 422];
       await op.progress(`Writing Secret ${namespace}/${name}`);
       try {
         await api().createNamespacedSecret({ namespace, body });
         return;
       } catch (err) {
-        if (statusOf(err) === 404) throw new PermanentError(`Namespace "${namespace}" from the bind request's context does not exist.`);
-        if (statusOf(err) !== 409) throw kubernetesFailure(err, action, remedies);
+        if (statusOf(err) === 404) {
+          throw new PermanentError(`Namespace "${namespace}" from the bind request's context does not exist; bind into an existing namespace.`, { causedByRequest: true });
+        }
+        if (statusOf(err) !== 409) throw kubernetesFailure(err, action, remedies, fromRequest);
       }
       let existing: V1Secret;
       try {
@@ -125,7 +131,7 @@ export function createBindingSecretHooks(kube: KubernetesAccess, enabledByDefaul
       try {
         await api().replaceNamespacedSecret({ name, namespace, body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion } } });
       } catch (err) {
-        throw kubernetesFailure(err, action, remedies);
+        throw kubernetesFailure(err, action, remedies, fromRequest);
       }
     },
 
