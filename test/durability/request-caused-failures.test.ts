@@ -9,7 +9,9 @@
 // as kube-apiserver does for a Secret in a namespace that does not exist.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { once } from 'node:events';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO, startTestBerth, type TestBerth } from '../support/berth.ts';
@@ -124,5 +126,51 @@ describe('postgres: a bind into a namespace that does not exist', () => {
     assert.equal(await pgRoleExists(pgNames.bindingRole(id, bindingId)), true);
     assert.equal((await h.unbind(id, bindingId, PG.service, PG.small)).status, 200);
     assert.equal((await h.deprovision(id, PG.service, PG.small)).body?.state, 'succeeded');
+  });
+});
+
+describe('a request-caused failure whose create cannot be undone', () => {
+  let api: Server;
+  let db: TestDatabase;
+  let t: TestBerth;
+
+  before(async () => {
+    // Writes: the namespace does not exist. Reads (the undo looks for the binding Secret): the API server is failing.
+    api = createServer((req, res) => {
+      req.resume();
+      res.setHeader('content-type', 'application/json');
+      if (req.method === 'GET') {
+        res.statusCode = 503;
+        res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'etcd is unavailable', code: 503 }));
+        return;
+      }
+      res.statusCode = 404;
+      res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', message: 'namespaces "berth-no-such-namespace" not found', code: 404 }));
+    });
+    api.listen(0, '127.0.0.1');
+    await once(api, 'listening');
+    const kubeconfig = standInKubeconfig();
+    writeFileSync(
+      kubeconfig,
+      `apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "http://127.0.0.1:${(api.address() as { port: number }).port}", insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n`,
+    );
+    db = await createTestDatabase('berth_reqfail');
+    t = await startTestBerth({ databaseUrl: db.url, catalogPath: join(REPO, 'test/fixtures/catalog-helm.yaml'), env: { KUBECONFIG: kubeconfig, BERTH_KUBERNETES_SECRETS: 'true' } });
+  });
+  after(async () => {
+    await t?.stop();
+    await db?.drop();
+    api?.close();
+  });
+
+  test('is answered 500, so that the platform cleans up what is left', async () => {
+    const id = 'ups-no-undo';
+    assert.equal((await t.client.provision(id, { ...UPS, ...org, parameters: { credentials: { uri: 'https://x.example' } } }, false)).status, 201);
+    const b = await t.client.bind(id, 'b', { ...UPS, context: missingNamespace }, false);
+    assert.equal(b.status, 500, b.text);
+    assert.equal(b.body.error, 'OperationFailed');
+    assert.match(b.body.description, /berth-no-such-namespace/);
+    const row = await t.berth.stores.knex('bindings').where({ instance_id: id, id: 'b' }).first('state');
+    assert.equal(row?.state, 'create_failed', 'kept for the orphan mitigation unbind');
   });
 });

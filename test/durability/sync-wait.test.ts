@@ -165,7 +165,7 @@ test('Retry-After grows with the age of the operation, from 1 s to 15 s, and nev
 });
 
 test('BERTH_SYNC_WAIT_SECONDS: 20 s by default, refused at or past the platforms\' 60 s timeout', () => {
-  const base = { BROKER_USERNAME: 'u', BROKER_PASSWORD: 'p' };
+  const base = { BROKER_USERNAME: 'u', BROKER_PASSWORD: 'a-long-enough-password' };
   assert.equal(loadConfig(base).worker.syncWaitMs, 20_000);
   assert.equal(loadConfig({ ...base, BERTH_SYNC_WAIT_SECONDS: '5' }).worker.syncWaitMs, 5000);
   for (const bad of ['60', '0', 'soon']) {
