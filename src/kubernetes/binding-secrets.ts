@@ -105,18 +105,17 @@ export function createBindingSecretHooks(kube: KubernetesAccess, enabledByDefaul
       if (refusal) throw new PermanentError(refusal, { causedByRequest: true });
       const action = `write the binding Secret ${namespace}/${name}`;
       const remedies = { 404: `the bind request's context names namespace "${namespace}"; bind into an existing namespace` };
-      // The namespace comes from the request's context, and the Secret's content from its parameters: a missing
-      // namespace or an invalid Secret is the request's to change.
-      const fromRequest = [404, 422];
       await op.progress(`Writing Secret ${namespace}/${name}`);
       try {
         await api().createNamespacedSecret({ namespace, body });
         return;
       } catch (err) {
+        // The namespace comes from the request's context and the new Secret's content from its parameters: a
+        // missing namespace or an invalid new Secret is the request's to change.
         if (statusOf(err) === 404) {
           throw new PermanentError(`Namespace "${namespace}" from the bind request's context does not exist; bind into an existing namespace.`, { causedByRequest: true });
         }
-        if (statusOf(err) !== 409) throw kubernetesFailure(err, action, remedies, fromRequest);
+        if (statusOf(err) !== 409) throw kubernetesFailure(err, action, remedies, [422]);
       }
       let existing: V1Secret;
       try {
@@ -131,7 +130,8 @@ export function createBindingSecretHooks(kube: KubernetesAccess, enabledByDefaul
       try {
         await api().replaceNamespacedSecret({ name, namespace, body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion } } });
       } catch (err) {
-        throw kubernetesFailure(err, action, remedies, fromRequest);
+        // Not the request's: refusing to change what an earlier attempt wrote (e.g. its type) is a broker-side failure.
+        throw kubernetesFailure(err, action, remedies);
       }
     },
 
