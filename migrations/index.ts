@@ -8,6 +8,7 @@ import * as initial from './20261127000000_initial.ts';
 import * as claimIndex from './20261127100000_claim_index.ts';
 import * as planSnapshot from './20261203100000_plan_snapshot.ts';
 import * as resealBound from './20261203200000_reseal_bound.ts';
+import * as failureCause from './20261203300000_failure_cause.ts';
 
 /** What the starting process knows beyond the database, for migrations that backfill or rewrite from it. */
 export interface MigrationContext {
@@ -30,6 +31,7 @@ const migrations: readonly Migration[] = [
   ['20261127100000_claim_index', claimIndex],
   ['20261203100000_plan_snapshot', planSnapshot],
   ['20261203200000_reseal_bound', resealBound],
+  ['20261203300000_failure_cause', failureCause],
 ];
 
 /** The migrations, given what they may backfill from. */

@@ -101,7 +101,8 @@ export function createBindingSecretHooks(kube: KubernetesAccess, enabledByDefaul
       };
       // Checked here, before the cluster is called: the API server would refuse it as invalid every time.
       const refusal = bindingSecretKeysRefusal(Object.keys(body.stringData!), namespace);
-      if (refusal) throw new PermanentError(refusal);
+      // The credential names come from the user (user-provided parameters); such binds are refused before queuing (checkBind).
+      if (refusal) throw new PermanentError(refusal, { causedByRequest: true });
       const action = `write the binding Secret ${namespace}/${name}`;
       const remedies = { 404: `the bind request's context names namespace "${namespace}"; bind into an existing namespace` };
       await op.progress(`Writing Secret ${namespace}/${name}`);
@@ -109,8 +110,12 @@ export function createBindingSecretHooks(kube: KubernetesAccess, enabledByDefaul
         await api().createNamespacedSecret({ namespace, body });
         return;
       } catch (err) {
-        if (statusOf(err) === 404) throw new PermanentError(`Namespace "${namespace}" from the bind request's context does not exist.`);
-        if (statusOf(err) !== 409) throw kubernetesFailure(err, action, remedies);
+        // The namespace comes from the request's context and the new Secret's content from its parameters: a
+        // missing namespace or an invalid new Secret is the request's to change.
+        if (statusOf(err) === 404) {
+          throw new PermanentError(`Namespace "${namespace}" from the bind request's context does not exist; bind into an existing namespace.`, { causedByRequest: true });
+        }
+        if (statusOf(err) !== 409) throw kubernetesFailure(err, action, remedies, [422]);
       }
       let existing: V1Secret;
       try {
@@ -125,6 +130,7 @@ export function createBindingSecretHooks(kube: KubernetesAccess, enabledByDefaul
       try {
         await api().replaceNamespacedSecret({ name, namespace, body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion } } });
       } catch (err) {
+        // Not the request's: refusing to change what an earlier attempt wrote (e.g. its type) is a broker-side failure.
         throw kubernetesFailure(err, action, remedies);
       }
     },

@@ -81,10 +81,21 @@ const DEFAULT_REMEDIES: Required<Remedies> = {
  * The error an operation should throw for a failed Kubernetes call made to
  * `action` (e.g. `write Secret app/berth-binding-x`): a PermanentError with a
  * one-sentence description that says what to change, or a plain Error (short,
- * retried) for transient failures.
+ * retried) for transient failures. `requestStatuses`: the 4xx statuses that,
+ * for this call, mean the broker request's own data is wrong (e.g. 404 for a
+ * namespace the bind request named); those failures are marked causedByRequest.
  */
-export function kubernetesFailure(err: unknown, action: string, remedies: Remedies = {}): Error {
+export function kubernetesFailure(err: unknown, action: string, remedies: Remedies = {}, requestStatuses: readonly number[] = []): Error {
   if (err instanceof PermanentError) return err;
+  const failure = classify(err, action, remedies);
+  const status = statusOf(err);
+  if (failure instanceof PermanentError && status !== undefined && requestStatuses.includes(status)) {
+    return new PermanentError(failure.message, { causedByRequest: true });
+  }
+  return failure;
+}
+
+function classify(err: unknown, action: string, remedies: Remedies): Error {
   const status = statusOf(err);
   const reason = reasonOf(err);
   if (isTransientKubernetesError(err)) {

@@ -9,6 +9,7 @@ import type { Catalog, CatalogPlan } from '../catalog/catalog.ts';
 import { PlanSnapshots, UnusableSnapshot, snapshotOf, type PlanSnapshot } from '../catalog/plan-snapshot.ts';
 import {
   PermanentError,
+  causedByRequest,
   type BindingOperation,
   type InstanceOperation,
   type JsonObject,
@@ -361,7 +362,12 @@ export class OperationEngine {
       return;
     }
     if (err instanceof PermanentError) {
-      await this.#fail(op, { description: message, instanceUsable: err.instanceUsable, updateRepeatable: err.updateRepeatable }, log, started);
+      await this.#fail(
+        op,
+        { description: message, instanceUsable: err.instanceUsable, updateRepeatable: err.updateRepeatable, ...(err.causedByRequest ? { failureCause: 'request' as const } : {}) },
+        log,
+        started,
+      );
       return;
     }
     if (err instanceof UndecryptableError) {
@@ -434,24 +440,25 @@ export class OperationEngine {
             delete full.updateRepeatable;
           }
           if (!(await this.#stores.operations.finish(op.id, full, this.owner, trx))) return;
-          await this.#afterFailure(op, trx);
+          await this.#afterFailure(op, full, trx);
           await this.#audit(op, 'failed', trx);
         }),
       log,
     );
   }
 
-  async #afterFailure(op: OperationRecord, trx: Db): Promise<void> {
+  async #afterFailure(op: OperationRecord, outcome: Outcome, trx: Db): Promise<void> {
     const restore = op.request.previousState as string | undefined;
     switch (op.kind) {
       case 'provision':
-        return this.#stores.instances.patch(op.instanceId, { state: 'create_failed' }, trx);
+        // Refused because of the request, with what it made undone (#create): as if it had never come.
+        return this.#stores.instances.patch(op.instanceId, { state: outcome.failureCause === 'request' ? 'deleted' : 'create_failed' }, trx);
       case 'update':
         return this.#stores.instances.patch(op.instanceId, { state: 'ready' }, trx);
       case 'deprovision':
         return this.#stores.instances.patch(op.instanceId, { state: (restore as InstanceRecord['state']) ?? 'ready' }, trx);
       case 'bind':
-        return this.#stores.bindings.patch(op.instanceId, op.bindingId!, { state: 'create_failed' }, trx);
+        return this.#stores.bindings.patch(op.instanceId, op.bindingId!, { state: outcome.failureCause === 'request' ? 'deleted' : 'create_failed' }, trx);
       case 'unbind':
         return this.#stores.bindings.patch(op.instanceId, op.bindingId!, { state: (restore as BindingRecord['state']) ?? 'ready' }, trx);
     }
@@ -543,7 +550,7 @@ export class OperationEngine {
       let result: { dashboardUrl?: string; metadata?: JsonObject } | void = undefined;
       if (op.kind === 'provision') {
         await base.progress('Provisioning');
-        result = (await provisioner.provision(instanceOp)) ?? undefined;
+        result = (await this.#create(() => provisioner.provision(instanceOp), () => provisioner.deprovision(instanceOp), log)) ?? undefined;
       } else if (op.kind === 'update') {
         // Until the update succeeds the instance's record is the plan it is on.
         const previousPlanId = request.previousPlanId ?? instance.planId;
@@ -594,8 +601,18 @@ export class OperationEngine {
     const bindingOp = this.#bindingOp(op, signal, log, instance, view, binding);
     if (op.kind === 'bind') {
       await bindingOp.progress('Creating credentials');
-      const result = await provisioner.bind(bindingOp);
-      await this.#hooks.afterBind?.(bindingOp, result.credentials);
+      const result = await this.#create(
+        async () => {
+          const created = await provisioner.bind(bindingOp);
+          await this.#hooks.afterBind?.(bindingOp, created.credentials);
+          return created;
+        },
+        async () => {
+          await this.#hooks.beforeUnbind?.(bindingOp);
+          await provisioner.unbind(bindingOp);
+        },
+        log,
+      );
       await this.#succeed(op, log, (trx) =>
         this.#stores.bindings.patch(
           instance.id,
@@ -621,6 +638,26 @@ export class OperationEngine {
       await this.#succeed(op, log, (trx) =>
         this.#stores.bindings.patch(instance.id, binding.id, { state: 'deleted', credentials: undefined }, trx),
       );
+    }
+  }
+
+  /**
+   * Runs a create. When it fails because of the request's data, first undoes what it made (the platform
+   * does no cleanup after the 4xx such a failure is answered with). If that undo fails, the failure is
+   * reported as the broker's (500), so that the platform's orphan mitigation removes what is left.
+   */
+  async #create<T>(create: () => Promise<T>, undo: () => Promise<void>, log: Logger): Promise<T> {
+    try {
+      return await create();
+    } catch (err) {
+      if (!causedByRequest(err)) throw err;
+      try {
+        await undo();
+      } catch (undoErr) {
+        log.warn({ err: undoErr instanceof Error ? undoErr.message : String(undoErr) }, 'what the refused create made could not be undone; reported as a broker failure');
+        throw new PermanentError(err.message, { instanceUsable: err.instanceUsable, cause: err });
+      }
+      throw err;
     }
   }
 

@@ -23,7 +23,12 @@
 //   See docs/operations.md.
 // - Throw `PermanentError` for failures that retrying cannot fix (bad values,
 //   unsupported change); any other error is treated as transient and retried
-//   with backoff until the attempt budget or the deadline is spent.
+//   with backoff until the attempt budget or the deadline is spent. Say
+//   `causedByRequest: true` when the request's own data made it fail (a bind
+//   naming a namespace that does not exist): a synchronous request is then
+//   answered 400 instead of 500, after the engine undid what the operation
+//   did (so the platform need not clean up). Prefer refusing such data
+//   before it is queued (checkParameters, checkBind) where it can be seen.
 // - Never log secrets; put progress a user can read in `op.progress`.
 import type { Logger } from 'pino';
 import type { CatalogPlan, PlanConfigContext } from '../catalog/catalog.ts';
@@ -109,6 +114,8 @@ export interface Provisioner {
   readonly parametersAreSecret?: boolean;
   /** Rejects an update the provisioner can never perform (422), before anything is queued. */
   checkUpdate?(from: CatalogPlan, to: CatalogPlan): string | undefined;
+  /** Rejects instance parameters (of a provision, or an update's merged ones) the provisioner can never use (400), before anything is queued. */
+  checkParameters?(plan: CatalogPlan, parameters: JsonObject): string | undefined;
   /** Rejects a bind the provisioner can never perform (400), before anything is queued. */
   checkBind?(plan: CatalogPlan, instanceParameters: JsonObject, bindContext: JsonObject | undefined): string | undefined;
   /** Offline checks for `berth catalog validate` (e.g. render charts); returns problems. */
@@ -134,16 +141,27 @@ export function parsePlanBlock(
   return { config: parsed.data };
 }
 
-/** A failure that retrying cannot fix. `message` is shown to the platform's user. */
+/**
+ * A failure that retrying cannot fix. `message` is shown to the platform's user.
+ * `causedByRequest`: the request's data is why (the client must change it), not
+ * the broker or its servers; a synchronous request then gets 400, not 500.
+ */
 export class PermanentError extends Error {
   readonly instanceUsable: boolean | undefined;
   readonly updateRepeatable: boolean | undefined;
-  constructor(message: string, opts: { instanceUsable?: boolean; updateRepeatable?: boolean; cause?: unknown } = {}) {
+  readonly causedByRequest: boolean;
+  constructor(message: string, opts: { instanceUsable?: boolean; updateRepeatable?: boolean; causedByRequest?: boolean; cause?: unknown } = {}) {
     super(message, { cause: opts.cause });
     this.name = 'PermanentError';
     this.instanceUsable = opts.instanceUsable;
     this.updateRepeatable = opts.updateRepeatable;
+    this.causedByRequest = opts.causedByRequest ?? false;
   }
+}
+
+/** Whether `err` is a permanent failure the request's data caused. */
+export function causedByRequest(err: unknown): err is PermanentError {
+  return err instanceof PermanentError && err.causedByRequest;
 }
 
 export class ProvisionerRegistry {

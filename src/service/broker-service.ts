@@ -199,6 +199,12 @@ export class BrokerService {
     if (!validate(parameters ?? {})) throw errors.badRequest(`Invalid parameters: ${describeErrors(validate.errors)}`);
   }
 
+  /** What the plan's provisioner can never use, refused before anything is stored (a failed operation would be the broker's 500). */
+  #checkParameters(plan: CatalogPlan, parameters: JsonObject): void {
+    const refusal = this.#provisioners.forPlan(plan).checkParameters?.(plan, parameters);
+    if (refusal) throw errors.badRequest(refusal);
+  }
+
   #deadline(plan: CatalogPlan): Date | undefined {
     const s = plan.maximumPollingDurationSeconds;
     return s ? new Date(Date.now() + s * 1000) : undefined;
@@ -254,12 +260,15 @@ export class BrokerService {
     // concurrent one, which is a 4xx (no orphan mitigation: the delete already cleans up).
     const next = await this.#stores.operations.latest(op.instanceId, op.bindingId);
     if (next && next.id !== op.id && next.request.halted === op.id) return errors.halted(op.description);
-    // The provisioner failed: a broker-side error, after which the platform should clean up.
-    return new OsbError(500, op.description, {
-      error: 'OperationFailed',
+    const usability = {
       ...(op.kind === 'update' || op.kind === 'deprovision' ? { instanceUsable: op.instanceUsable ?? true } : {}),
       ...(op.kind === 'update' ? { updateRepeatable: op.updateRepeatable ?? true } : {}),
-    });
+    };
+    // The request's own data made it fail (e.g. a namespace that does not exist), and what it made was undone:
+    // the client has to change the request (OSB: 400 for invalid data).
+    if (op.failureCause === 'request') return new OsbError(400, op.description, { error: 'BadRequest', ...usability });
+    // The provisioner failed: a broker-side error, after which the platform should clean up.
+    return new OsbError(500, op.description, { error: 'OperationFailed', ...usability });
   }
 
   /**
@@ -294,6 +303,7 @@ export class BrokerService {
     const plan = this.#plan(service, req.planId);
     const async = this.#requireAsyncAllowed(plan, 'provision', req.acceptsIncomplete, meta.apiMinor);
     this.#validate(plan.schemas.instanceCreate, req.parameters);
+    this.#checkParameters(plan, req.parameters ?? {});
     if (req.maintenanceVersion !== undefined && req.maintenanceVersion !== plan.maintenanceVersion) {
       throw errors.maintenanceInfoConflict(plan.maintenanceVersion, req.maintenanceVersion);
     }
@@ -370,6 +380,7 @@ export class BrokerService {
     if (req.parameters !== undefined && targetPlan.schemas.instanceUpdate && targetPlan.schemas.instanceCreate) {
       this.#validate(targetPlan.schemas.instanceCreate, parameters);
     }
+    if (req.parameters !== undefined) this.#checkParameters(targetPlan, parameters);
     if (planChange && !currentPlan.planUpdateable) {
       throw errors.unprocessable(`Plan "${currentPlan.name}" cannot be changed to another plan (plan_updateable is false).`, { updateRepeatable: false });
     }

@@ -55,6 +55,8 @@ export interface OperationRecord {
   description: string;
   instanceUsable: boolean | undefined;
   updateRepeatable: boolean | undefined;
+  /** Set on a failure the request's own data caused (see PermanentError.causedByRequest). */
+  failureCause: 'request' | undefined;
   request: JsonObject;
   leaseOwner: string | undefined;
   leaseExpiresAt: Date | undefined;
@@ -302,10 +304,11 @@ export interface Outcome {
   description: string;
   instanceUsable?: boolean;
   updateRepeatable?: boolean;
+  failureCause?: 'request';
 }
 
 const STATUS_COLUMNS = [
-  'id', 'instance_id', 'binding_id', 'kind', 'state', 'description', 'instance_usable', 'update_repeatable',
+  'id', 'instance_id', 'binding_id', 'kind', 'state', 'description', 'instance_usable', 'update_repeatable', 'failure_cause',
   'lease_owner', 'lease_expires_at', 'attempts', 'deadline_at', 'request_identity', 'created_at', 'finished_at',
 ];
 
@@ -353,6 +356,7 @@ export class OperationStore {
       description: r.description,
       instanceUsable: opt(r.instance_usable),
       updateRepeatable: opt(r.update_repeatable),
+      failureCause: opt(r.failure_cause ?? null),
       request,
       leaseOwner: opt(r.lease_owner),
       leaseExpiresAt: opt(r.lease_expires_at),
@@ -535,6 +539,7 @@ export class OperationStore {
       description: outcome.description,
       instance_usable: outcome.instanceUsable ?? null,
       update_repeatable: outcome.updateRepeatable ?? null,
+      failure_cause: outcome.failureCause ?? null,
       finished_at: trx.fn.now(),
       updated_at: trx.fn.now(),
     };

@@ -1,6 +1,7 @@
 // Binding Secrets against a stand-in Kubernetes API on 127.0.0.1 that answers
 // what we tell it to: a permanent API error ends the bind at once with a short
-// description (no retries), and credential names that cannot be Secret keys
+// description (no retries), one caused by the request's data (an invalid
+// Secret) is answered 400, and credential names that cannot be Secret keys
 // are refused with 400 before the cluster is called.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -51,6 +52,12 @@ describe('binding Secrets: Kubernetes API errors', () => {
     api = createServer((req, res) => {
       requests.push({ method: req.method ?? '', url: req.url ?? '' });
       req.resume();
+      if (req.method === 'GET') {
+        // No binding Secret exists (read when the refused bind is undone).
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', code: 404 }));
+        return;
+      }
       res.writeHead(422, { 'content-type': 'application/json', 'audit-id': '0f9e1d2c-aaaa-bbbb-cccc-0123456789ab', 'x-kubernetes-pf-flowschema-uid': 'abc' });
       res.end(invalidSecretStatus());
     });
@@ -85,19 +92,22 @@ describe('binding Secrets: Kubernetes API errors', () => {
     api?.close();
   });
 
-  test('a 422 from the API server ends the bind at once with a short description, not after retries', async () => {
+  test('a 422 from the API server ends the bind at once with a short description, not after retries, answered 400', async () => {
     const id = 'ups-422';
     assert.equal((await t.client.provision(id, { ...UPS, ...org, parameters: { credentials: { uri: 'https://x.example', token: 't' } } }, false)).status, 201);
     const before = requests.length;
     const b = await t.client.bind(id, 'b1', { ...UPS, context: kubeContext }, false);
     // Synchronous: the answer carries the outcome (a transient classification would answer 504 "taking longer").
-    assert.ok(b.status >= 400 && b.status !== 504, `${b.status} ${b.text}`);
+    // The Secret is invalid because of what the request carried: the client's to change, so 400 (not 500).
+    assert.equal(b.status, 400, b.text);
+    assert.equal(b.body.error, 'BadRequest');
     const description: string = b.body.description;
     assert.match(description, /^Kubernetes refused to write the binding Secret app\/berth-binding-\S+ as invalid \(data\[my key\]: Invalid value/);
     assert.match(description, /; change what it names\.$/);
     assert.ok(description.length < 400, `too long (${description.length}): ${description}`);
     for (const leak of ['HTTP-Code', 'Headers', 'audit-id', '{', 'Unknown API Status Code']) assert.ok(!description.includes(leak), `leaks ${leak}: ${description}`);
-    assert.equal(requests.length - before, 1, 'exactly one request: a permanent error is not retried');
+    const writes = requests.slice(before).filter((r) => r.method !== 'GET');
+    assert.equal(writes.length, 1, 'exactly one write: a permanent error is not retried');
     const lo = await t.client.bindingLastOperation(id, 'b1');
     assert.equal(lo.body.state, 'failed', lo.text);
   });
@@ -123,6 +133,20 @@ describe('binding Secrets: Kubernetes API errors', () => {
 describe('Kubernetes API error classification', () => {
   const apiError = (code: number, body: object | string = {}) =>
     new ApiException(code, 'Unknown API Status Code!', typeof body === 'string' ? body : JSON.stringify(body), { 'audit-id': 'x' });
+
+  test('only the statuses a call names as the request\'s fault are marked caused by the request', () => {
+    for (const code of [404, 422]) {
+      const e = kubernetesFailure(apiError(code), 'write the binding Secret a/b', {}, [404, 422]);
+      assert.ok(e instanceof PermanentError && e.causedByRequest, String(code));
+      assert.ok(!(kubernetesFailure(apiError(code), 'write the binding Secret a/b') as PermanentError).causedByRequest, `${code} without requestStatuses`);
+    }
+    // Credentials, permissions and Berth's own defects stay the broker's (500): the client cannot fix them.
+    for (const code of [400, 401, 403]) {
+      const e = kubernetesFailure(apiError(code), 'write the binding Secret a/b', {}, [404, 422]);
+      assert.ok(e instanceof PermanentError && !e.causedByRequest, String(code));
+    }
+    for (const code of [409, 429, 503]) assert.ok(!(kubernetesFailure(apiError(code), 'x', {}, [404, 422]) instanceof PermanentError), String(code));
+  });
 
   test('4xx other than 409 and 429 is permanent; 409, 429, 5xx and network errors are transient', () => {
     for (const code of [400, 401, 403, 404, 405, 410, 413, 415, 422]) {

@@ -33,6 +33,10 @@ export class UserProvidedProvisioner implements Provisioner {
     return false;
   }
 
+  checkParameters(_plan: CatalogPlan, parameters: JsonObject): string | undefined {
+    return parametersProblem(parameters);
+  }
+
   async provision(op: InstanceOperation): Promise<void> {
     credentialsOf(op.instance.parameters);
   }
@@ -60,6 +64,22 @@ export class UserProvidedProvisioner implements Provisioner {
   }
 
   async unbind(): Promise<void> {}
+}
+
+/** Why these parameters cannot make a user-provided instance, in a sentence that says what to send; undefined when they can. */
+export function parametersProblem(parameters: JsonObject): string | undefined {
+  const c = parameters.credentials;
+  if (c === undefined) {
+    return 'A user-provided instance needs parameters.credentials: a JSON object with the credentials to hand out, e.g. {"credentials": {"uri": "…"}}.';
+  }
+  if (typeof c !== 'object' || c === null || Array.isArray(c)) {
+    return `parameters.credentials must be a JSON object with the credentials to hand out, e.g. {"uri": "…"}, not ${c === null ? 'null' : Array.isArray(c) ? 'an array' : `a ${typeof c}`}.`;
+  }
+  for (const key of ['syslog_drain_url', 'route_service_url']) {
+    const v = parameters[key];
+    if (v !== undefined && typeof v !== 'string') return `parameters.${key} must be a string (a URL), not ${v === null ? 'null' : Array.isArray(v) ? 'an array' : `a ${typeof v}`}.`;
+  }
+  return undefined;
 }
 
 function credentialsOf(parameters: JsonObject): JsonObject {
