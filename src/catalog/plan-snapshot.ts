@@ -20,16 +20,11 @@ export interface PlanSnapshot {
   requiresApp: boolean;
   bindingSecret?: boolean;
   provisioner: { kind: string; settings: Record<string, unknown> };
-  service: {
-    id: string;
-    name: string;
-    bindable: boolean;
-    instancesRetrievable: boolean;
-    bindingsRetrievable: boolean;
-    allowContextUpdates: boolean;
-    requires: string[];
-  };
+  service: RecordedService;
 }
+
+/** What a recorded plan keeps of its service: everything but the published form and the other plans. */
+type RecordedService = Omit<CatalogService, 'plans' | 'published'>;
 
 export function snapshotOf(plan: CatalogPlan): PlanSnapshot {
   const s = plan.service;
@@ -52,7 +47,7 @@ export function snapshotOf(plan: CatalogPlan): PlanSnapshot {
       bindingsRetrievable: s.bindingsRetrievable,
       allowContextUpdates: s.allowContextUpdates,
       requires: s.requires,
-    },
+    } satisfies Required<RecordedService>,
   };
 }
 
@@ -77,18 +72,7 @@ export class PlanSnapshots {
       const problems = parsed.problems.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message)).join('; ');
       throw new UnusableSnapshot(`this Berth process cannot use the recorded provisioner settings of plan "${snapshot.name}" (${snapshot.id}): ${problems}`);
     }
-    const s = snapshot.service;
-    const service: CatalogService = {
-      id: s.id,
-      name: s.name,
-      bindable: s.bindable,
-      instancesRetrievable: s.instancesRetrievable,
-      bindingsRetrievable: s.bindingsRetrievable,
-      allowContextUpdates: s.allowContextUpdates,
-      requires: s.requires,
-      plans: [],
-      published: {},
-    };
+    const service: CatalogService = { ...snapshot.service, plans: [], published: {} };
     const plan: CatalogPlan = {
       id: snapshot.id,
       name: snapshot.name,
