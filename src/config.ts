@@ -1,5 +1,6 @@
 // The only module that reads process.env. Everything else receives a Config.
 import { z } from 'zod';
+import { SecretBox } from './secret-box.ts';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -132,6 +133,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (e.DATABASE_URL && !e.BERTH_ENCRYPTION_KEYS) {
     throw new ConfigError('BERTH_ENCRYPTION_KEYS is required when DATABASE_URL is set');
+  }
+  if (e.BERTH_ENCRYPTION_KEYS !== undefined) {
+    // Parsed here once so a malformed value stops every command with one sentence, not a stack trace later.
+    try {
+      new SecretBox(e.BERTH_ENCRYPTION_KEYS);
+    } catch (err) {
+      throw new ConfigError(`${(err as Error).message.replace(/^(?!BERTH_ENCRYPTION_KEYS)/, 'BERTH_ENCRYPTION_KEYS: ')}`);
+    }
   }
   return {
     port: e.PORT,
