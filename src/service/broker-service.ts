@@ -650,17 +650,18 @@ export class BrokerService {
   }
 
   async bindingLastOperation(instanceId: string, bindingId: string, operationId: string | undefined): Promise<LastOperationReport | 'gone'> {
-    const binding = await this.#stores.bindings.get(instanceId, bindingId);
-    if (!binding) throw errors.notFound(`Service binding ${bindingId} does not exist.`);
+    // Only its state matters here, so nothing is decrypted (a binding sealed under a removed key still answers).
+    const bindingState = await this.#stores.bindings.stateOf(instanceId, bindingId);
+    if (!bindingState) throw errors.notFound(`Service binding ${bindingId} does not exist.`);
     let op = operationId ? await this.#stores.operations.get(operationId) : await this.#stores.operations.latest(instanceId, bindingId);
     if (operationId && (!op || op.instanceId !== instanceId || op.bindingId !== bindingId)) {
       throw errors.badRequest(`Operation ${operationId} is not an operation of service binding ${bindingId}.`);
     }
     if (!op) {
-      if (binding.state === 'deleted') return 'gone';
+      if (bindingState === 'deleted') return 'gone';
       throw errors.notFound(`Service binding ${bindingId} has no operations.`);
     }
-    if (!operationId && binding.state === 'deleted' && op.kind === 'unbind' && op.state === 'succeeded') {
+    if (!operationId && bindingState === 'deleted' && op.kind === 'unbind' && op.state === 'succeeded') {
       // 410 is the answer to a platform polling an asynchronous unbind. Nobody polls a synchronous
       // unbind, so after one that halted the bind, the poll is about the bind: report how it ended.
       const halted = op.request.synchronous === true && typeof op.request.halted === 'string' ? await this.#stores.operations.get(op.request.halted) : undefined;

@@ -223,6 +223,12 @@ export class BindingStore {
     };
   }
 
+  /** The binding's state without decrypting anything (last_operation needs no secret). */
+  async stateOf(instanceId: string, id: string, trx: Db = this.#knex): Promise<BindingRecord['state'] | undefined> {
+    const r = await trx('bindings').where({ instance_id: instanceId, id }).first('state');
+    return r?.state;
+  }
+
   async get(instanceId: string, id: string, trx: Db = this.#knex, opts: { lock?: boolean } = {}): Promise<BindingRecord | undefined> {
     const q = trx('bindings').where({ instance_id: instanceId, id }).first();
     if (opts.lock) q.forUpdate();

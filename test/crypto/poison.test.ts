@@ -101,6 +101,10 @@ describe('rows sealed under a removed key', () => {
     assert.equal(b.status, 500, b.text);
     assert.match(b.body.description, /credentials of service binding "poison-binding".*key "retired-2025"/);
     assert.doesNotMatch(b.text, /old/);
+    // Its last_operation needs no secret: it still answers how the bind ended.
+    const lo = await t.client.bindingLastOperation('healthy-0', 'poison-binding');
+    assert.equal(lo.status, 200, lo.text);
+    assert.equal(lo.body.state, 'succeeded');
 
     // Berth still serves and still runs operations.
     const more = await t.client.provision('after-poison', { ...FAST, ...org, parameters: { size: 1 } });
