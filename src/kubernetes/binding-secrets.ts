@@ -2,7 +2,7 @@
 // the Service Binding for Kubernetes format (type servicebinding.io/<type>),
 // when the bind request comes from Kubernetes. Berth only ever changes or
 // deletes Secrets it labelled as its own for that same binding.
-import { CoreV1Api, type V1Secret } from '@kubernetes/client-node';
+import type { V1Secret } from '@kubernetes/client-node';
 import type { CatalogPlan } from '../catalog/catalog.ts';
 import type { BindingHooks } from '../operations/engine.ts';
 import type { BindingOperation, JsonObject } from '../provisioners/provisioner.ts';
@@ -76,7 +76,7 @@ export function secretEntries(credentials: JsonObject): Record<string, string> {
 }
 
 export function createBindingSecretHooks(kube: KubernetesAccess, enabledByDefault: boolean): BindingHooks {
-  const api = () => kube.kubeConfig().makeApiClient(CoreV1Api);
+  const api = () => kube.api((k8s) => k8s.CoreV1Api);
   const ours = (s: V1Secret, op: BindingOperation) =>
     s.metadata?.labels?.['app.kubernetes.io/managed-by'] === 'berth' &&
     s.metadata?.annotations?.[BINDING_ID_ANNOTATION] === op.binding.id &&
@@ -107,7 +107,7 @@ export function createBindingSecretHooks(kube: KubernetesAccess, enabledByDefaul
       const remedies = { 404: `the bind request's context names namespace "${namespace}"; bind into an existing namespace` };
       await op.progress(`Writing Secret ${namespace}/${name}`);
       try {
-        await api().createNamespacedSecret({ namespace, body });
+        await (await api()).createNamespacedSecret({ namespace, body });
         return;
       } catch (err) {
         // The namespace comes from the request's context and the new Secret's content from its parameters: a
@@ -119,7 +119,7 @@ export function createBindingSecretHooks(kube: KubernetesAccess, enabledByDefaul
       }
       let existing: V1Secret;
       try {
-        existing = await api().readNamespacedSecret({ name, namespace });
+        existing = await (await api()).readNamespacedSecret({ name, namespace });
       } catch (err) {
         throw kubernetesFailure(err, `read the existing Secret ${namespace}/${name}`, remedies);
       }
@@ -128,7 +128,7 @@ export function createBindingSecretHooks(kube: KubernetesAccess, enabledByDefaul
       }
       // A re-run after a crash: bring our own Secret up to date.
       try {
-        await api().replaceNamespacedSecret({ name, namespace, body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion } } });
+        await (await api()).replaceNamespacedSecret({ name, namespace, body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion } } });
       } catch (err) {
         // Not the request's: refusing to change what an earlier attempt wrote (e.g. its type) is a broker-side failure.
         throw kubernetesFailure(err, action, remedies);
@@ -141,7 +141,7 @@ export function createBindingSecretHooks(kube: KubernetesAccess, enabledByDefaul
       const name = bindingSecretName(op.instance.id, op.binding.id);
       let existing: V1Secret;
       try {
-        existing = await api().readNamespacedSecret({ name, namespace });
+        existing = await (await api()).readNamespacedSecret({ name, namespace });
       } catch (err) {
         if (statusOf(err) === 404) return;
         throw kubernetesFailure(err, `read the binding Secret ${namespace}/${name}`);
@@ -149,7 +149,7 @@ export function createBindingSecretHooks(kube: KubernetesAccess, enabledByDefaul
       if (!ours(existing, op)) return;
       try {
         // Only the Secret just read: if it was replaced meanwhile, it is not ours to delete.
-        await api().deleteNamespacedSecret({ name, namespace, body: { preconditions: { uid: existing.metadata?.uid } } });
+        await (await api()).deleteNamespacedSecret({ name, namespace, body: { preconditions: { uid: existing.metadata?.uid } } });
       } catch (err) {
         if (statusOf(err) !== 404) throw kubernetesFailure(err, `delete the binding Secret ${namespace}/${name}`);
       }

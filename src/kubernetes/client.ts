@@ -1,14 +1,29 @@
 // Where Berth finds a Kubernetes cluster: KUBECONFIG, else the in-cluster
 // ServiceAccount when running as a Pod. Without either, Kubernetes features
 // fail with a message that says what to configure; the broker itself runs.
+//
+// @kubernetes/client-node is imported here only, and only when a cluster is
+// first used: loading it costs about 0.7 s and 80 MB, which a broker without
+// a cluster (or one that never binds into it) should not pay at every start.
+// Other modules import its types only (`import type`).
 import { existsSync } from 'node:fs';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { ApiConstructor, ApiType, KubeConfig } from '@kubernetes/client-node';
 import type { Config } from '../config.ts';
 import { PermanentError } from '../provisioners/provisioner.ts';
 
+export type KubernetesClient = typeof import('@kubernetes/client-node');
+
+let client: Promise<KubernetesClient> | undefined;
+
+/** The @kubernetes/client-node module, imported on first call. */
+export function loadKubernetesClient(): Promise<KubernetesClient> {
+  client ??= import('@kubernetes/client-node');
+  return client;
+}
+
 export class KubernetesAccess {
   readonly #config: Config;
-  #kc: KubeConfig | undefined;
+  #kc: Promise<KubeConfig> | undefined;
 
   constructor(config: Config) {
     this.#config = config;
@@ -30,18 +45,33 @@ export class KubernetesAccess {
     return undefined;
   }
 
-  kubeConfig(): KubeConfig {
-    if (this.#kc) return this.#kc;
+  /** The cluster's configuration; rejects with what to configure when there is none. */
+  kubeConfig(): Promise<KubeConfig> {
+    if (!this.#kc) {
+      this.#kc = this.#load();
+      // Not kept when it failed: a kubeconfig fixed later is read on the next call.
+      this.#kc.catch(() => (this.#kc = undefined));
+    }
+    return this.#kc;
+  }
+
+  /** An API client for the cluster, e.g. `await kube.api((k8s) => k8s.CoreV1Api)`. */
+  async api<T extends ApiType>(apiClass: (k8s: KubernetesClient) => ApiConstructor<T>): Promise<T> {
+    const kc = await this.kubeConfig();
+    return kc.makeApiClient(apiClass(await loadKubernetesClient()));
+  }
+
+  async #load(): Promise<KubeConfig> {
     const source = this.#source();
     if (!source) {
       throw new PermanentError(
         'Berth has no Kubernetes cluster configured: set KUBECONFIG to a kubeconfig file for the cluster (or run Berth inside the cluster with a ServiceAccount).',
       );
     }
+    const { KubeConfig } = await loadKubernetesClient();
     const kc = new KubeConfig();
     if (source === 'file') kc.loadFromFile(this.#config.kubeconfig!);
     else kc.loadFromCluster();
-    this.#kc = kc;
     return kc;
   }
 }

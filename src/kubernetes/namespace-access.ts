@@ -5,7 +5,7 @@
 // with a RoleBinding in each namespace it uses. deploy/admission-policy.yaml
 // lets it create that RoleBinding only in namespaces labelled
 // app.kubernetes.io/managed-by=berth, only for itself and only for that role.
-import { AuthenticationV1Api, AuthorizationV1Api, RbacAuthorizationV1Api, type RbacV1Subject } from '@kubernetes/client-node';
+import type { RbacV1Subject } from '@kubernetes/client-node';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PermanentError } from '../provisioners/provisioner.ts';
 import type { KubernetesAccess } from './client.ts';
@@ -22,9 +22,8 @@ export function whoAmI(kube: KubernetesAccess): Promise<string> {
   let name = usernames.get(kube);
   if (!name) {
     name = kube
-      .kubeConfig()
-      .makeApiClient(AuthenticationV1Api)
-      .createSelfSubjectReview({ body: {} })
+      .api((k8s) => k8s.AuthenticationV1Api)
+      .then((api) => api.createSelfSubjectReview({ body: {} }))
       .then((r) => {
         const username = r.status?.userInfo?.username;
         if (!username) throw new Error('the Kubernetes API did not say which user Berth is (SelfSubjectReview)');
@@ -43,10 +42,8 @@ function subjectFor(username: string): RbacV1Subject {
 
 /** Whether Berth may list Secrets in `namespace` (what Helm does first, to find its release records). */
 async function mayManageReleases(kube: KubernetesAccess, namespace: string): Promise<boolean> {
-  const review = await kube
-    .kubeConfig()
-    .makeApiClient(AuthorizationV1Api)
-    .createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: { namespace, verb: 'list', resource: 'secrets' } } } });
+  const api = await kube.api((k8s) => k8s.AuthorizationV1Api);
+  const review = await api.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: { namespace, verb: 'list', resource: 'secrets' } } } });
   return review.status?.allowed === true;
 }
 
@@ -60,17 +57,15 @@ export async function ensureReleaseAccess(kube: KubernetesAccess, namespace: str
   try {
     if (await mayManageReleases(kube, namespace)) return;
     const username = await whoAmI(kube);
-    await kube
-      .kubeConfig()
-      .makeApiClient(RbacAuthorizationV1Api)
-      .createNamespacedRoleBinding({
-        namespace,
-        body: {
-          metadata: { name: INSTANCE_ROLE, labels: { ...MANAGED_BY } },
-          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: INSTANCE_ROLE },
-          subjects: [subjectFor(username)],
-        },
-      });
+    const rbac = await kube.api((k8s) => k8s.RbacAuthorizationV1Api);
+    await rbac.createNamespacedRoleBinding({
+      namespace,
+      body: {
+        metadata: { name: INSTANCE_ROLE, labels: { ...MANAGED_BY } },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: INSTANCE_ROLE },
+        subjects: [subjectFor(username)],
+      },
+    });
   } catch (err) {
     if (statusOf(err) === 404) throw new PermanentError(`Namespace "${namespace}" does not exist; create it (labelled ${managedBy}) or change the plan's namespace.`);
     if (statusOf(err) !== 409) {

@@ -1,7 +1,7 @@
 // The helm CLI (Helm 4), driven with argument arrays. Values always travel
 // on stdin (`--values -`), never in argv, so secrets stay out of process
 // listings and error messages.
-import { execa, type ExecaError } from 'execa';
+import type { ExecaError } from 'execa';
 
 export interface HelmRunOptions {
   bin: string;
@@ -24,6 +24,8 @@ export class HelmError extends Error {
 }
 
 export async function helm(args: string[], opts: HelmRunOptions & { input?: string }): Promise<string> {
+  // Imported when helm first runs: a broker without helm plans skips its load at start.
+  const { execa } = await import('execa');
   try {
     const result = await execa(opts.bin, args, {
       input: opts.input,

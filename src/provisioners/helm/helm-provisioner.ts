@@ -4,7 +4,7 @@
 // a release left pending by a crash is repaired, delete tolerates "not found".
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { mkdir } from 'node:fs/promises';
-import { CoreV1Api, type V1Secret, type V1Service } from '@kubernetes/client-node';
+import type { V1Secret, V1Service } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import type { Config } from '../../config.ts';
 import type { CatalogPlan, PlanConfigContext } from '../../catalog/catalog.ts';
@@ -129,7 +129,7 @@ export class HelmProvisioner implements Provisioner {
   /** The release namespace exists (created for the instance, or the plan's fixed one) and Berth may install into it. */
   async #ensureNamespace(c: HelmPlanConfig, instanceId: string, namespace: string, signal: AbortSignal): Promise<void> {
     if (c.namespace.strategy === 'fixed') return ensureReleaseAccess(this.#kube, namespace, false, signal);
-    const core = this.#kube.kubeConfig().makeApiClient(CoreV1Api);
+    const core = await this.#kube.api((k8s) => k8s.CoreV1Api);
     try {
       // The labels are what deploy/admission-policy.yaml checks before Berth may write into or delete the namespace.
       await core.createNamespace({
@@ -157,7 +157,7 @@ export class HelmProvisioner implements Provisioner {
   async #apply(op: InstanceOperation, change: 'install' | 'upgrade'): Promise<void> {
     const plan = op.instance.plan;
     const c = this.#plan(plan);
-    this.#kube.kubeConfig(); // fails fast with what to configure
+    await this.#kube.kubeConfig(); // fails fast with what to configure
     const release = releaseName(op.instance.id);
     const namespace = this.#namespace(c, op.instance.id);
     await op.checkpoint({ release, namespace });
@@ -194,7 +194,7 @@ export class HelmProvisioner implements Provisioner {
     for (let pause = 250; ; pause = Math.min(2000, Math.round(pause * 1.5))) {
       let r;
       try {
-        r = await readiness(this.#kube.kubeConfig(), namespace, workloads);
+        r = await readiness(this.#kube, namespace, workloads);
       } catch (err) {
         throw kubernetesFailure(err, `read the workloads of release ${release} in namespace ${namespace}`);
       }
@@ -222,11 +222,11 @@ export class HelmProvisioner implements Provisioner {
     if (!this.#kube.configured) {
       // Nothing can have been created in a cluster Berth never knew about.
       if (!op.state.release) return;
-      this.#kube.kubeConfig();
+      await this.#kube.kubeConfig();
     }
     const release = releaseName(op.instance.id);
     const namespace = this.#namespace(c, op.instance.id);
-    const core = this.#kube.kubeConfig().makeApiClient(CoreV1Api);
+    const core = await this.#kube.api((k8s) => k8s.CoreV1Api);
     const perInstance = c.namespace.strategy === 'per-instance';
     let ns;
     try {
@@ -271,7 +271,7 @@ export class HelmProvisioner implements Provisioner {
     if (!c.credentials) throw new PermanentError(`Plan "${op.instance.plan.name}" does not map any credentials.`);
     const namespace = this.#namespace(c, op.instance.id);
     const release = releaseName(op.instance.id);
-    const core = this.#kube.kubeConfig().makeApiClient(CoreV1Api);
+    const core = await this.#kube.api((k8s) => k8s.CoreV1Api);
     const secrets = new Map<string, V1Secret>();
     const services = new Map<string, V1Service>();
     const lookup = {

@@ -1,9 +1,9 @@
 // Honest readiness: a release is ready when every Deployment and StatefulSet
 // it rendered reports its replicas updated and available, read from the
 // Kubernetes API. While waiting, the Pods say why they are not ready.
-import { AppsV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
+import type { KubernetesAccess } from '../../kubernetes/client.ts';
 
 export interface Workload {
   kind: 'Deployment' | 'StatefulSet';
@@ -25,9 +25,9 @@ export interface Readiness {
   detail: string;
 }
 
-export async function readiness(kc: KubeConfig, namespace: string, workloads: Workload[]): Promise<Readiness> {
-  const apps = kc.makeApiClient(AppsV1Api);
-  const core = kc.makeApiClient(CoreV1Api);
+export async function readiness(kube: KubernetesAccess, namespace: string, workloads: Workload[]): Promise<Readiness> {
+  const apps = await kube.api((k8s) => k8s.AppsV1Api);
+  const core = await kube.api((k8s) => k8s.CoreV1Api);
   const waiting: string[] = [];
   for (const w of workloads) {
     const obj = w.kind === 'Deployment'

@@ -17,7 +17,7 @@
 // Admin sessions carry lock_wait_timeout and (MariaDB) max_statement_time; an
 // aborted operation's statement in flight is ended with KILL QUERY.
 import { createHash } from 'node:crypto';
-import mysql from 'mysql2/promise';
+import type * as mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { CatalogPlan } from '../../catalog/catalog.ts';
@@ -217,7 +217,7 @@ export class MysqlProvisioner implements Provisioner {
     signal.throwIfAborted();
     let c: Conn;
     try {
-      c = await mysql.createConnection({ ...connectionOptions(server.adminUrl), multipleStatements: false });
+      c = await connect({ ...connectionOptions(server.adminUrl), multipleStatements: false });
     } catch (err) {
       throw classify(err, server);
     }
@@ -251,7 +251,7 @@ export class MysqlProvisioner implements Provisioner {
     if (!Number.isSafeInteger(threadId) || threadId <= 0) return;
     let c: Conn | undefined;
     try {
-      c = await mysql.createConnection(connectionOptions(server.adminUrl));
+      c = await connect(connectionOptions(server.adminUrl));
       c.on('error', () => {});
       await c.query(`KILL QUERY ${threadId}`);
       this.#log.debug({ server: server.name, threadId }, 'cancelled an admin statement');
@@ -269,7 +269,7 @@ export class MysqlProvisioner implements Provisioner {
       signal.throwIfAborted();
       let c: Conn | undefined;
       try {
-        c = await mysql.createConnection(connectionOptions(urlWith(server.adminUrl, { user, password, database })));
+        c = await connect(connectionOptions(urlWith(server.adminUrl, { user, password, database })));
         c.on('error', () => {});
         await c.query('SELECT 1');
         return;
@@ -288,6 +288,12 @@ export class MysqlProvisioner implements Provisioner {
 export function nativePasswordHash(password: string): string {
   const inner = createHash('sha1').update(password, 'utf8').digest();
   return `*${createHash('sha1').update(inner).digest('hex').toUpperCase()}`;
+}
+
+/** mysql2 is imported at the first connection: a broker whose plans never reach a MySQL server skips its load at start. */
+async function connect(options: mysql.ConnectionOptions): Promise<mysql.Connection> {
+  const { default: mysql2 } = await import('mysql2/promise');
+  return mysql2.createConnection(options);
 }
 
 function connectionOptions(url: string): mysql.ConnectionOptions {
