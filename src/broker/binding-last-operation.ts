@@ -4,6 +4,7 @@ import type { BrokerService } from '../service/broker-service.ts';
 import { errors } from './errors.ts';
 import { idParam, stringQuery } from './middleware.ts';
 import { sendLastOperation } from './retry-after.ts';
+import { readWaiting } from './long-poll.ts';
 
 export function bindingLastOperation(service: BrokerService): RequestHandler {
   return async (req, res) => {
@@ -13,6 +14,7 @@ export function bindingLastOperation(service: BrokerService): RequestHandler {
     stringQuery(req, 'service_id', false);
     stringQuery(req, 'plan_id', false);
     const operation = stringQuery(req, 'operation', false);
-    sendLastOperation(res, await service.bindingLastOperation(instanceId, bindingId, operation));
+    const read = () => service.bindingLastOperation(instanceId, bindingId, operation);
+    sendLastOperation(res, await readWaiting(req, res, read, (id, signal) => service.operationEnd(id, signal), operation));
   };
 }

@@ -11,6 +11,7 @@ import { retryAfterSeconds } from './retry-after.ts';
 import { unescape } from 'node:querystring';
 import { credentialMatcher, idProblem, MAX_MINOR, MIN_MINOR, toOsbError } from './middleware.ts';
 import { errors } from './errors.ts';
+import { WAIT_HEADER } from './long-poll.ts';
 
 const LAST_OPERATION = /^\/v2\/service_instances\/([^/?]+)\/last_operation(?:\?operation=([^&=]+))?$/;
 const LAST_OPERATION_ROUTE = '/service_instances/:instance_id/last_operation';
@@ -26,6 +27,7 @@ export function createFastPath(deps: { service: BrokerService; credentials: Cred
   /** Returns true when it took the request. */
   return (req: IncomingMessage, res: ServerResponse): boolean => {
     if (req.method !== 'GET' || req.url === undefined || req.headers['x-broker-api-originating-identity'] !== undefined) return false;
+    if (req.headers[WAIT_HEADER] !== undefined) return false; // a long poll (long-poll.ts)
     const isCatalog = req.url === '/v2/catalog';
     const lastOp = isCatalog ? null : LAST_OPERATION.exec(req.url);
     if (!isCatalog && !lastOp) return false;

@@ -3,6 +3,7 @@ import type { RequestHandler } from 'express';
 import type { BrokerService } from '../service/broker-service.ts';
 import { idParam, stringQuery } from './middleware.ts';
 import { sendLastOperation } from './retry-after.ts';
+import { readWaiting } from './long-poll.ts';
 
 export function instanceLastOperation(service: BrokerService): RequestHandler {
   return async (req, res) => {
@@ -10,6 +11,7 @@ export function instanceLastOperation(service: BrokerService): RequestHandler {
     stringQuery(req, 'service_id', false);
     stringQuery(req, 'plan_id', false);
     const operation = stringQuery(req, 'operation', false);
-    sendLastOperation(res, await service.lastOperation(instanceId, operation));
+    const read = () => service.lastOperation(instanceId, operation);
+    sendLastOperation(res, await readWaiting(req, res, read, (id, signal) => service.operationEnd(id, signal), operation));
   };
 }

@@ -492,6 +492,11 @@ export class BrokerService {
     return body;
   }
 
+  /** Resolves true when `operationId` ends, false when `signal` aborts first (long-polling, src/broker/long-poll.ts). */
+  operationEnd(operationId: string, signal: AbortSignal): Promise<boolean> {
+    return this.#engine.nextEnd(operationId, signal);
+  }
+
   async lastOperation(instanceId: string, operationId: string | undefined): Promise<LastOperationReport | 'gone'> {
     const op = await this.#stores.operations.status(operationId ? { id: operationId } : { instanceId, bindingId: undefined });
     if (op && op.instanceId === instanceId && op.bindingId === undefined) {
