@@ -109,8 +109,13 @@ export class Brokers {
           throw new BrokerUnavailable('CatalogUnavailable', `The catalog of broker "${name}" could not be read: ${(err as Error).message}`);
         }
         const broker = { name, client, catalog, fetchedAt: Date.now() };
+        try {
+          await this.#publish(name, catalog);
+        } catch (err) {
+          client.close();
+          throw err;
+        }
         this.#brokers.set(name, broker);
-        await this.#publish(name, catalog);
         return broker;
       })().finally(() => this.#loading.delete(name));
       this.#loading.set(name, loading);

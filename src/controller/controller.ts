@@ -209,8 +209,8 @@ export class Controller {
     await clusterBrokers.start();
     await Promise.all([instances.start(), bindings.start()]);
     this.#gauges(instances, bindings);
-    // The local broker's catalog becomes ServiceOfferings/ServicePlans at once, for `kubectl get serviceplans`.
-    void brokers.get(LOCAL_BROKER).catch((err) => this.#log.warn({ err: (err as Error).message }, 'the local broker\'s catalog could not be read yet'));
+    // The local broker's catalog becomes ServiceOfferings/ServicePlans at once, for `kubectl get serviceplans` (retried with backoff).
+    this.#queue.add(`broker/${LOCAL_BROKER}`);
     this.#log.info({ identity: this.#identity }, 'the controller is reconciling');
     await this.#queue.run(this.#o.workers ?? 8, (k) => this.#handle(ctx, k, clusterBrokers, kube));
   }
@@ -233,7 +233,10 @@ export class Controller {
 
   async #reconcileBroker(ctx: ReconcileContext, name: string, clusterBrokers: Cache<ClusterServiceBroker>, kube: KubeWriter): Promise<void> {
     const resource = clusterBrokers.get(name);
-    if (!resource) return;
+    if (!resource) {
+      if (name === LOCAL_BROKER) await ctx.brokers.get(LOCAL_BROKER);
+      return;
+    }
     const draft = new StatusDraft<ClusterServiceBrokerStatus>({ kind: 'ClusterServiceBroker', metadata: resource.metadata as never }, resource.status);
     // Only when its spec changed (or it is new): the steady state makes no broker calls.
     if (resource.status?.observedGeneration === resource.metadata.generation && resource.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) {

@@ -8,6 +8,12 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { CoordinationV1Api, V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
+/**
+ * A Lease time as the API server parses it (RFC 3339 with microseconds). The client's serializer passes
+ * MicroTime values through untouched, so a Date would go out with milliseconds and be refused.
+ */
+const microTime = (d: Date): Date => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as Date;
+
 export interface LeaderOptions {
   api: CoordinationV1Api;
   namespace: string;
@@ -69,7 +75,7 @@ export class LeaderElector {
     if (!lease) {
       await api.createNamespacedLease({
         namespace,
-        body: { metadata: { name, namespace }, spec: { holderIdentity: identity, leaseDurationSeconds: leaseSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 } },
+        body: { metadata: { name, namespace }, spec: { holderIdentity: identity, leaseDurationSeconds: leaseSeconds, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0 } },
       });
       return true;
     }
@@ -88,8 +94,8 @@ export class LeaderElector {
           spec: {
             holderIdentity: identity,
             leaseDurationSeconds: leaseSeconds,
-            acquireTime: taking ? now : spec.acquireTime,
-            renewTime: now,
+            acquireTime: taking || !spec.acquireTime ? microTime(now) : microTime(new Date(spec.acquireTime)),
+            renewTime: microTime(now),
             leaseTransitions: (spec.leaseTransitions ?? 0) + (taking ? 1 : 0),
           },
         },
@@ -113,7 +119,7 @@ export class LeaderElector {
       await api.replaceNamespacedLease({
         name,
         namespace,
-        body: { metadata: { name, namespace, resourceVersion: lease.metadata?.resourceVersion }, spec: { ...lease.spec, holderIdentity: undefined, renewTime: new Date(0), leaseDurationSeconds: 1 } },
+        body: { metadata: { name, namespace, resourceVersion: lease.metadata?.resourceVersion }, spec: { holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: microTime(new Date(0)), leaseTransitions: lease.spec?.leaseTransitions } },
       });
     } catch (err) {
       this.#o.log.warn({ err }, 'leader election: the Lease could not be released; a standby takes over when it expires');

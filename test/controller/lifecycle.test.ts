@@ -89,7 +89,7 @@ describe('controller: instance and binding lifecycle on the real API server', ()
       const c = new pg.Client({ connectionString: data.uri });
       await c.connect();
       try {
-        return (await c.query('select current_user as u')).rows[0].u as string;
+        return (await c.query('select session_user as u')).rows[0].u as string;
       } finally {
         await c.end();
       }
