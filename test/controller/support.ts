@@ -139,9 +139,12 @@ export async function startStack(opts: { startController?: boolean } = {}): Prom
       return custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural, namespace, name });
     },
     async stop() {
-      await stack.stopController();
-      await berth.stop();
-      await db.drop();
+      try {
+        await stack.stopController();
+        await berth.stop();
+      } finally {
+        await db.drop();
+      }
     },
   };
   if (opts.startController !== false) await stack.startController();
