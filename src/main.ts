@@ -10,7 +10,7 @@ import type { Config, Credential } from './config.ts';
 import { loadCatalog, type Catalog } from './catalog/catalog.ts';
 import { openDatabase, migrateLatest, migrationsApplied, restrictStateDatabase, type Database } from './db/database.ts';
 import { SecretBox } from './secret-box.ts';
-import { createStores, type Stores } from './store/stores.ts';
+import { createStores, type Stores } from './store/unit-of-work.ts';
 import { OperationEngine } from './operations/engine.ts';
 import { OperationSignals } from './operations/signals.ts';
 import { PgNotifications } from './db/notifications.ts';

@@ -18,7 +18,10 @@ import type {
 import { PermanentError, causedByRequest } from '../osb/errors.ts';
 import type { BindingState, InstanceState, JsonObject, StoredRequest } from '../osb/model.ts';
 import { lifecycle, reportedUsability, stateAfterFailure } from '../osb/lifecycle.ts';
-import type { BindingRecord, Db, InstanceRecord, OperationRecord, Outcome, Stores } from '../store/stores.ts';
+import type { BindingRecord } from '../store/bindings.ts';
+import type { InstanceRecord } from '../store/instances.ts';
+import type { OperationRecord, Outcome } from '../store/operations.ts';
+import type { Stores, TableStores } from '../store/unit-of-work.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { isDatabaseUnavailable } from '../db/errors.ts';
 import { failpoint } from '../failpoints.ts';
@@ -170,7 +173,7 @@ export class OperationEngine {
     while (!this.#stopping) {
       let op: OperationRecord | undefined;
       try {
-        op = await this.#stores.operations.claim(this.owner, this.#opts.leaseMs, undefined, this.#unwinding());
+        op = await this.#stores.queue.claim(this.owner, this.#opts.leaseMs, undefined, this.#unwinding());
       } catch (err) {
         if (!isDatabaseUnavailable(err)) this.#log.error({ err }, 'claiming an operation failed');
         await sleep(Math.max(this.#opts.pollIntervalMs, 1000), this.#stopController.signal);
@@ -209,7 +212,7 @@ export class OperationEngine {
         const woken = this.#signals.next(operationId, AbortSignal.any([waiting.signal, AbortSignal.timeout(Math.max(0, until - Date.now()))]));
         try {
           // While stopping, leave it to the other replicas (or the next process).
-          const claimed = this.#stopping || !mayClaim ? undefined : await this.#stores.operations.claim(this.owner, this.#opts.leaseMs, operationId, this.#unwinding());
+          const claimed = this.#stopping || !mayClaim ? undefined : await this.#stores.queue.claim(this.owner, this.#opts.leaseMs, operationId, this.#unwinding());
           if (claimed) {
             // Run here, but answer by the deadline even if it is still running: it then goes on like a worker's.
             await Promise.race([this.#execute(claimed), delay(Math.max(0, until - Date.now()), undefined, { signal: waiting.signal })]);
@@ -254,7 +257,7 @@ export class OperationEngine {
     this.#sweeping = true;
     try {
       const ids = [...this.#awaited.keys()];
-      const due = this.#wakers.size === 0 ? ids : await this.#stores.knex('operations').whereRaw('id = ANY(?)', [ids]).whereNotNull('finished_at').pluck('id');
+      const due = this.#wakers.size === 0 ? ids : await this.#stores.operations.endedAmong(ids);
       for (const id of due) this.#signals.received(id);
     } catch {
       // The next sweep tries again.
@@ -299,7 +302,7 @@ export class OperationEngine {
       renewing = true;
       const sent = Date.now();
       try {
-        if (await this.#stores.operations.renew(op.id, this.owner, leaseMs)) lastRenewal = sent;
+        if (await this.#stores.queue.renew(op.id, this.owner, leaseMs)) lastRenewal = sent;
         else controller.abort(new LeaseLost('the operation was ended or taken over elsewhere'));
       } catch {
         // Checked on the next tick.
@@ -340,12 +343,12 @@ export class OperationEngine {
     const reason = signal.aborted ? signal.reason : undefined;
     if (reason instanceof LeaseLost || err instanceof LeaseLost) {
       log.warn({ reason: (reason ?? err).message }, 'operation abandoned');
-      await this.#persist(() => this.#stores.operations.release(op.id, this.owner), log);
+      await this.#persist(() => this.#stores.queue.release(op.id, this.owner), log);
       return;
     }
     if (reason instanceof ShuttingDown) {
       log.info('operation handed back at shutdown');
-      await this.#persist(() => this.#stores.operations.release(op.id, this.owner), log);
+      await this.#persist(() => this.#stores.queue.release(op.id, this.owner), log);
       return;
     }
     const message = err instanceof Error ? err.message : String(err);
@@ -376,7 +379,7 @@ export class OperationEngine {
     const delay = Math.min(this.#opts.retryMaxMs, this.#opts.retryBaseMs * 2 ** (op.attempts - 1)) * (0.75 + Math.random() * 0.5);
     log.warn({ err: message, retryInMs: Math.round(delay) }, 'operation step failed; will retry');
     await this.#persist(
-      () => this.#stores.operations.scheduleRetry(op.id, this.owner, Math.round(delay), `Retrying (attempt ${op.attempts + 1}) after a transient error: ${message}`),
+      () => this.#stores.queue.scheduleRetry(op.id, this.owner, Math.round(delay), `Retrying (attempt ${op.attempts + 1}) after a transient error: ${message}`),
       log,
     );
   }
@@ -423,28 +426,28 @@ export class OperationEngine {
     this.#metrics?.operationDuration.observe({ kind: op.kind, state: 'failed' }, (Date.now() - started) / 1000);
     await this.#persist(
       () =>
-        this.#stores.knex.transaction(async (trx) => {
+        this.#stores.transaction(async (tx) => {
           // Locked without decrypting: an instance whose secrets cannot be opened still gets its operation ended.
-          await this.#stores.instances.lock(op.instanceId, trx);
+          await tx.instances.lock(op.instanceId);
           const { instanceUsable: _u, updateRepeatable: _r, ...rest } = outcome;
           const full: Outcome = { state: 'failed', ...rest, ...reportedUsability(op.kind, outcome) };
-          if (!(await this.#stores.operations.finish(op.id, full, this.owner, trx))) return;
-          await this.#afterFailure(op, full, trx);
-          await this.#audit(op, 'failed', trx);
+          if (!(await tx.queue.finish(op.id, full, this.owner))) return;
+          await this.#afterFailure(tx, op, full);
+          await this.#audit(tx, op, 'failed');
         }),
       log,
     );
   }
 
-  async #afterFailure(op: OperationRecord, outcome: Outcome, trx: Db): Promise<void> {
+  async #afterFailure(tx: TableStores, op: OperationRecord, outcome: Outcome): Promise<void> {
     // Refused because of the request, with what it made undone (#create): as if it had never come.
     const state = stateAfterFailure(op.kind, op.request, outcome.failureCause === 'request');
-    if (lifecycle[op.kind].target === 'instance') return this.#stores.instances.patch(op.instanceId, { state: state as InstanceState }, trx);
-    return this.#stores.bindings.patch(op.instanceId, op.bindingId!, { state: state as BindingState }, trx);
+    if (lifecycle[op.kind].target === 'instance') return tx.instances.patch(op.instanceId, { state: state as InstanceState });
+    return tx.bindings.patch(op.instanceId, op.bindingId!, { state: state as BindingState });
   }
 
-  async #audit(op: OperationRecord, outcome: string, trx: Db): Promise<void> {
-    await this.#stores.audit.record(
+  async #audit(tx: TableStores, op: OperationRecord, outcome: string): Promise<void> {
+    await tx.audit.record(
       {
         operationId: op.id,
         instanceId: op.instanceId,
@@ -455,11 +458,10 @@ export class OperationEngine {
         requestIdentity: op.requestIdentity,
         outcome,
       },
-      trx,
     );
   }
 
-  #context(op: OperationRecord, signal: AbortSignal, log: Logger, state: JsonObject, save: (s: JsonObject, trx: Db) => Promise<void>): OperationContext {
+  #context(op: OperationRecord, signal: AbortSignal, log: Logger, state: JsonObject, save: (tx: TableStores, s: JsonObject) => Promise<void>): OperationContext {
     return {
       operationId: op.id,
       attempt: op.attempts,
@@ -474,13 +476,13 @@ export class OperationEngine {
         // Returns (throwing) as soon as the operation is aborted, so a provisioner
         // never hangs in here on an unreachable database after its lease is gone.
         await untilAborted(
-          this.#stores.knex.transaction(async (trx) => {
+          this.#stores.transaction(async (tx) => {
             // Same lock order as requests and #succeed: the instance row, then the operation row.
-            await this.#stores.instances.get(op.instanceId, trx, { lock: true });
-            if (!(await this.#stores.operations.holds(op.id, this.owner, trx))) {
+            await tx.instances.get(op.instanceId, { lock: true });
+            if (!(await tx.queue.holds(op.id, this.owner))) {
               throw new LeaseLost('the operation was ended or taken over elsewhere; checkpoint refused');
             }
-            await save(state, trx);
+            await save(tx, state);
           }),
           signal,
         );
@@ -489,7 +491,7 @@ export class OperationEngine {
         // Kept for the failure description (e.g. "the last step was: ...").
         op.description = description;
         try {
-          await untilAborted(this.#stores.operations.setDescription(op.id, this.owner, description), signal);
+          await untilAborted(this.#stores.queue.setDescription(op.id, this.owner, description), signal);
         } catch (err) {
           log.debug({ err }, 'progress not recorded');
         }
@@ -514,7 +516,7 @@ export class OperationEngine {
       organizationGuid: instance.organizationGuid,
       spaceGuid: instance.spaceGuid,
     };
-    const saveInstanceState = (s: JsonObject, trx: Db) => this.#stores.instances.patch(instance.id, { provisionerState: s }, trx);
+    const saveInstanceState = (tx: TableStores, s: JsonObject) => tx.instances.patch(instance.id, { provisionerState: s });
 
     if (op.kind === 'provision' || op.kind === 'update' || op.kind === 'deprovision') {
       const base = this.#context(op, signal, log, { ...instance.provisionerState }, saveInstanceState);
@@ -541,11 +543,11 @@ export class OperationEngine {
         await base.progress('Deprovisioning');
         await provisioner.deprovision(instanceOp);
       }
-      await this.#succeed(op, log, async (trx) => {
+      await this.#succeed(op, log, async (tx) => {
         if (op.kind === 'provision') {
-          await this.#stores.instances.patch(instance.id, { state: 'ready', dashboardUrl: result?.dashboardUrl, metadata: result?.metadata }, trx);
+          await tx.instances.patch(instance.id, { state: 'ready', dashboardUrl: result?.dashboardUrl, metadata: result?.metadata });
         } else if (op.kind === 'update') {
-          await this.#stores.instances.patch(
+          await tx.instances.patch(
             instance.id,
             {
               state: 'ready',
@@ -558,11 +560,10 @@ export class OperationEngine {
               ...(result?.dashboardUrl ? { dashboardUrl: result.dashboardUrl } : {}),
               ...(result?.metadata ? { metadata: result.metadata } : {}),
             },
-            trx,
           );
         } else {
-          await this.#stores.instances.patch(instance.id, { state: 'deleted' }, trx);
-          await trx('bindings').where({ instance_id: instance.id }).update({ state: 'deleted', credentials_enc: null, updated_at: trx.fn.now() });
+          await tx.instances.patch(instance.id, { state: 'deleted' });
+          await tx.bindings.deleteAllOf(instance.id);
         }
       });
       return;
@@ -585,13 +586,13 @@ export class OperationEngine {
         },
         log,
       );
-      await this.#succeed(op, log, (trx) =>
-        this.#stores.bindings.patch(
+      await this.#succeed(op, log, (tx) =>
+        tx.bindings.patch(
           instance.id,
           binding.id,
           {
             state: 'ready',
-            credentials: {
+            bindResponse: {
               credentials: result.credentials,
               syslog_drain_url: result.syslogDrainUrl,
               route_service_url: result.routeServiceUrl,
@@ -600,15 +601,14 @@ export class OperationEngine {
             endpoints: result.endpoints,
             metadata: result.metadata,
           },
-          trx,
         ),
       );
     } else {
       await bindingOp.progress('Revoking credentials');
       await this.#hooks.beforeUnbind?.(bindingOp);
       await provisioner.unbind(bindingOp);
-      await this.#succeed(op, log, (trx) =>
-        this.#stores.bindings.patch(instance.id, binding.id, { state: 'deleted', credentials: undefined }, trx),
+      await this.#succeed(op, log, (tx) =>
+        tx.bindings.patch(instance.id, binding.id, { state: 'deleted', bindResponse: undefined }),
       );
     }
   }
@@ -641,8 +641,8 @@ export class OperationEngine {
     view: BindingOperation['instance'] extends infer T ? Omit<T, 'state'> : never,
     binding: BindingRecord,
   ): BindingOperation {
-    const base = this.#context(op, signal, log.child({ binding: binding.id }), { ...binding.provisionerState }, (s, trx) =>
-      this.#stores.bindings.patch(instance.id, binding.id, { provisionerState: s }, trx),
+    const base = this.#context(op, signal, log.child({ binding: binding.id }), { ...binding.provisionerState }, (tx, s) =>
+      tx.bindings.patch(instance.id, binding.id, { provisionerState: s }),
     );
     return {
       ...base,
@@ -658,17 +658,17 @@ export class OperationEngine {
     };
   }
 
-  async #succeed(op: OperationRecord, log: Logger, apply: (trx: Db) => Promise<unknown>): Promise<void> {
+  async #succeed(op: OperationRecord, log: Logger, apply: (tx: TableStores) => Promise<unknown>): Promise<void> {
     failpoint('engine.before-outcome');
     let finished = false;
     await this.#persist(
       () =>
-        this.#stores.knex.transaction(async (trx) => {
-          await this.#stores.instances.get(op.instanceId, trx, { lock: true });
-          finished = await this.#stores.operations.finish(op.id, { state: 'succeeded', description: pastTense[op.kind] }, this.owner, trx);
+        this.#stores.transaction(async (tx) => {
+          await tx.instances.get(op.instanceId, { lock: true });
+          finished = await tx.queue.finish(op.id, { state: 'succeeded', description: pastTense[op.kind] }, this.owner);
           if (!finished) return;
-          await apply(trx);
-          await this.#audit(op, 'succeeded', trx);
+          await apply(tx);
+          await this.#audit(tx, op, 'succeeded');
         }),
       log,
     );
