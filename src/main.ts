@@ -11,7 +11,7 @@ import { loadCatalog, type Catalog } from './catalog/catalog.ts';
 import { openDatabase, migrateLatest, migrationsApplied, restrictStateDatabase, type Database } from './db/database.ts';
 import { SecretBox } from './secret-box.ts';
 import { createStores, type Stores } from './store/unit-of-work.ts';
-import { OperationEngine } from './operations/engine.ts';
+import { OperationEngine } from './operations/worker.ts';
 import { OperationSignals } from './operations/signals.ts';
 import { PgNotifications } from './db/notifications.ts';
 import { BrokerService } from './service/broker-service.ts';

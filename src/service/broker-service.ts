@@ -14,7 +14,7 @@ import type { BindingRecord } from '../store/bindings.ts';
 import type { InstanceRecord } from '../store/instances.ts';
 import type { OperationRecord } from '../store/operations.ts';
 import type { Stores, TableStores } from '../store/unit-of-work.ts';
-import type { OperationEngine } from '../operations/engine.ts';
+import type { OperationEngine } from '../operations/worker.ts';
 import { failpoint } from '../failpoints.ts';
 import { reportedUsability } from '../osb/lifecycle.ts';
 import { since } from '../osb/versions.ts';

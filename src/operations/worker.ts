@@ -1,31 +1,27 @@
-// Runs operations: rows in the operations table, claimed by workers that hold
-// a renewable lease. A process that dies simply stops renewing; its leases
-// expire and any replica (or the restarted process) takes the work over and
-// re-runs the provisioner, whose steps are idempotent (see provisioner.ts).
+// Runs operations: rows in the operations table (the queue, store/queue.ts),
+// claimed by workers that hold a renewable lease. A process that dies simply
+// stops renewing; its leases expire and any replica (or the restarted process)
+// takes the work over and re-runs the provisioner, whose steps are idempotent
+// (see provisioner.ts). This file is the generic part (loop, leases, deadline,
+// retries, outcomes); what each kind does is operations/kinds.ts.
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { Catalog, CatalogPlan } from '../catalog/catalog.ts';
-import { PlanSnapshots, UnusableSnapshot, snapshotOf, type PlanSnapshot } from '../catalog/plan-snapshot.ts';
-import type {
-  BindingHooks,
-  BindingOperation,
-  InstanceOperation,
-  OperationContext,
-  ProvisionerRegistry,
-  UpdateOperation,
-} from '../provisioners/provisioner.ts';
-import { PermanentError, causedByRequest } from '../osb/errors.ts';
-import type { BindingState, InstanceState, JsonObject, StoredRequest } from '../osb/model.ts';
-import { lifecycle, reportedUsability, stateAfterFailure } from '../osb/lifecycle.ts';
-import type { BindingRecord } from '../store/bindings.ts';
-import type { InstanceRecord } from '../store/instances.ts';
+import type { Catalog } from '../catalog/catalog.ts';
+import { PlanSnapshots } from '../catalog/plan-snapshot.ts';
+import type { BindingHooks, ProvisionerRegistry } from '../provisioners/provisioner.ts';
+import { PermanentError } from '../osb/errors.ts';
+import { reportedUsability } from '../osb/lifecycle.ts';
 import type { OperationRecord, Outcome } from '../store/operations.ts';
 import type { Stores, TableStores } from '../store/unit-of-work.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { isDatabaseUnavailable } from '../db/errors.ts';
 import { failpoint } from '../failpoints.ts';
 import { UndecryptableError } from '../secret-box.ts';
+import { pause } from '../lib/abortable.ts';
+import { retry } from '../lib/retry.ts';
+import { kinds, onFailure, pastTense, type Success } from './kinds.ts';
+import { LeaseLost, Run, type RunDeps } from './run.ts';
 import { OperationSignals } from './signals.ts';
 
 export interface EngineOptions {
@@ -33,64 +29,26 @@ export interface EngineOptions {
   leaseMs: number;
   pollIntervalMs: number;
   maxAttempts: number;
-  /** Backoff before retry n (1-based): base * 2^(n-1), capped, with jitter. */
-  retryBaseMs?: number;
-  retryMaxMs?: number;
   /** How long a synchronous request waits for its operation (runNow) before it is answered 202 or 504. */
   syncWaitMs?: number;
 }
 
-class LeaseLost extends Error {}
+/** Backoff before retry n (1-based): RETRY_BASE_MS * 2^(n-1), capped at RETRY_MAX_MS, with ±25 % jitter. */
+const RETRY_BASE_MS = 1000;
+const RETRY_MAX_MS = 60_000;
+
 class ShuttingDown extends Error {}
 class DeadlineExceeded extends Error {}
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(t);
-      resolve();
-    }, { once: true });
-  });
-
-/** Settles with `work`, or rejects with the abort reason as soon as `signal` aborts (the work may still settle later, unobserved). */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  work.catch(() => {});
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}
-
-export const pastTense: Record<OperationRecord['kind'], string> = {
-  provision: 'Provisioned',
-  update: 'Updated',
-  deprovision: 'Deprovisioned',
-  bind: 'Bound',
-  unbind: 'Unbound',
-};
 
 export class OperationEngine {
   readonly owner = `${process.pid}-${randomUUID()}`;
   readonly #stores: Stores;
   readonly #catalog: Catalog;
-  readonly #snapshots: PlanSnapshots;
-  readonly #provisioners: ProvisionerRegistry;
   readonly #log: Logger;
   readonly #opts: Required<EngineOptions>;
   readonly #metrics: Metrics | undefined;
-  readonly #hooks: BindingHooks;
+  /** What a Run needs to prepare an operation. */
+  readonly #runDeps: RunDeps;
   /** `recheck` renews the lease now, so an execution whose operation was halted stops at once. */
   readonly #running = new Map<string, { controller: AbortController; done: Promise<void>; recheck: () => void }>();
   readonly #signals: OperationSignals;
@@ -116,12 +74,17 @@ export class OperationEngine {
   }) {
     this.#stores = deps.stores;
     this.#catalog = deps.catalog;
-    this.#snapshots = new PlanSnapshots(deps.provisioners.parseConfig);
-    this.#provisioners = deps.provisioners;
     this.#log = deps.log.child({ component: 'engine' });
-    this.#opts = { retryBaseMs: 1000, retryMaxMs: 60_000, syncWaitMs: 20_000, ...deps.options };
+    this.#opts = { syncWaitMs: 20_000, ...deps.options };
     this.#metrics = deps.metrics;
-    this.#hooks = deps.hooks ?? {};
+    this.#runDeps = {
+      owner: this.owner,
+      stores: deps.stores,
+      catalog: deps.catalog,
+      snapshots: new PlanSnapshots(deps.provisioners.parseConfig),
+      provisioners: deps.provisioners,
+      hooks: deps.hooks ?? {},
+    };
     this.#signals = deps.signals ?? new OperationSignals();
     // An operation ended here or on another replica: the next operation of its
     // instance may be claimable now, and if we are still running the ended one,
@@ -145,10 +108,6 @@ export class OperationEngine {
   /** A request ended (halted) an operation: wake whoever waits for it, here and on the other replicas. */
   operationEnded(operationId: string): void {
     this.#signals.ended(operationId);
-  }
-
-  get inFlight(): number {
-    return this.#running.size;
   }
 
   /**
@@ -176,7 +135,7 @@ export class OperationEngine {
         op = await this.#stores.queue.claim(this.owner, this.#opts.leaseMs, undefined, this.#unwinding());
       } catch (err) {
         if (!isDatabaseUnavailable(err)) this.#log.error({ err }, 'claiming an operation failed');
-        await sleep(Math.max(this.#opts.pollIntervalMs, 1000), this.#stopController.signal);
+        await pause(Math.max(this.#opts.pollIntervalMs, 1000), this.#stopController.signal);
         continue;
       }
       if (!op) {
@@ -200,10 +159,10 @@ export class OperationEngine {
    * claimed (another worker holds it, or an older operation of the instance
    * goes first), waits for its end signal; a worker woken by the previous
    * operation's end runs it meanwhile. Returns the operation as it is after at
-   * most `waitMs`: unfinished if it is still running (here or elsewhere).
+   * most BERTH_SYNC_WAIT_SECONDS: unfinished if it is still running (here or elsewhere).
    */
-  async runNow(operationId: string, waitMs = this.#opts.syncWaitMs): Promise<OperationRecord | undefined> {
-    const until = Date.now() + waitMs;
+  async runNow(operationId: string): Promise<OperationRecord | undefined> {
+    const until = Date.now() + this.#opts.syncWaitMs;
     const stopAwaiting = this.#awaiting(operationId);
     try {
       let mayClaim = true;
@@ -376,49 +335,28 @@ export class OperationEngine {
       await this.#fail(op, { description: `${op.kind} failed after ${op.attempts} attempts: ${message}` }, log, started);
       return;
     }
-    const delay = Math.min(this.#opts.retryMaxMs, this.#opts.retryBaseMs * 2 ** (op.attempts - 1)) * (0.75 + Math.random() * 0.5);
-    log.warn({ err: message, retryInMs: Math.round(delay) }, 'operation step failed; will retry');
+    const backoff = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (op.attempts - 1)) * (0.75 + Math.random() * 0.5);
+    log.warn({ err: message, retryInMs: Math.round(backoff) }, 'operation step failed; will retry');
     await this.#persist(
-      () => this.#stores.queue.scheduleRetry(op.id, this.owner, Math.round(delay), `Retrying (attempt ${op.attempts + 1}) after a transient error: ${message}`),
+      () => this.#stores.queue.scheduleRetry(op.id, this.owner, Math.round(backoff), `Retrying (attempt ${op.attempts + 1}) after a transient error: ${message}`),
       log,
     );
   }
 
   /** Retries a bookkeeping write through database outages, as long as our lease could still be valid. */
   async #persist(write: () => Promise<unknown>, log: Logger): Promise<void> {
-    const until = Date.now() + Math.max(this.#opts.leaseMs, 5000) * 4;
-    for (let delay = 200; ; delay = Math.min(delay * 2, 5000)) {
-      try {
-        await write();
-        return;
-      } catch (err) {
-        if (Date.now() > until) {
-          log.error({ err }, 'could not record the operation outcome; the lease will expire and another worker will redo it');
-          return;
-        }
-        await sleep(delay);
-      }
+    try {
+      await retry(write, { delayMs: (attempt) => Math.min(200 * 2 ** (attempt - 1), 5000), until: Date.now() + Math.max(this.#opts.leaseMs, 5000) * 4 });
+    } catch (err) {
+      log.error({ err }, 'could not record the operation outcome; the lease will expire and another worker will redo it');
     }
   }
 
-  /**
-   * A plan recorded with the operation or instance, else (rows older than that record) this process's
-   * catalog. A plan this process cannot use is a transient failure, not the operation's: another
-   * replica (or this one after its catalog is updated) may have it.
-   */
-  #resolvePlan(snapshot: PlanSnapshot | undefined, planId: string, log: Logger): CatalogPlan {
-    if (snapshot) {
-      try {
-        return this.#snapshots.plan(snapshot);
-      } catch (err) {
-        // E.g. a provisioner kind this process does not load, or settings its version no longer accepts.
-        if (!(err instanceof UnusableSnapshot) || !this.#catalog.plan(planId)) throw err;
-        log.warn({ err: err.message }, "the plan recorded with the operation is unusable here; using this process's catalog");
-      }
-    }
-    const plan = this.#catalog.plan(planId);
-    if (!plan) throw new Error(`plan ${planId} is not in this Berth process's catalog; retrying, so that a process whose catalog has it can run the operation`);
-    return plan;
+  /** Prepares the operation, lets its kind do the work, and records the success. */
+  async #run(op: OperationRecord, signal: AbortSignal, log: Logger): Promise<void> {
+    const run = await Run.prepare(this.#runDeps, op, signal, log);
+    const success = await kinds[op.kind](run);
+    await this.#succeed(op, log, success);
   }
 
   async #fail(op: OperationRecord, outcome: Omit<Outcome, 'state'>, log: Logger, started: number): Promise<void> {
@@ -432,18 +370,11 @@ export class OperationEngine {
           const { instanceUsable: _u, updateRepeatable: _r, ...rest } = outcome;
           const full: Outcome = { state: 'failed', ...rest, ...reportedUsability(op.kind, outcome) };
           if (!(await tx.queue.finish(op.id, full, this.owner))) return;
-          await this.#afterFailure(tx, op, full);
+          await onFailure(tx, op, full.failureCause === 'request');
           await this.#audit(tx, op, 'failed');
         }),
       log,
     );
-  }
-
-  async #afterFailure(tx: TableStores, op: OperationRecord, outcome: Outcome): Promise<void> {
-    // Refused because of the request, with what it made undone (#create): as if it had never come.
-    const state = stateAfterFailure(op.kind, op.request, outcome.failureCause === 'request');
-    if (lifecycle[op.kind].target === 'instance') return tx.instances.patch(op.instanceId, { state: state as InstanceState });
-    return tx.bindings.patch(op.instanceId, op.bindingId!, { state: state as BindingState });
   }
 
   async #audit(tx: TableStores, op: OperationRecord, outcome: string): Promise<void> {
@@ -461,204 +392,7 @@ export class OperationEngine {
     );
   }
 
-  #context(op: OperationRecord, signal: AbortSignal, log: Logger, state: JsonObject, save: (tx: TableStores, s: JsonObject) => Promise<void>): OperationContext {
-    return {
-      operationId: op.id,
-      attempt: op.attempts,
-      signal,
-      log,
-      state,
-      checkpoint: async (patch) => {
-        Object.assign(state, patch);
-        // Fenced: only while this worker still holds the operation, so a worker
-        // that lost its lease (or whose operation was halted) cannot overwrite
-        // what the new owner checkpoints. The row lock orders us before a takeover.
-        // Returns (throwing) as soon as the operation is aborted, so a provisioner
-        // never hangs in here on an unreachable database after its lease is gone.
-        await untilAborted(
-          this.#stores.transaction(async (tx) => {
-            // Same lock order as requests and #succeed: the instance row, then the operation row.
-            await tx.instances.get(op.instanceId, { lock: true });
-            if (!(await tx.queue.holds(op.id, this.owner))) {
-              throw new LeaseLost('the operation was ended or taken over elsewhere; checkpoint refused');
-            }
-            await save(tx, state);
-          }),
-          signal,
-        );
-      },
-      progress: async (description) => {
-        // Kept for the failure description (e.g. "the last step was: ...").
-        op.description = description;
-        try {
-          await untilAborted(this.#stores.queue.setDescription(op.id, this.owner, description), signal);
-        } catch (err) {
-          log.debug({ err }, 'progress not recorded');
-        }
-      },
-    };
-  }
-
-  async #run(op: OperationRecord, signal: AbortSignal, log: Logger): Promise<void> {
-    const instance = await this.#stores.instances.get(op.instanceId);
-    if (!instance) throw new PermanentError(`instance ${op.instanceId} no longer exists`);
-    const request: StoredRequest<'update'> = op.kind === 'update' ? op.request : {};
-    const planId = request.planId ?? instance.planId;
-    // What was recorded when the request was accepted, not this replica's catalog, which may be older or newer.
-    const plan = this.#resolvePlan(op.planSnapshot ?? (op.kind === 'update' ? undefined : instance.planSnapshot), planId, log);
-    const provisioner = this.#provisioners.forPlan(plan);
-    const view = {
-      id: instance.id,
-      serviceId: instance.serviceId,
-      plan,
-      parameters: request.parameters ?? instance.parameters,
-      context: instance.context,
-      organizationGuid: instance.organizationGuid,
-      spaceGuid: instance.spaceGuid,
-    };
-    const saveInstanceState = (tx: TableStores, s: JsonObject) => tx.instances.patch(instance.id, { provisionerState: s });
-
-    if (op.kind === 'provision' || op.kind === 'update' || op.kind === 'deprovision') {
-      const base = this.#context(op, signal, log, { ...instance.provisionerState }, saveInstanceState);
-      const instanceOp: InstanceOperation = { ...base, instance: view };
-      let result: { dashboardUrl?: string; metadata?: JsonObject } | void = undefined;
-      if (op.kind === 'provision') {
-        await base.progress('Provisioning');
-        result = (await this.#create(() => provisioner.provision(instanceOp), () => provisioner.deprovision(instanceOp), log)) ?? undefined;
-      } else if (op.kind === 'update') {
-        // Until the update succeeds the instance's record is the plan it is on.
-        const previousPlanId = request.previousPlanId ?? instance.planId;
-        const recorded = instance.planSnapshot?.id === previousPlanId ? instance.planSnapshot : undefined;
-        const previousPlan = recorded || this.#catalog.plan(previousPlanId) ? this.#resolvePlan(recorded, previousPlanId, log) : plan;
-        const updateOp: UpdateOperation = { ...instanceOp, previous: { plan: previousPlan, parameters: request.previousParameters ?? instance.parameters } };
-        await base.progress('Updating');
-        result = (await provisioner.update(updateOp)) ?? undefined;
-      } else {
-        await base.progress('Removing bindings');
-        for (const binding of await this.#stores.bindings.listLive(instance.id)) {
-          const bindingOp = this.#bindingOp(op, signal, log, instance, view, binding);
-          await this.#hooks.beforeUnbind?.(bindingOp);
-          await provisioner.unbind(bindingOp);
-        }
-        await base.progress('Deprovisioning');
-        await provisioner.deprovision(instanceOp);
-      }
-      await this.#succeed(op, log, async (tx) => {
-        if (op.kind === 'provision') {
-          await tx.instances.patch(instance.id, { state: 'ready', dashboardUrl: result?.dashboardUrl, metadata: result?.metadata });
-        } else if (op.kind === 'update') {
-          await tx.instances.patch(
-            instance.id,
-            {
-              state: 'ready',
-              planId,
-              // An update queued before plans were recorded has none: record the plan it ran with.
-              planSnapshot: op.planSnapshot ?? snapshotOf(plan),
-              parameters: view.parameters,
-              maintenanceVersion: request.maintenanceVersion ?? plan.maintenanceVersion,
-              context: request.context ?? instance.context,
-              ...(result?.dashboardUrl ? { dashboardUrl: result.dashboardUrl } : {}),
-              ...(result?.metadata ? { metadata: result.metadata } : {}),
-            },
-          );
-        } else {
-          await tx.instances.patch(instance.id, { state: 'deleted' });
-          await tx.bindings.deleteAllOf(instance.id);
-        }
-      });
-      return;
-    }
-
-    const binding = await this.#stores.bindings.get(instance.id, op.bindingId!);
-    if (!binding) throw new PermanentError(`binding ${op.bindingId} no longer exists`);
-    const bindingOp = this.#bindingOp(op, signal, log, instance, view, binding);
-    if (op.kind === 'bind') {
-      await bindingOp.progress('Creating credentials');
-      const result = await this.#create(
-        async () => {
-          const created = await provisioner.bind(bindingOp);
-          await this.#hooks.afterBind?.(bindingOp, created.credentials);
-          return created;
-        },
-        async () => {
-          await this.#hooks.beforeUnbind?.(bindingOp);
-          await provisioner.unbind(bindingOp);
-        },
-        log,
-      );
-      await this.#succeed(op, log, (tx) =>
-        tx.bindings.patch(
-          instance.id,
-          binding.id,
-          {
-            state: 'ready',
-            bindResponse: {
-              credentials: result.credentials,
-              syslog_drain_url: result.syslogDrainUrl,
-              route_service_url: result.routeServiceUrl,
-              volume_mounts: result.volumeMounts,
-            },
-            endpoints: result.endpoints,
-            metadata: result.metadata,
-          },
-        ),
-      );
-    } else {
-      await bindingOp.progress('Revoking credentials');
-      await this.#hooks.beforeUnbind?.(bindingOp);
-      await provisioner.unbind(bindingOp);
-      await this.#succeed(op, log, (tx) =>
-        tx.bindings.patch(instance.id, binding.id, { state: 'deleted', bindResponse: undefined }),
-      );
-    }
-  }
-
-  /**
-   * Runs a create. When it fails because of the request's data, first undoes what it made (the platform
-   * does no cleanup after the 4xx such a failure is answered with). If that undo fails, the failure is
-   * reported as the broker's (500), so that the platform's orphan mitigation removes what is left.
-   */
-  async #create<T>(create: () => Promise<T>, undo: () => Promise<void>, log: Logger): Promise<T> {
-    try {
-      return await create();
-    } catch (err) {
-      if (!causedByRequest(err)) throw err;
-      try {
-        await undo();
-      } catch (undoErr) {
-        log.warn({ err: undoErr instanceof Error ? undoErr.message : String(undoErr) }, 'what the refused create made could not be undone; reported as a broker failure');
-        throw new PermanentError(err.message, { instanceUsable: err.instanceUsable, cause: err });
-      }
-      throw err;
-    }
-  }
-
-  #bindingOp(
-    op: OperationRecord,
-    signal: AbortSignal,
-    log: Logger,
-    instance: InstanceRecord,
-    view: BindingOperation['instance'] extends infer T ? Omit<T, 'state'> : never,
-    binding: BindingRecord,
-  ): BindingOperation {
-    const base = this.#context(op, signal, log.child({ binding: binding.id }), { ...binding.provisionerState }, (tx, s) =>
-      tx.bindings.patch(instance.id, binding.id, { provisionerState: s }),
-    );
-    return {
-      ...base,
-      instance: { ...view, state: { ...instance.provisionerState } },
-      binding: {
-        id: binding.id,
-        parameters: binding.parameters,
-        context: binding.context,
-        bindResource: binding.bindResource,
-        appGuid: binding.appGuid,
-        predecessorBindingId: binding.predecessorBindingId,
-      },
-    };
-  }
-
-  async #succeed(op: OperationRecord, log: Logger, apply: (tx: TableStores) => Promise<unknown>): Promise<void> {
+  async #succeed(op: OperationRecord, log: Logger, apply: Success): Promise<void> {
     failpoint('engine.before-outcome');
     let finished = false;
     await this.#persist(
