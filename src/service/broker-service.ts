@@ -4,15 +4,20 @@
 // runs them before answering. It knows nothing of HTTP beyond OSB error values.
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import type { Knex } from 'knex';
 import type { Catalog, CatalogPlan, CatalogService } from '../catalog/catalog.ts';
 import { PlanSnapshots, snapshotOf, UnusableSnapshot, type PlanSnapshot } from '../catalog/plan-snapshot.ts';
 import { describeErrors } from '../catalog/schemas.ts';
-import { errors, OsbError } from '../broker/errors.ts';
-import type { JsonObject, OperationKind, ProvisionerRegistry } from '../provisioners/provisioner.ts';
-import type { BindingRecord, Db, InstanceRecord, OperationRecord, Stores } from '../store/stores.ts';
-import type { OperationEngine } from '../operations/engine.ts';
+import { errors, OsbError } from '../osb/errors.ts';
+import type { ProvisionerRegistry } from '../provisioners/provisioner.ts';
+import type { JsonObject, OperationKind, OperationRequests } from '../osb/model.ts';
+import type { BindingRecord } from '../store/bindings.ts';
+import type { InstanceRecord } from '../store/instances.ts';
+import type { OperationRecord } from '../store/operations.ts';
+import type { Stores, TableStores } from '../store/unit-of-work.ts';
+import type { OperationEngine } from '../operations/worker.ts';
 import { failpoint } from '../failpoints.ts';
+import { reportedUsability } from '../osb/lifecycle.ts';
+import { since } from '../osb/versions.ts';
 
 export interface RequestMeta {
   apiMinor: number;
@@ -105,7 +110,6 @@ export interface LastOperationReport {
 export class BrokerService {
   readonly catalog: Catalog;
   readonly #stores: Stores;
-  readonly #knex: Knex;
   readonly #provisioners: ProvisionerRegistry;
   readonly #engine: OperationEngine;
   readonly #snapshots: PlanSnapshots;
@@ -113,7 +117,6 @@ export class BrokerService {
   constructor(deps: { catalog: Catalog; stores: Stores; provisioners: ProvisionerRegistry; engine: OperationEngine }) {
     this.catalog = deps.catalog;
     this.#stores = deps.stores;
-    this.#knex = deps.stores.knex;
     this.#provisioners = deps.provisioners;
     this.#engine = deps.engine;
     this.#snapshots = new PlanSnapshots(deps.provisioners.parseConfig);
@@ -189,8 +192,10 @@ export class BrokerService {
   #requireAsyncAllowed(plan: CatalogPlan, kind: OperationKind, acceptsIncomplete: boolean, apiMinor: number): boolean {
     const async = this.#provisioners.forPlan(plan).isAsync(kind, plan);
     if (async && !acceptsIncomplete) throw errors.asyncRequired();
-    // Asynchronous bindings arrived in 2.14; older platforms cannot poll them.
-    if (async && (kind === 'bind' || kind === 'unbind') && apiMinor < 14) throw errors.versionTooOld('This plan binds asynchronously, which', 14);
+    // Older platforms cannot poll asynchronous bindings.
+    if (async && (kind === 'bind' || kind === 'unbind') && apiMinor < since.asyncBindings) {
+      throw errors.versionTooOld('This plan binds asynchronously, which', since.asyncBindings);
+    }
     return async;
   }
 
@@ -210,27 +215,26 @@ export class BrokerService {
     return s ? new Date(Date.now() + s * 1000) : undefined;
   }
 
-  async #queue(
-    trx: Db,
+  async #enqueue(
+    tx: TableStores,
     meta: RequestMeta,
-    op: { instanceId: string; bindingId?: string; kind: OperationKind; plan: CatalogPlan; planSnapshot: PlanSnapshot; request: JsonObject },
+    op: { [K in OperationKind]: { instanceId: string; bindingId?: string; kind: K; plan: CatalogPlan; planSnapshot: PlanSnapshot; request: Omit<OperationRequests[K], 'planId'> } }[OperationKind],
   ): Promise<string> {
     const id = randomUUID();
-    await this.#stores.operations.create(
+    await tx.operations.create(
       {
         id,
         instanceId: op.instanceId,
         bindingId: op.bindingId,
         kind: op.kind,
         description: 'Queued',
-        request: { planId: op.plan.id, ...op.request },
+        request: { planId: op.plan.id, ...op.request } as OperationRequests[OperationKind],
         deadlineAt: this.#deadline(op.plan),
         requestIdentity: meta.requestIdentity,
         planSnapshot: op.planSnapshot,
       },
-      trx,
     );
-    await this.#stores.audit.record(
+    await tx.audit.record(
       {
         operationId: id,
         instanceId: op.instanceId,
@@ -241,7 +245,6 @@ export class BrokerService {
         requestIdentity: meta.requestIdentity,
         outcome: 'accepted',
       },
-      trx,
     );
     return id;
   }
@@ -259,11 +262,8 @@ export class BrokerService {
     // Halted by the platform's own delete (OSB §Blocking Operations): the request lost to a
     // concurrent one, which is a 4xx (no orphan mitigation: the delete already cleans up).
     const next = await this.#stores.operations.latest(op.instanceId, op.bindingId);
-    if (next && next.id !== op.id && next.request.halted === op.id) return errors.halted(op.description);
-    const usability = {
-      ...(op.kind === 'update' || op.kind === 'deprovision' ? { instanceUsable: op.instanceUsable ?? true } : {}),
-      ...(op.kind === 'update' ? { updateRepeatable: op.updateRepeatable ?? true } : {}),
-    };
+    if (next && next.id !== op.id && 'halted' in next.request && next.request.halted === op.id) return errors.halted(op.description);
+    const usability = reportedUsability(op.kind, op);
     // The request's own data made it fail (e.g. a namespace that does not exist), and what it made was undone:
     // the client has to change the request (OSB: 400 for invalid data).
     if (op.failureCause === 'request') return new OsbError(400, op.description, { error: 'BadRequest', ...usability });
@@ -323,12 +323,12 @@ export class BrokerService {
       provisionerState: {},
       planSnapshot: snapshotOf(plan),
     };
-    const outcome = await this.#knex.transaction(async (trx) => {
-      let fresh = await this.#stores.instances.insertIfAbsent(record, trx);
+    const outcome = await this.#stores.transaction(async (tx) => {
+      let fresh = await tx.instances.insertIfAbsent(record);
       if (!fresh) {
-        const existing = (await this.#stores.instances.get(req.instanceId, trx, { lock: true }))!;
+        const existing = (await tx.instances.get(req.instanceId, { lock: true }))!;
         if (existing.state === 'deleted') {
-          await this.#stores.instances.replace(record, trx);
+          await tx.instances.replace(record);
           fresh = true;
         } else {
           const same =
@@ -342,16 +342,16 @@ export class BrokerService {
             return { answer: { status: 200, dashboardUrl: existing.dashboardUrl, metadata: existing.metadata } as InstanceAnswer };
           }
           if (existing.state === 'creating') {
-            const active = await this.#stores.operations.active(req.instanceId, undefined, trx);
+            const active = await tx.operations.active(req.instanceId, undefined);
             if (active && req.acceptsIncomplete) return { answer: { status: 202, operation: active.id } as InstanceAnswer };
             throw errors.concurrency();
           }
           if (existing.state === 'deleting') throw errors.concurrency();
           // create_failed: an identical retry tries again (the provisioner converges on what exists).
-          await this.#stores.instances.patch(req.instanceId, { state: 'creating', context: req.context, planSnapshot: record.planSnapshot }, trx);
+          await tx.instances.patch(req.instanceId, { state: 'creating', context: req.context, planSnapshot: record.planSnapshot });
         }
       }
-      const operation = await this.#queue(trx, meta, { instanceId: req.instanceId, kind: 'provision', plan, planSnapshot: record.planSnapshot!, request: {} });
+      const operation = await this.#enqueue(tx, meta, { instanceId: req.instanceId, kind: 'provision', plan, planSnapshot: record.planSnapshot!, request: {} });
       return { operation };
     });
     return this.#conclude(outcome, async, req.acceptsIncomplete, async () => {
@@ -394,9 +394,9 @@ export class BrokerService {
     const parameterChange = !isDeepStrictEqual(parameters, current.parameters);
     const contextChange = req.context !== undefined && !isDeepStrictEqual(req.context, current.context);
 
-    const outcome = await this.#knex.transaction(async (trx) => {
-      const locked = (await this.#stores.instances.get(req.instanceId, trx, { lock: true }))!;
-      const active = await this.#stores.operations.active(req.instanceId, undefined, trx);
+    const outcome = await this.#stores.transaction(async (tx) => {
+      const locked = (await tx.instances.get(req.instanceId, { lock: true }))!;
+      const active = await tx.operations.active(req.instanceId, undefined);
       if (active) {
         const same =
           active.kind === 'update' &&
@@ -410,11 +410,11 @@ export class BrokerService {
         throw errors.unprocessable(`Service instance ${req.instanceId} was not provisioned successfully; delete it and provision again.`);
       }
       if (!planChange && !parameterChange && !maintenanceChange) {
-        if (contextChange) await this.#stores.instances.patch(req.instanceId, { context: req.context }, trx);
+        if (contextChange) await tx.instances.patch(req.instanceId, { context: req.context });
         return { answer: { status: 200, dashboardUrl: locked.dashboardUrl } as InstanceAnswer };
       }
-      await this.#stores.instances.patch(req.instanceId, { state: 'updating' }, trx);
-      const operation = await this.#queue(trx, meta, {
+      await tx.instances.patch(req.instanceId, { state: 'updating' });
+      const operation = await this.#enqueue(tx, meta, {
         instanceId: req.instanceId,
         kind: 'update',
         plan: targetPlan,
@@ -444,29 +444,28 @@ export class BrokerService {
     const plan = this.#instancePlanOrRefuse(current);
     const async = this.#requireAsyncAllowed(plan, 'deprovision', req.acceptsIncomplete, meta.apiMinor);
 
-    const outcome = await this.#knex.transaction(async (trx) => {
-      const locked = await this.#stores.instances.get(req.instanceId, trx, { lock: true });
+    const outcome = await this.#stores.transaction(async (tx) => {
+      const locked = await tx.instances.get(req.instanceId, { lock: true });
       if (!locked || locked.state === 'deleted') throw errors.gone();
-      const active = await this.#stores.operations.active(req.instanceId, undefined, trx);
+      const active = await tx.operations.active(req.instanceId, undefined);
       if (active?.kind === 'deprovision') {
         if (req.acceptsIncomplete) return { answer: { status: 202, operation: active.id } as DeleteAnswer };
         throw errors.concurrency();
       }
       if (active?.kind === 'update') throw errors.concurrency();
-      if (await this.#stores.operations.anyActiveBindingOperation(req.instanceId, trx)) throw errors.concurrency();
+      if (await tx.operations.anyActiveBindingOperation(req.instanceId)) throw errors.concurrency();
       const halted = active?.kind === 'provision' ? active.id : undefined;
       if (halted) {
         // OSB §Deprovisioning: a delete during provisioning halts the creation and deletes.
-        await this.#stores.operations.finish(
+        await tx.queue.finish(
           halted,
           { state: 'failed', description: 'Provisioning was halted because a deprovision was requested.' },
           undefined,
-          trx,
         );
       }
       const previousState = locked.state === 'creating' ? 'create_failed' : locked.state;
-      await this.#stores.instances.patch(req.instanceId, { state: 'deleting' }, trx);
-      const operation = await this.#queue(trx, meta, {
+      await tx.instances.patch(req.instanceId, { state: 'deleting' });
+      const operation = await this.#enqueue(tx, meta, {
         instanceId: req.instanceId,
         kind: 'deprovision',
         plan,
@@ -487,8 +486,8 @@ export class BrokerService {
     const body: JsonObject = { service_id: instance.serviceId, plan_id: instance.planId };
     if (instance.dashboardUrl) body.dashboard_url = instance.dashboardUrl;
     if (this.#parametersShown(instance)) body.parameters = instance.parameters;
-    if (instance.maintenanceVersion && meta.apiMinor >= 15) body.maintenance_info = { version: instance.maintenanceVersion };
-    if (meta.apiMinor >= 17 && instance.metadata) body.metadata = instance.metadata;
+    if (instance.maintenanceVersion && meta.apiMinor >= since.fetchedMaintenanceInfo) body.maintenance_info = { version: instance.maintenanceVersion };
+    if (meta.apiMinor >= since.fetchedInstanceMetadata && instance.metadata) body.metadata = instance.metadata;
     return body;
   }
 
@@ -528,7 +527,7 @@ export class BrokerService {
 
     let parameters = req.parameters;
     if (req.predecessorBindingId !== undefined) {
-      if (meta.apiMinor < 17) throw errors.versionTooOld('predecessor_binding_id', 17);
+      if (meta.apiMinor < since.bindingRotation) throw errors.versionTooOld('predecessor_binding_id', since.bindingRotation);
       if (!plan.bindingRotatable) throw errors.badRequest(`Plan "${plan.name}" does not support binding rotation (binding_rotatable is false).`);
       const predecessor = await this.#stores.bindings.get(req.instanceId, req.predecessorBindingId);
       if (!predecessor || predecessor.state !== 'ready') {
@@ -548,22 +547,22 @@ export class BrokerService {
       bindResource: req.bindResource,
       appGuid: req.appGuid ?? (req.bindResource?.app_guid as string | undefined),
       predecessorBindingId: req.predecessorBindingId,
-      credentials: undefined,
+      bindResponse: undefined,
       endpoints: undefined,
       metadata: undefined,
       provisionerState: {},
     };
 
-    const outcome = await this.#knex.transaction(async (trx) => {
-      const locked = await this.#stores.instances.get(req.instanceId, trx, { lock: true });
+    const outcome = await this.#stores.transaction(async (tx) => {
+      const locked = await tx.instances.get(req.instanceId, { lock: true });
       if (!locked || locked.state === 'deleted') throw errors.notFound(`Service instance ${req.instanceId} does not exist.`);
       if (locked.state === 'create_failed') throw errors.unprocessable(`Service instance ${req.instanceId} failed to provision; it cannot be bound.`);
       if (locked.state !== 'ready') throw errors.concurrency();
-      let fresh = await this.#stores.bindings.insertIfAbsent(record, trx);
+      let fresh = await tx.bindings.insertIfAbsent(record);
       if (!fresh) {
-        const existing = (await this.#stores.bindings.get(req.instanceId, req.bindingId, trx, { lock: true }))!;
+        const existing = (await tx.bindings.get(req.instanceId, req.bindingId, { lock: true }))!;
         if (existing.state === 'deleted') {
-          await this.#stores.bindings.replace(record, trx);
+          await tx.bindings.replace(record);
           fresh = true;
         } else {
           const same =
@@ -575,19 +574,19 @@ export class BrokerService {
           if (!same) throw errors.conflict(`Service binding ${req.bindingId} already exists with different attributes.`);
           if (existing.state === 'ready') return { answer: { status: 200, binding: bindingView(existing, meta) } as BindAnswer };
           if (existing.state === 'creating') {
-            const active = await this.#stores.operations.active(req.instanceId, req.bindingId, trx);
+            const active = await tx.operations.active(req.instanceId, req.bindingId);
             if (active && req.acceptsIncomplete) return { answer: { status: 202, operation: active.id } as BindAnswer };
             throw errors.concurrency();
           }
           if (existing.state === 'deleting') throw errors.concurrency();
-          await this.#stores.bindings.patch(req.instanceId, req.bindingId, { state: 'creating' }, trx);
+          await tx.bindings.patch(req.instanceId, req.bindingId, { state: 'creating' });
         }
       }
       const refusal = this.#provisioners.forPlan(plan).checkBind?.(plan, locked.parameters, req.context);
       if (refusal) throw errors.badRequest(refusal);
       // Validated against this replica's catalog; run with the instance's own plan settings (e.g. its server).
       const planSnapshot = this.#snapshotOfInstance(locked, plan);
-      const operation = await this.#queue(trx, meta, { instanceId: req.instanceId, bindingId: req.bindingId, kind: 'bind', plan, planSnapshot, request: {} });
+      const operation = await this.#enqueue(tx, meta, { instanceId: req.instanceId, bindingId: req.bindingId, kind: 'bind', plan, planSnapshot, request: {} });
       return { operation };
     });
     return this.#conclude(outcome, async, req.acceptsIncomplete, async () => {
@@ -605,13 +604,13 @@ export class BrokerService {
     const plan = this.#instancePlanOrRefuse(instance);
     const async = this.#requireAsyncAllowed(plan, 'unbind', req.acceptsIncomplete, meta.apiMinor);
 
-    const outcome = await this.#knex.transaction(async (trx) => {
-      const lockedInstance = (await this.#stores.instances.get(req.instanceId, trx, { lock: true }))!;
-      const locked = await this.#stores.bindings.get(req.instanceId, req.bindingId, trx, { lock: true });
+    const outcome = await this.#stores.transaction(async (tx) => {
+      const lockedInstance = (await tx.instances.get(req.instanceId, { lock: true }))!;
+      const locked = await tx.bindings.get(req.instanceId, req.bindingId, { lock: true });
       if (!locked || locked.state === 'deleted') throw errors.gone();
-      const instanceOp = await this.#stores.operations.active(req.instanceId, undefined, trx);
+      const instanceOp = await tx.operations.active(req.instanceId, undefined);
       if (instanceOp) throw errors.concurrency();
-      const active = await this.#stores.operations.active(req.instanceId, req.bindingId, trx);
+      const active = await tx.operations.active(req.instanceId, req.bindingId);
       if (active?.kind === 'unbind') {
         if (req.acceptsIncomplete) return { answer: { status: 202, operation: active.id } as DeleteAnswer };
         throw errors.concurrency();
@@ -619,16 +618,15 @@ export class BrokerService {
       const halted = active?.kind === 'bind' ? active.id : undefined;
       if (halted) {
         // OSB §Unbinding: a delete during binding halts the creation and deletes.
-        await this.#stores.operations.finish(
+        await tx.queue.finish(
           halted,
           { state: 'failed', description: 'Binding was halted because an unbind was requested.' },
           undefined,
-          trx,
         );
       }
       const previousState = locked.state === 'creating' ? 'create_failed' : locked.state;
-      await this.#stores.bindings.patch(req.instanceId, req.bindingId, { state: 'deleting' }, trx);
-      const operation = await this.#queue(trx, meta, {
+      await tx.bindings.patch(req.instanceId, req.bindingId, { state: 'deleting' });
+      const operation = await this.#enqueue(tx, meta, {
         instanceId: req.instanceId,
         bindingId: req.bindingId,
         kind: 'unbind',
@@ -673,10 +671,8 @@ export class BrokerService {
       if (!halted) return 'gone';
       op = halted;
     }
-    const r = report(op);
-    delete r.view.instance_usable;
-    delete r.view.update_repeatable;
-    return r;
+    // A binding's operations report neither instance_usable nor update_repeatable (lifecycle.ts).
+    return report(op);
   }
 }
 
@@ -686,9 +682,10 @@ function view(op: OperationRecord): LastOperationView {
     ? `Waiting to be resumed (its worker stopped); the last step was: ${op.description}`
     : op.description || op.state;
   const v: LastOperationView = { state: op.state, description };
-  if (op.state === 'failed' && (op.kind === 'update' || op.kind === 'deprovision')) {
-    v.instance_usable = op.instanceUsable ?? true;
-    if (op.kind === 'update') v.update_repeatable = op.updateRepeatable ?? true;
+  if (op.state === 'failed') {
+    const usability = reportedUsability(op.kind, op);
+    if (usability.instanceUsable !== undefined) v.instance_usable = usability.instanceUsable;
+    if (usability.updateRepeatable !== undefined) v.update_repeatable = usability.updateRepeatable;
   }
   return v;
 }
@@ -698,18 +695,13 @@ function report(op: OperationRecord): LastOperationReport {
 }
 
 function bindingView(b: BindingRecord, meta: RequestMeta): BindingView {
-  const stored = (b.credentials ?? {}) as {
-    credentials?: JsonObject;
-    syslog_drain_url?: string;
-    route_service_url?: string;
-    volume_mounts?: unknown[];
-  };
+  const stored = b.bindResponse ?? {};
   const out: BindingView = {};
   if (stored.credentials) out.credentials = stored.credentials;
   if (stored.syslog_drain_url) out.syslog_drain_url = stored.syslog_drain_url;
   if (stored.route_service_url) out.route_service_url = stored.route_service_url;
   if (stored.volume_mounts) out.volume_mounts = stored.volume_mounts;
-  if (b.endpoints && meta.apiMinor >= 15) out.endpoints = b.endpoints;
-  if (b.metadata && meta.apiMinor >= 16) out.metadata = b.metadata;
+  if (b.endpoints && meta.apiMinor >= since.bindingEndpoints) out.endpoints = b.endpoints;
+  if (b.metadata && meta.apiMinor >= since.metadata) out.metadata = b.metadata;
   return out;
 }
