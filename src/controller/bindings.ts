@@ -11,6 +11,7 @@ import { RetryLater, StatusDraft, hashOf, nowIso, type ReconcileContext } from '
 import { isReady } from './conditions.ts';
 import { kubernetesContext } from './instances.ts';
 import type { ObjectRef } from './kube.ts';
+import { failpoint } from '../failpoints.ts';
 import {
   API_VERSION,
   LOCAL_BROKER,
@@ -106,6 +107,7 @@ export async function reconcileBinding(ctx: ReconcileContext, namespace: string,
       context: { ...kubernetesContext(ctx, namespace, si!.metadata.name!, undefined), [CONTROLLER_WRITES_SECRET]: true },
       parameters,
     });
+    failpoint('controller.bind-answered');
     if (r.outcome === 'accepted') {
       s.pendingHash = hash;
       s.lastOperation = { type: 'bind', state: 'in progress', operation: r.operation, startTime: nowIso() };

@@ -9,6 +9,7 @@ import { OsbError, OsbTransportError, type LastOperation as OsbLastOperation, ty
 import { BrokerUnavailable, type Broker } from './brokers.ts';
 import { RetryLater, StatusDraft, hashOf, nowIso, type ReconcileContext } from './context.ts';
 import type { ObjectRef } from './kube.ts';
+import { failpoint } from '../failpoints.ts';
 import { FINALIZER, LOCAL_BROKER, RECONCILE_AT_ANNOTATION, hasFinalizer, isPaused, type ServiceInstance, type ServiceInstanceStatus } from './resources.ts';
 
 export const instanceKey = (namespace: string, name: string): string => `instance/${namespace}/${name}`;
@@ -145,6 +146,7 @@ async function provision(
       context: kubernetesContext(ctx, namespace, si.metadata.name!, si.metadata.annotations),
       parameters,
     });
+    failpoint('controller.provision-answered');
     if (r.dashboard_url) s.dashboardURL = r.dashboard_url;
     if (r.outcome === 'accepted') {
       s.pendingHash = hash;
@@ -252,6 +254,7 @@ async function follow(ctx: ReconcileContext, si: ServiceInstance, draft: StatusD
     watch(ctx, si, broker, ids, last.operation);
     return;
   }
+  failpoint('controller.operation-ended');
   const description = op.description ?? '';
   s.lastOperation = { ...last, state: op.state === 'gone' ? 'succeeded' : op.state, description: op.description, endTime: nowIso() };
   draft.condition('Progressing', 'False', 'Idle', '');

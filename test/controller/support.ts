@@ -24,6 +24,7 @@ export const CRD_DIR = join(REPO, 'deploy/crds');
 export const CONTROLLER_RBAC = join(REPO, 'deploy/controller-rbac.yaml');
 export const CONTROLLER_NAMESPACE = 'berth-system';
 export const SHARD_LABEL = 'test.berth.dev/shard';
+export const GATED_MODULE = join(REPO, 'test/support/gated-provisioner.ts');
 
 export async function kubectl(kube: SharedCluster, args: string[], input?: string): Promise<string> {
   return (await execa(kube.kubectlBin, [...args, '--kubeconfig', kube.kubeconfigPath], { input })).stdout;
@@ -82,6 +83,7 @@ export async function startStack(opts: { startController?: boolean } = {}): Prom
       BERTH_HELM_BIN: kube.helmBin,
       BERTH_POSTGRES_SHARED_URL: ADMIN_URL,
       BERTH_LEASE_SECONDS: '5',
+      BERTH_PROVISIONER_MODULES: GATED_MODULE,
     },
   });
   const shard = randomBytes(4).toString('hex');
