@@ -28,6 +28,7 @@ export class LeaderElector {
   readonly #stop = new AbortController();
   #leading = false;
   #lastRenew = 0;
+  #expiresAt: number | undefined;
 
   constructor(opts: LeaderOptions) {
     this.#o = opts;
@@ -42,6 +43,7 @@ export class LeaderElector {
     const retryMs = Math.max(200, (this.#o.leaseSeconds * 1000) / 4);
     while (!this.#stop.signal.aborted) {
       let held = false;
+      this.#expiresAt = undefined;
       try {
         held = await this.#tryAcquireOrRenew();
       } catch (err) {
@@ -59,7 +61,9 @@ export class LeaderElector {
         this.#o.log.error('leader election: the Lease could not be renewed in time; stopping leading');
         onLost();
       }
-      await delay(retryMs, undefined, { signal: this.#stop.signal }).catch(() => undefined);
+      // A standby wakes right when the holder's lease runs out, so failover takes at most the lease duration after its last renewal.
+      const untilExpiry = !held && this.#expiresAt !== undefined ? Math.max(0, this.#expiresAt - Date.now() + 20) : retryMs;
+      await delay(Math.min(retryMs, untilExpiry), undefined, { signal: this.#stop.signal }).catch(() => undefined);
     }
   }
 
@@ -83,7 +87,10 @@ export class LeaderElector {
     const holder = spec.holderIdentity;
     const renewedAt = spec.renewTime ? new Date(spec.renewTime).getTime() : 0;
     const expired = !holder || renewedAt + (spec.leaseDurationSeconds ?? leaseSeconds) * 1000 < now.getTime();
-    if (holder !== identity && !expired) return false;
+    if (holder !== identity && !expired) {
+      this.#expiresAt = renewedAt + (spec.leaseDurationSeconds ?? leaseSeconds) * 1000;
+      return false;
+    }
     const taking = holder !== identity;
     try {
       await api.replaceNamespacedLease({
