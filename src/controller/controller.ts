@@ -36,6 +36,11 @@ export interface ControllerOptions {
    * (shards of one cluster, each with its own Berth and Lease).
    */
   selector?: string;
+  /**
+   * Long-poll Berth's last_operation (default true). Off, operations are polled as Retry-After says, as for any
+   * broker: for a proxy in between that cuts long requests, and the bench's baseline.
+   */
+  longPoll?: boolean;
   /** Called when leadership is lost (the `berth controller` process exits so nothing runs twice). */
   onLostLeadership?: () => void;
 }
@@ -141,7 +146,7 @@ export class Controller {
       },
       list: (namespace) => cache.list(namespace),
     });
-    const watches = new OperationWatches((key) => this.#queue.add(key), this.#log);
+    const watches = new OperationWatches((key) => this.#queue.add(key), this.#log, this.#o.longPoll ?? true);
     this.#watches = watches;
     const brokers = new Brokers({
       local: this.#o.broker,

@@ -18,9 +18,12 @@ export class OperationWatches {
   readonly #log: Logger;
   #stopped = false;
 
-  constructor(onEnded: (key: string) => void, log: Logger) {
+  readonly #waitSeconds: number;
+
+  constructor(onEnded: (key: string) => void, log: Logger, longPoll = true) {
     this.#onEnded = onEnded;
     this.#log = log;
+    this.#waitSeconds = longPoll ? LONG_POLL_SECONDS : 0;
   }
 
   get size(): number {
@@ -43,7 +46,7 @@ export class OperationWatches {
       let waited = false;
       let op: LastOperation;
       try {
-        op = await poll(client, LONG_POLL_SECONDS, (h) => (waited = h['x-berth-wait-seconds'] !== undefined));
+        op = await poll(client, this.#waitSeconds, (h) => (waited = h['x-berth-wait-seconds'] !== undefined));
       } catch (err) {
         // The reconcile that follows reports it; here only the timing matters.
         this.#log.debug({ err, key }, 'polling an operation failed; the reconcile looks again');

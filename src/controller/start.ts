@@ -10,6 +10,7 @@
 //   BERTH_CONTROLLER_METRICS_PORT   serve /metrics and /healthz on 127.0.0.1 (or BERTH_CONTROLLER_METRICS_HOST) at this port
 //   BERTH_CONTROLLER_LEASE_NAME     the Lease's name (default berth-controller)
 //   BERTH_CONTROLLER_SELECTOR       reconcile only resources matching this label selector (one shard of a cluster)
+//   BERTH_CONTROLLER_LONG_POLL      false: poll Berth's last_operation as Retry-After says instead of long-polling
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -28,6 +29,7 @@ const envSchema = z.object({
   BERTH_CONTROLLER_ID: z.string().min(1).optional(),
   BERTH_CONTROLLER_LEASE_NAME: z.string().min(1).default('berth-controller'),
   BERTH_CONTROLLER_SELECTOR: z.string().min(1).optional(),
+  BERTH_CONTROLLER_LONG_POLL: z.enum(['true', 'false']).default('true'),
 });
 
 export interface RunningController {
@@ -55,6 +57,7 @@ export async function startController(config: Config, log: Logger, opts: { broke
     identity: env.BERTH_CONTROLLER_ID,
     leaseName: env.BERTH_CONTROLLER_LEASE_NAME,
     selector: env.BERTH_CONTROLLER_SELECTOR,
+    longPoll: env.BERTH_CONTROLLER_LONG_POLL === 'true',
     onLostLeadership: opts.onLostLeadership,
   });
   await controller.start();
