@@ -4,6 +4,7 @@
 // leader (a Lease, leader.ts) runs informers and workers. Metrics count
 // resources per condition reason and broker calls.
 import { hostname } from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { KubeConfig, KubernetesObject, V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Registry } from 'prom-client';
@@ -205,19 +206,32 @@ export class Controller {
     for (const inf of this.#informers) {
       inf.on('error', (err: unknown) => {
         if (this.#stopped) return;
-        this.#log.warn({ err }, 'a watch failed; restarting it');
-        setTimeout(() => void inf.start().catch(() => undefined), 1000).unref();
+        this.#log.warn({ err: (err as Error)?.message ?? String(err) }, 'a watch failed; restarting it');
+        setTimeout(() => void this.#startInformer(inf), 1000).unref();
       });
     }
     // Secrets first, so parametersFrom and Secret ownership are known when instances and bindings arrive.
-    await secrets.start();
-    await clusterBrokers.start();
-    await Promise.all([instances.start(), bindings.start()]);
+    await this.#startInformer(secrets as Informer<KubernetesObject>);
+    await this.#startInformer(clusterBrokers as Informer<KubernetesObject>);
+    await Promise.all([this.#startInformer(instances as Informer<KubernetesObject>), this.#startInformer(bindings as Informer<KubernetesObject>)]);
     this.#gauges(instances, bindings);
     // The local broker's catalog becomes ServiceOfferings/ServicePlans at once, for `kubectl get serviceplans` (retried with backoff).
     this.#queue.add(`broker/${LOCAL_BROKER}`);
     this.#log.info({ identity: this.#identity }, 'the controller is reconciling');
     await this.#queue.run(this.#o.workers ?? 8, (k) => this.#handle(ctx, k, clusterBrokers, kube));
+  }
+
+  /** Lists and watches; a refused list (e.g. 429 while the API server initializes a new CRD's storage) is retried. */
+  async #startInformer(inf: Informer<KubernetesObject>): Promise<void> {
+    for (let attempt = 1; !this.#stopped; attempt++) {
+      try {
+        await inf.start();
+        return;
+      } catch (err) {
+        this.#log.warn({ err: (err as Error).message, attempt }, 'listing for a watch failed; retrying');
+        await delay(Math.min(30_000, 500 * 2 ** Math.min(attempt, 6)));
+      }
+    }
   }
 
   async #handle(ctx: ReconcileContext, key: string, clusterBrokers: Cache<ClusterServiceBroker>, kube: KubeWriter): Promise<void> {
@@ -231,8 +245,9 @@ export class Controller {
     } catch (err) {
       this.#reconciles.inc({ kind, result: 'error' });
       const ms = this.#queue.backoff(key);
-      const level = err instanceof RetryLater || err instanceof OsbError || (err as { code?: number }).code === 409 ? 'debug' : 'warn';
-      this.#log[level]({ err: err instanceof RetryLater ? err.message : err, key, retryInMs: Math.round(ms) }, 'reconcile failed; retrying with backoff');
+      const code = (err as { code?: number }).code;
+      const expected = err instanceof RetryLater || err instanceof OsbError || code === 409 || code === 429;
+      this.#log[expected ? 'debug' : 'warn']({ err: expected ? (err as Error).message : err, key, retryInMs: Math.round(ms) }, 'reconcile failed; retrying with backoff');
     }
   }
 
