@@ -1,13 +1,12 @@
 // The composition root: builds every part from a validated Config and wires
 // them together. Nothing else constructs stores, engines or servers.
-import type { Server } from 'node:http';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import type { Config, Credential } from './config.ts';
-import { loadCatalog, type Catalog } from './catalog/catalog.ts';
+import { loadCatalog } from './catalog/catalog.ts';
 import { openDatabase, migrateLatest, migrationsApplied, restrictStateDatabase, type Database } from './db/database.ts';
 import { SecretBox } from './secret-box.ts';
 import { createStores, type Stores } from './store/unit-of-work.ts';
@@ -30,14 +29,10 @@ import { KubernetesAccess } from './kubernetes/client.ts';
 import { createBindingSecretHooks } from './kubernetes/binding-secrets.ts';
 
 export interface Berth {
-  server: Server;
   url: string;
-  catalog: Catalog;
+  /** For tests that look at rows directly. */
   stores: Stores;
-  engine: OperationEngine;
   database: Database;
-  log: Logger;
-  credentials: Credential[];
   /** Graceful stop: stop claiming, finish or hand back operations, close HTTP, close the database. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -206,7 +201,7 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
       await database.close();
       log.info('stopped');
     })());
-  return { server, url, catalog, stores, engine, database, log, credentials, stop };
+  return { url, stores, database, stop };
 }
 
 /** Where embedded mode keeps its generated encryption keys (used when BERTH_ENCRYPTION_KEYS is unset). */

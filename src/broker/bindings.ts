@@ -7,29 +7,18 @@ import { lifecycle, stateBeforeDelete } from '../osb/lifecycle.ts';
 import { since } from '../osb/versions.ts';
 import type { BindingRecord } from '../store/bindings.ts';
 import type { OperationRecord } from '../store/operations.ts';
-import type { Stores } from '../store/unit-of-work.ts';
 import { createOrRepeat } from './idempotency.ts';
-import { statusOf, type Decision, type Queueing } from './queueing.ts';
-import type { Rules } from './rules.ts';
+import { BrokerPart, statusOf, type Decision } from './queueing.ts';
 import type { BindAnswer, BindRequest, DeleteAnswer, FetchedBinding, OperationStatus, RequestMeta, UnbindRequest } from './types.ts';
 
-export class Bindings {
-  readonly #stores: Stores;
-  readonly #rules: Rules;
-  readonly #queueing: Queueing;
-
-  constructor(stores: Stores, rules: Rules, queueing: Queueing) {
-    this.#stores = stores;
-    this.#rules = rules;
-    this.#queueing = queueing;
-  }
+export class Bindings extends BrokerPart {
 
   async bind(req: BindRequest, meta: RequestMeta): Promise<BindAnswer> {
-    const rules = this.#rules;
+    const rules = this.rules;
     const service = rules.service(req.serviceId);
     const plan = rules.plan(service, req.planId);
     if (!plan.bindable) throw errors.badRequest(`Plan "${plan.name}" is not bindable.`);
-    const instance = await this.#stores.instances.get(req.instanceId);
+    const instance = await this.stores.instances.get(req.instanceId);
     if (!instance || instance.state === 'deleted') throw errors.notFound(`Service instance ${req.instanceId} does not exist.`);
     if (instance.serviceId !== service.id || instance.planId !== plan.id) {
       throw errors.badRequest(`service_id and plan_id must be those of instance ${req.instanceId} (${instance.serviceId}, ${instance.planId}).`);
@@ -41,7 +30,7 @@ export class Bindings {
     if (req.predecessorBindingId !== undefined) {
       if (meta.apiMinor < since.bindingRotation) throw errors.versionTooOld('predecessor_binding_id', since.bindingRotation);
       if (!plan.bindingRotatable) throw errors.badRequest(`Plan "${plan.name}" does not support binding rotation (binding_rotatable is false).`);
-      const predecessor = await this.#stores.bindings.get(req.instanceId, req.predecessorBindingId);
+      const predecessor = await this.stores.bindings.get(req.instanceId, req.predecessorBindingId);
       if (!predecessor || predecessor.state !== 'ready') {
         throw errors.badRequest(`predecessor_binding_id "${req.predecessorBindingId}" is not a binding of instance ${req.instanceId}.`);
       }
@@ -65,7 +54,7 @@ export class Bindings {
       provisionerState: {},
     };
 
-    const decision: Decision<BindAnswer> = await this.#stores.transaction(async (tx) => {
+    const decision: Decision<BindAnswer> = await this.stores.transaction(async (tx) => {
       const locked = await tx.instances.get(req.instanceId, { lock: true });
       if (!locked || locked.state === 'deleted') throw errors.notFound(`Service instance ${req.instanceId} does not exist.`);
       if (locked.state === 'create_failed') throw errors.unprocessable(`Service instance ${req.instanceId} failed to provision; it cannot be bound.`);
@@ -90,25 +79,25 @@ export class Bindings {
       rules.checkBind(plan, locked.parameters, req.context);
       // Validated against this replica's catalog; run with the instance's own plan settings (e.g. its server).
       const planSnapshot = rules.snapshotOfInstance(locked, plan);
-      return { operation: await this.#queueing.enqueue(tx, meta, { instanceId: req.instanceId, bindingId: req.bindingId, kind: 'bind', plan, planSnapshot, request: {} }) };
+      return { operation: await this.queueing.enqueue(tx, meta, { instanceId: req.instanceId, bindingId: req.bindingId, kind: 'bind', plan, planSnapshot, request: {} }) };
     });
-    return this.#queueing.conclude(decision, async, req.acceptsIncomplete, async () => ({
+    return this.queueing.conclude(decision, async, req.acceptsIncomplete, async () => ({
       status: 201,
-      binding: (await this.#stores.bindings.get(req.instanceId, req.bindingId))!,
+      binding: (await this.stores.bindings.get(req.instanceId, req.bindingId))!,
     }));
   }
 
   async unbind(req: UnbindRequest, meta: RequestMeta): Promise<DeleteAnswer> {
-    const rules = this.#rules;
-    const instance = await this.#stores.instances.get(req.instanceId);
+    const rules = this.rules;
+    const instance = await this.stores.instances.get(req.instanceId);
     rules.assertServiceOfExisting(req.serviceId, instance);
     rules.assertPlanBelongsTo(req.serviceId, req.planId);
-    const binding = await this.#stores.bindings.get(req.instanceId, req.bindingId);
+    const binding = await this.stores.bindings.get(req.instanceId, req.bindingId);
     if (!instance || !binding || binding.state === 'deleted') throw errors.gone();
     const plan = rules.instancePlanOrRefuse(instance);
     const async = rules.asyncFor(plan, 'unbind', req.acceptsIncomplete, meta.apiMinor);
 
-    const decision: Decision<DeleteAnswer> = await this.#stores.transaction(async (tx) => {
+    const decision: Decision<DeleteAnswer> = await this.stores.transaction(async (tx) => {
       const lockedInstance = (await tx.instances.get(req.instanceId, { lock: true }))!;
       const locked = await tx.bindings.get(req.instanceId, req.bindingId, { lock: true });
       if (!locked || locked.state === 'deleted') throw errors.gone();
@@ -124,7 +113,7 @@ export class Bindings {
         await tx.queue.finish(halted, { state: 'failed', description: 'Binding was halted because an unbind was requested.' }, undefined);
       }
       await tx.bindings.patch(req.instanceId, req.bindingId, { state: lifecycle.unbind.during });
-      const operation = await this.#queueing.enqueue(tx, meta, {
+      const operation = await this.queueing.enqueue(tx, meta, {
         instanceId: req.instanceId,
         bindingId: req.bindingId,
         kind: 'unbind',
@@ -135,24 +124,24 @@ export class Bindings {
       });
       return { operation, halted };
     });
-    return this.#queueing.conclude(decision, async, req.acceptsIncomplete, async () => ({ status: 200 }) as const);
+    return this.queueing.conclude(decision, async, req.acceptsIncomplete, async () => ({ status: 200 }) as const);
   }
 
   async fetch(instanceId: string, bindingId: string): Promise<FetchedBinding> {
-    const binding = await this.#stores.bindings.get(instanceId, bindingId);
+    const binding = await this.stores.bindings.get(instanceId, bindingId);
     if (!binding || binding.state !== 'ready') {
       throw errors.notFound(`Service binding ${bindingId} does not exist or is still being created.`);
     }
     // Only the plan decides, so the instance's secrets are not decrypted (nor needed to be decryptable).
-    const instance = await this.#stores.instances.planOf(instanceId);
-    return { binding, parametersShown: instance !== undefined && this.#rules.parametersShown(instance) };
+    const instance = await this.stores.instances.planOf(instanceId);
+    return { binding, parametersShown: instance !== undefined && this.rules.parametersShown(instance) };
   }
 
   async lastOperation(instanceId: string, bindingId: string, operationId: string | undefined): Promise<OperationStatus | 'gone'> {
     // Only its state matters here, so nothing is decrypted (a binding sealed under a removed key still answers).
-    const bindingState = await this.#stores.bindings.stateOf(instanceId, bindingId);
+    const bindingState = await this.stores.bindings.stateOf(instanceId, bindingId);
     if (!bindingState) throw errors.notFound(`Service binding ${bindingId} does not exist.`);
-    let op: OperationRecord | undefined = operationId ? await this.#stores.operations.get(operationId) : await this.#stores.operations.latest(instanceId, bindingId);
+    let op: OperationRecord | undefined = operationId ? await this.stores.operations.get(operationId) : await this.stores.operations.latest(instanceId, bindingId);
     if (operationId && (!op || op.instanceId !== instanceId || op.bindingId !== bindingId)) {
       throw errors.badRequest(`Operation ${operationId} is not an operation of service binding ${bindingId}.`);
     }
@@ -163,7 +152,7 @@ export class Bindings {
     if (!operationId && bindingState === 'deleted' && op.kind === 'unbind' && op.state === 'succeeded') {
       // 410 is the answer to a platform polling an asynchronous unbind. Nobody polls a synchronous
       // unbind, so after one that halted the bind, the poll is about the bind: report how it ended.
-      const halted = op.request.synchronous === true && typeof op.request.halted === 'string' ? await this.#stores.operations.get(op.request.halted) : undefined;
+      const halted = op.request.synchronous === true && typeof op.request.halted === 'string' ? await this.stores.operations.get(op.request.halted) : undefined;
       if (!halted) return 'gone';
       op = halted;
     }

@@ -7,25 +7,14 @@ import { snapshotOf } from '../catalog/plan-snapshot.ts';
 import { errors } from '../osb/errors.ts';
 import { lifecycle, stateBeforeDelete } from '../osb/lifecycle.ts';
 import type { InstanceRecord } from '../store/instances.ts';
-import type { Stores } from '../store/unit-of-work.ts';
 import { createOrRepeat } from './idempotency.ts';
-import { statusOf, type Decision, type Queueing } from './queueing.ts';
-import type { Rules } from './rules.ts';
+import { BrokerPart, statusOf, type Decision } from './queueing.ts';
 import type { DeleteAnswer, DeleteInstanceRequest, FetchedInstance, InstanceAnswer, OperationStatus, ProvisionRequest, RequestMeta, UpdateRequest } from './types.ts';
 
-export class Instances {
-  readonly #stores: Stores;
-  readonly #rules: Rules;
-  readonly #queueing: Queueing;
-
-  constructor(stores: Stores, rules: Rules, queueing: Queueing) {
-    this.#stores = stores;
-    this.#rules = rules;
-    this.#queueing = queueing;
-  }
+export class Instances extends BrokerPart {
 
   async provision(req: ProvisionRequest, meta: RequestMeta): Promise<InstanceAnswer> {
-    const rules = this.#rules;
+    const rules = this.rules;
     const service = rules.service(req.serviceId);
     const plan = rules.plan(service, req.planId);
     const async = rules.asyncFor(plan, 'provision', req.acceptsIncomplete, meta.apiMinor);
@@ -49,7 +38,7 @@ export class Instances {
       provisionerState: {},
       planSnapshot,
     };
-    const decision: Decision<InstanceAnswer> = await this.#stores.transaction(async (tx) => {
+    const decision: Decision<InstanceAnswer> = await this.stores.transaction(async (tx) => {
       const repeat = await createOrRepeat({
         insert: () => tx.instances.insertIfAbsent(record),
         existing: async () => (await tx.instances.get(req.instanceId, { lock: true }))!,
@@ -70,18 +59,18 @@ export class Instances {
         retry: () => tx.instances.patch(req.instanceId, { state: lifecycle.provision.during, context: req.context, planSnapshot }),
       });
       if (repeat) return repeat;
-      return { operation: await this.#queueing.enqueue(tx, meta, { instanceId: req.instanceId, kind: 'provision', plan, planSnapshot, request: {} }) };
+      return { operation: await this.queueing.enqueue(tx, meta, { instanceId: req.instanceId, kind: 'provision', plan, planSnapshot, request: {} }) };
     });
-    return this.#queueing.conclude(decision, async, req.acceptsIncomplete, async () => {
-      const done = await this.#stores.instances.get(req.instanceId);
+    return this.queueing.conclude(decision, async, req.acceptsIncomplete, async () => {
+      const done = await this.stores.instances.get(req.instanceId);
       return { status: 201, dashboardUrl: done?.dashboardUrl, metadata: done?.metadata };
     });
   }
 
   async update(req: UpdateRequest, meta: RequestMeta): Promise<InstanceAnswer> {
-    const rules = this.#rules;
+    const rules = this.rules;
     const service = rules.service(req.serviceId);
-    const current = await this.#stores.instances.get(req.instanceId);
+    const current = await this.stores.instances.get(req.instanceId);
     if (!current || current.state === 'deleted') throw errors.notFound(`Service instance ${req.instanceId} does not exist.`);
     if (current.serviceId !== service.id) throw errors.badRequest(`service_id "${req.serviceId}" is not the service of instance ${req.instanceId}.`);
     // The instance's plan as recorded (it may have been retired from the catalog since); the target must be in the catalog.
@@ -107,7 +96,7 @@ export class Instances {
     const parameterChange = !isDeepStrictEqual(parameters, current.parameters);
     const contextChange = req.context !== undefined && !isDeepStrictEqual(req.context, current.context);
 
-    const decision: Decision<InstanceAnswer> = await this.#stores.transaction(async (tx) => {
+    const decision: Decision<InstanceAnswer> = await this.stores.transaction(async (tx) => {
       const locked = (await tx.instances.get(req.instanceId, { lock: true }))!;
       const active = await tx.operations.active(req.instanceId, undefined);
       if (active) {
@@ -124,7 +113,7 @@ export class Instances {
         return { answer: { status: 200, dashboardUrl: locked.dashboardUrl } };
       }
       await tx.instances.patch(req.instanceId, { state: lifecycle.update.during });
-      const operation = await this.#queueing.enqueue(tx, meta, {
+      const operation = await this.queueing.enqueue(tx, meta, {
         instanceId: req.instanceId,
         kind: 'update',
         plan: targetPlan,
@@ -139,15 +128,15 @@ export class Instances {
       });
       return { operation };
     });
-    return this.#queueing.conclude(decision, async, req.acceptsIncomplete, async () => {
-      const done = await this.#stores.instances.get(req.instanceId);
+    return this.queueing.conclude(decision, async, req.acceptsIncomplete, async () => {
+      const done = await this.stores.instances.get(req.instanceId);
       return { status: 200, dashboardUrl: done?.dashboardUrl, metadata: done?.metadata };
     });
   }
 
   async deprovision(req: DeleteInstanceRequest, meta: RequestMeta): Promise<DeleteAnswer> {
-    const rules = this.#rules;
-    const current = await this.#stores.instances.get(req.instanceId);
+    const rules = this.rules;
+    const current = await this.stores.instances.get(req.instanceId);
     rules.assertServiceOfExisting(req.serviceId, current);
     rules.assertPlanBelongsTo(req.serviceId, req.planId);
     if (!current || current.state === 'deleted') throw errors.gone();
@@ -155,7 +144,7 @@ export class Instances {
     const plan = rules.instancePlanOrRefuse(current);
     const async = rules.asyncFor(plan, 'deprovision', req.acceptsIncomplete, meta.apiMinor);
 
-    const decision: Decision<DeleteAnswer> = await this.#stores.transaction(async (tx) => {
+    const decision: Decision<DeleteAnswer> = await this.stores.transaction(async (tx) => {
       const locked = await tx.instances.get(req.instanceId, { lock: true });
       if (!locked || locked.state === 'deleted') throw errors.gone();
       const active = await tx.operations.active(req.instanceId, undefined);
@@ -171,7 +160,7 @@ export class Instances {
         await tx.queue.finish(halted, { state: 'failed', description: 'Provisioning was halted because a deprovision was requested.' }, undefined);
       }
       await tx.instances.patch(req.instanceId, { state: lifecycle.deprovision.during });
-      const operation = await this.#queueing.enqueue(tx, meta, {
+      const operation = await this.queueing.enqueue(tx, meta, {
         instanceId: req.instanceId,
         kind: 'deprovision',
         plan,
@@ -180,27 +169,27 @@ export class Instances {
       });
       return { operation, halted };
     });
-    return this.#queueing.conclude(decision, async, req.acceptsIncomplete, async () => ({ status: 200 }) as const);
+    return this.queueing.conclude(decision, async, req.acceptsIncomplete, async () => ({ status: 200 }) as const);
   }
 
   async fetch(instanceId: string): Promise<FetchedInstance> {
-    const instance = await this.#stores.instances.get(instanceId);
+    const instance = await this.stores.instances.get(instanceId);
     if (!instance || instance.state === 'deleted' || instance.state === 'creating' || instance.state === 'create_failed') {
       throw errors.notFound(`Service instance ${instanceId} does not exist or is still being provisioned.`);
     }
     if (instance.state === 'updating') throw errors.concurrency();
-    return { instance, parametersShown: this.#rules.parametersShown(instance) };
+    return { instance, parametersShown: this.rules.parametersShown(instance) };
   }
 
   async lastOperation(instanceId: string, operationId: string | undefined): Promise<OperationStatus | 'gone'> {
-    const op = await this.#stores.operations.status(operationId ? { id: operationId } : { instanceId, bindingId: undefined });
+    const op = await this.stores.operations.status(operationId ? { id: operationId } : { instanceId, bindingId: undefined });
     if (op && op.instanceId === instanceId && op.bindingId === undefined) {
-      if (!operationId && op.kind === 'deprovision' && op.state === 'succeeded' && (await this.#stores.instances.stateOf(instanceId)) === 'deleted') {
+      if (!operationId && op.kind === 'deprovision' && op.state === 'succeeded' && (await this.stores.instances.stateOf(instanceId)) === 'deleted') {
         return 'gone';
       }
       return statusOf(op);
     }
-    const state = await this.#stores.instances.stateOf(instanceId);
+    const state = await this.stores.instances.stateOf(instanceId);
     if (state === undefined) throw errors.notFound(`Service instance ${instanceId} does not exist.`);
     if (operationId) throw errors.badRequest(`Operation ${operationId} is not an operation of service instance ${instanceId}.`);
     if (state === 'deleted') return 'gone';

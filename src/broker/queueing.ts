@@ -11,7 +11,7 @@ import type { OperationKind, OperationRequests } from '../osb/model.ts';
 import type { OperationEngine } from '../operations/worker.ts';
 import type { OperationRecord } from '../store/operations.ts';
 import type { Stores, TableStores } from '../store/unit-of-work.ts';
-import { deadlineFor } from './rules.ts';
+import { deadlineFor, type Rules } from './rules.ts';
 import type { Accepted, RequestMeta } from './types.ts';
 
 export type NewOperation = {
@@ -101,6 +101,19 @@ export class Queueing {
     if (op.failureCause === 'request') return new OsbError(400, op.description, { error: 'BadRequest', ...usability });
     // The provisioner failed: a broker-side error, after which the platform should clean up.
     return new OsbError(500, op.description, { error: 'OperationFailed', ...usability });
+  }
+}
+
+/** What instances.ts and bindings.ts are built on: the stores, the OSB rules and the queue. */
+export abstract class BrokerPart {
+  protected readonly stores: Stores;
+  protected readonly rules: Rules;
+  protected readonly queueing: Queueing;
+
+  constructor(stores: Stores, rules: Rules, queueing: Queueing) {
+    this.stores = stores;
+    this.rules = rules;
+    this.queueing = queueing;
   }
 }
 

@@ -5,6 +5,7 @@
 // are ignored (OSB vendor extensions).
 import { z } from 'zod';
 import { errors } from '../osb/errors.ts';
+import type { BindRequest, ProvisionRequest, UpdateRequest } from '../broker/types.ts';
 import type { JsonObject } from '../osb/model.ts';
 import { assertStorable, storableString } from './body-limits.ts';
 
@@ -125,33 +126,64 @@ export const schemas = {
   fetchQuery: z.object({ service_id: queryText('service_id', false), plan_id: queryText('plan_id', false) }),
   /** last_operation: Cloud Foundry also sends service_id and plan_id. */
   lastOperationQuery: z.object({ service_id: queryText('service_id', false), plan_id: queryText('plan_id', false), operation: queryText('operation', false) }),
-  provisionBody: z.object({
-    service_id: text('service_id', true),
-    plan_id: text('plan_id', true),
-    context: object('context'),
-    organization_guid: platformGuid('organization_guid'),
-    space_guid: platformGuid('space_guid'),
-    parameters: object('parameters'),
-    maintenance_info: maintenanceInfo,
-  }),
-  updateBody: z.object({
-    previous_values: object('previous_values'),
-    service_id: text('service_id', true),
-    plan_id: text('plan_id'),
-    context: object('context'),
-    parameters: object('parameters'),
-    maintenance_info: maintenanceInfo,
-  }),
-  bindBody: z.object({
-    bind_resource: bindResource,
-    service_id: text('service_id', true),
-    plan_id: text('plan_id', true),
-    context: object('context'),
-    app_guid: text('app_guid'),
-    parameters: object('parameters'),
-    predecessor_binding_id: text('predecessor_binding_id'),
-  }),
+  provisionBody: z
+    .object({
+      service_id: text('service_id', true),
+      plan_id: text('plan_id', true),
+      context: object('context'),
+      organization_guid: platformGuid('organization_guid'),
+      space_guid: platformGuid('space_guid'),
+      parameters: object('parameters'),
+      maintenance_info: maintenanceInfo,
+    })
+    .transform((b): Omit<ProvisionRequest, Addressed> => ({
+      serviceId: b.service_id,
+      planId: b.plan_id,
+      context: b.context,
+      organizationGuid: b.organization_guid,
+      spaceGuid: b.space_guid,
+      parameters: b.parameters,
+      maintenanceVersion: b.maintenance_info,
+    })),
+  updateBody: z
+    .object({
+      previous_values: object('previous_values'),
+      service_id: text('service_id', true),
+      plan_id: text('plan_id'),
+      context: object('context'),
+      parameters: object('parameters'),
+      maintenance_info: maintenanceInfo,
+    })
+    .transform((b): Omit<UpdateRequest, Addressed> => ({
+      serviceId: b.service_id,
+      planId: b.plan_id,
+      context: b.context,
+      parameters: b.parameters,
+      maintenanceVersion: b.maintenance_info,
+    })),
+  bindBody: z
+    .object({
+      bind_resource: bindResource,
+      service_id: text('service_id', true),
+      plan_id: text('plan_id', true),
+      context: object('context'),
+      app_guid: text('app_guid'),
+      parameters: object('parameters'),
+      predecessor_binding_id: text('predecessor_binding_id'),
+    })
+    .transform((b): Omit<BindRequest, Addressed | 'bindingId'> => ({
+      serviceId: b.service_id,
+      planId: b.plan_id,
+      context: b.context,
+      bindResource: b.bind_resource,
+      appGuid: b.app_guid,
+      parameters: b.parameters,
+      predecessorBindingId: b.predecessor_binding_id,
+    })),
 };
+
+/** What a request's path and query say, not its body. */
+type Addressed = 'instanceId' | 'acceptsIncomplete';
 
 /** Parses `value` with `schema`, or throws a 400 naming the first problem. */
 export function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {

@@ -4,24 +4,10 @@ import { bindingBody } from '../presenters.ts';
 import type { Route } from '../reply.ts';
 import { objectBody, parse, schemas } from '../schemas.ts';
 
-export const bind = (broker: Broker): Route => async ({ params, query, body: raw, meta }) => {
+export const bind = (broker: Broker): Route => async ({ params, query, body, meta }) => {
   const { instance_id, binding_id } = parse(schemas.bindingParams, params);
-  const body = parse(schemas.bindBody, objectBody(raw));
+  const fields = parse(schemas.bindBody, objectBody(body));
   const { accepts_incomplete } = parse(schemas.asyncQuery, query);
-  const answer = await broker.bindings.bind(
-    {
-      instanceId: instance_id,
-      bindingId: binding_id,
-      serviceId: body.service_id,
-      planId: body.plan_id,
-      context: body.context,
-      bindResource: body.bind_resource,
-      appGuid: body.app_guid,
-      parameters: body.parameters,
-      predecessorBindingId: body.predecessor_binding_id,
-      acceptsIncomplete: accepts_incomplete,
-    },
-    meta,
-  );
+  const answer = await broker.bindings.bind({ instanceId: instance_id, bindingId: binding_id, ...fields, acceptsIncomplete: accepts_incomplete }, meta);
   return { status: answer.status, body: answer.status === 202 ? { operation: answer.operation } : bindingBody(answer.binding, meta.apiMinor) };
 };

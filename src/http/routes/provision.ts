@@ -1,26 +1,7 @@
 // PUT /v2/service_instances/:instance_id
 import type { Broker } from '../../broker/index.ts';
-import { instanceBody } from '../presenters.ts';
 import type { Route } from '../reply.ts';
-import { objectBody, parse, schemas } from '../schemas.ts';
+import { schemas } from '../schemas.ts';
+import { instanceChange } from './instance-change.ts';
 
-export const provision = (broker: Broker): Route => async ({ params, query, body: raw, meta }) => {
-  const { instance_id } = parse(schemas.instanceParams, params);
-  const body = parse(schemas.provisionBody, objectBody(raw));
-  const { accepts_incomplete } = parse(schemas.asyncQuery, query);
-  const answer = await broker.instances.provision(
-    {
-      instanceId: instance_id,
-      serviceId: body.service_id,
-      planId: body.plan_id,
-      context: body.context,
-      organizationGuid: body.organization_guid,
-      spaceGuid: body.space_guid,
-      parameters: body.parameters,
-      maintenanceVersion: body.maintenance_info,
-      acceptsIncomplete: accepts_incomplete,
-    },
-    meta,
-  );
-  return { status: answer.status, body: instanceBody(answer, meta.apiMinor) };
-};
+export const provision = (broker: Broker): Route => instanceChange(schemas.provisionBody, (request, meta) => broker.instances.provision(request, meta));
