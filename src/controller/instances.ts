@@ -320,7 +320,7 @@ async function brokerRefused(
   await draft.commit(ctx.kube);
   if (orphaned) {
     // The broker may have created the instance without answering: undo it before trying again (Service Catalog's orphan mitigation).
-    draft.event('Warning', 'OrphanMitigation', `Deprovisioning ${si.metadata.uid} after "${message}" on create.`);
+    await ctx.kube.event(ref(si), 'Warning', 'OrphanMitigation', `Deprovisioning ${si.metadata.uid} after "${message}" on create.`);
     await deprovisionQuietly(ctx, (await ctx.brokers.get(brokerOf(si))).client, si.metadata.uid!, ids);
   }
   throw new RetryLater(message);
