@@ -7,10 +7,13 @@
 // never on a timer, so an idle cluster makes no broker calls.
 import type { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { OsbClient } from '../osb-client/index.ts';
+import { MAX_LONG_POLLS } from './operation-watch.ts';
 import type { Catalog, CatalogPlan, CatalogService } from '../osb-client/index.ts';
 import { BROKER_LABEL, GROUP, LOCAL_BROKER, MANAGED_BY, MANAGED_BY_LABEL, PLURALS, VERSION, type ClusterServiceBroker } from './resources.ts';
 
 const REFRESH_FLOOR_MS = 30_000;
+/** Connections per broker: every long poll holds one, and the workers need theirs beside them. */
+const SOCKETS = MAX_LONG_POLLS + 32;
 
 export interface Broker {
   name: string;
@@ -125,7 +128,7 @@ export class Brokers {
 
   async #client(name: string): Promise<OsbClient> {
     if (name === LOCAL_BROKER && !this.#getBroker(name)) {
-      return new OsbClient({ url: this.#local.url, auth: this.#local.auth, apiVersion: this.#local.apiVersion, originatingIdentity: this.#identity });
+      return new OsbClient({ url: this.#local.url, auth: this.#local.auth, apiVersion: this.#local.apiVersion, originatingIdentity: this.#identity, maxSockets: SOCKETS });
     }
     const resource = this.#getBroker(name);
     if (!resource) throw new BrokerUnavailable('BrokerNotFound', `No ClusterServiceBroker named "${name}" exists.`);
@@ -146,7 +149,7 @@ export class Brokers {
       else if (username && password) auth = { username, password };
       else throw new BrokerUnavailable('AuthSecretInvalid', `The auth Secret "${this.#namespace}/${ref}" needs the keys username and password, or token.`);
     }
-    return new OsbClient({ url: resource.spec.url, auth, caPem, apiVersion: resource.spec.apiVersion ?? '2.17', originatingIdentity: this.#identity });
+    return new OsbClient({ url: resource.spec.url, auth, caPem, apiVersion: resource.spec.apiVersion ?? '2.17', originatingIdentity: this.#identity, maxSockets: SOCKETS });
   }
 
   /** Makes the ServiceOfferings and ServicePlans labelled with this broker match its catalog. */

@@ -9,6 +9,11 @@ import type { Logger } from 'pino';
 import type { LastOperation, OsbClient } from '../osb-client/index.ts';
 
 const LONG_POLL_SECONDS = 25;
+/**
+ * Long polls held at once, at most: each holds a connection to the broker (and one of Berth's BERTH_MAX_CONNECTIONS).
+ * Operations beyond it are polled as Retry-After says until a long poll is free.
+ */
+export const MAX_LONG_POLLS = 128;
 const FLOOR_MS = 1000;
 const CAP_MS = 60_000;
 
@@ -17,6 +22,7 @@ export class OperationWatches {
   readonly #onEnded: (key: string) => void;
   readonly #log: Logger;
   #stopped = false;
+  #longPolls = 0;
 
   readonly #waitSeconds: number;
 
@@ -45,12 +51,16 @@ export class OperationWatches {
     for (;;) {
       let waited = false;
       let op: LastOperation;
+      const long = this.#waitSeconds > 0 && this.#longPolls < MAX_LONG_POLLS;
+      if (long) this.#longPolls++;
       try {
-        op = await poll(client, this.#waitSeconds, (h) => (waited = h['x-berth-wait-seconds'] !== undefined));
+        op = await poll(client, long ? this.#waitSeconds : 0, (h) => (waited = h['x-berth-wait-seconds'] !== undefined));
       } catch (err) {
         // The reconcile that follows reports it; here only the timing matters.
         this.#log.debug({ err, key }, 'polling an operation failed; the reconcile looks again');
         return;
+      } finally {
+        if (long) this.#longPolls--;
       }
       if (op.state !== 'in progress' || signal.aborted) return;
       if (waited) continue;
