@@ -56,7 +56,7 @@ export class Controller {
   readonly metrics = new Registry();
   readonly #o: ControllerOptions;
   readonly #log: Logger;
-  readonly #queue = new WorkQueue();
+  #queue = new WorkQueue();
   readonly #identity: string;
   #elector: LeaderElector | undefined;
   #informers: Informer<KubernetesObject>[] = [];
@@ -114,6 +114,8 @@ export class Controller {
   }
 
   async #lead(): Promise<void> {
+    // A fresh queue each time this process starts leading (it may have led and lost before).
+    this.#queue = new WorkQueue();
     const k8s = await loadKubernetesClient();
     const kc = this.#o.kubeConfig;
     const kube = new KubeWriter(kc, k8s, this.#log, 'berth-controller');
