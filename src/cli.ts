@@ -12,7 +12,8 @@ import { resealRows } from './store/reseal.ts';
 import { readFile } from 'node:fs/promises';
 
 const usage = `usage: berth <command>
-  serve                     start the broker (default)
+  serve                     start the broker (default; BERTH_CONTROLLER=true also runs the Kubernetes controller)
+  controller                run the Kubernetes controller (services.berth.dev resources) against a Berth
   migrate                   apply database migrations and exit
   keys rotate               re-seal every stored secret under the first key of BERTH_ENCRYPTION_KEYS
   catalog validate <file>   check a catalog file (and what its provisioners can check offline)`;
@@ -60,13 +61,21 @@ async function main(argv: string[]): Promise<number> {
       }
       throw err;
     }
+    // The Kubernetes controller beside the broker, for a one-process setup (src/controller/start.ts).
+    const controller = config.env.BERTH_CONTROLLER === 'true' ? await (await import('./controller/start.ts')).startController(config, log, { brokerUrl: berth.url }) : undefined;
     await signalled;
     try {
+      await controller?.stop();
       await berth.stop();
     } catch (err) {
       log.error({ err }, 'shutdown failed');
     }
     return 0;
+  }
+
+  if (command === 'controller') {
+    const { runControllerCommand } = await import('./controller/command.ts');
+    return runControllerCommand(config, log);
   }
 
   if (command === 'migrate') {
