@@ -1,0 +1,62 @@
+// Waiting for an asynchronous operation: polls last_operation (at the broker's Retry-After, else
+// --interval), shows its descriptions as live progress on stderr, and ends at --timeout with
+// exit code 3 while the operation goes on.
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { LastOperation } from '../../osb-client/index.ts';
+import { CliError, EXIT, usageError } from '../errors.ts';
+import { Progress } from '../progress.ts';
+
+/** `90s`, `10m`, `1h30m`, `2h`, or plain seconds → milliseconds. */
+export function parseDuration(text: string, flag: string): number {
+  const t = text.trim();
+  if (/^\d+(\.\d+)?$/.test(t)) return Number(t) * 1000;
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
+  let ms = 0;
+  let matched = 0;
+  for (let m = re.exec(t); m; m = re.exec(t)) {
+    ms += Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+    matched = re.lastIndex;
+  }
+  if (matched !== t.length || t.length === 0) throw usageError(`${flag} ${text} is not a duration; write e.g. 90s, 10m or 1h30m`);
+  return ms;
+}
+
+export interface WaitOptions {
+  /** e.g. "provisioning orders-db" */
+  label: string;
+  poll: () => Promise<LastOperation>;
+  timeoutMs: number;
+  intervalMs: number;
+  /** What to run to look again when the wait times out. */
+  checkHint: string;
+  /** A poll that fails is explained by this (exit 4 when the broker went away). */
+  explain: (err: unknown) => CliError;
+}
+
+/** Resolves with the final last_operation (succeeded, failed or gone); throws exit 3 at the timeout. */
+export async function waitForOperation(w: WaitOptions): Promise<LastOperation> {
+  const progress = new Progress(w.label);
+  const deadline = Date.now() + w.timeoutMs;
+  let last: LastOperation | undefined;
+  for (;;) {
+    try {
+      last = await w.poll();
+    } catch (err) {
+      progress.stop(`${w.label}: could not read the operation's state`);
+      throw w.explain(err);
+    }
+    if (last.state !== 'in progress') {
+      progress.stop(`${w.label}: ${last.state === 'gone' ? 'done' : last.state}`);
+      return last;
+    }
+    progress.update(last.description);
+    const pause = last.retryAfterSeconds !== undefined ? last.retryAfterSeconds * 1000 : w.intervalMs;
+    if (Date.now() + pause > deadline) break;
+    await sleep(Math.max(pause, 100));
+  }
+  progress.stop(`${w.label}: still in progress`);
+  throw new CliError(
+    EXIT.timedOut,
+    `timed out after ${Math.round(w.timeoutMs / 1000)} s while ${w.label} is still in progress${last?.description ? ` (${last.description})` : ''}; it goes on at the broker: check with \`${w.checkHint}\`.`,
+  );
+}
