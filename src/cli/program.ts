@@ -191,7 +191,7 @@ ${examples(
 
   // ---- the broker itself --------------------------------------------------------------------
 
-  program.command('serve', { isDefault: true }).description('start the Berth broker (the default command; what `npm start` runs)').action(server('serve'));
+  program.command('serve').description('start the Berth broker (the default command; what `npm start` runs)').action(server('serve'));
   program.command('migrate').description('apply database migrations and exit').action(server('migrate'));
   program
     .command('keys')
@@ -213,6 +213,9 @@ ${examples(
 /** Runs the CLI; resolves with the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
+  // `berth` alone starts the broker, as it always has (containers run it so); any other
+  // first word that is not a command is an error, not an argument to serve.
+  if (argv.length === 0) argv = ['serve'];
   try {
     await program.parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;

@@ -5,7 +5,7 @@ import { formatOf, render } from '../output.ts';
 import { firstDifference, parametersOf } from '../parameters.ts';
 import type { Options } from '../program.ts';
 import { bindingObject, now, refuseKubernetesFlags, waitSettings, withSession } from './common.ts';
-import { checkName } from './instances.ts';
+import { checkName, sentence } from './instances.ts';
 import type { Session } from './session.ts';
 import type { BindingEntry, InstanceEntry, OperationEntry } from './state.ts';
 import { bindingView } from './views.ts';
@@ -52,7 +52,7 @@ async function settle(s: Session, name: string, entry: BindingEntry, verb: 'bind
   const state = last.state === 'gone' ? 'failed' : last.state === 'in progress' ? 'in progress' : last.state;
   recordOperation(s, name, { type: verb, id: operation, started_at: started, state, description: last.description, finished_at: now() });
   if (state === 'failed') {
-    throw new CliError(EXIT.failed, `${gerund} ${name} failed: ${last.description ?? 'the broker gave no description'}. See \`berth describe binding ${name}\`.`);
+    throw new CliError(EXIT.failed, `${gerund} ${name} failed: ${sentence(last.description)} See \`berth describe binding ${name}\`.`);
   }
   return 'done';
 }

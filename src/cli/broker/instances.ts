@@ -77,9 +77,15 @@ async function settle(s: Session, name: string, verb: Verb, operation: string | 
         : verb === 'deprovision'
           ? `See \`berth describe instance ${name}\`; the instance still exists.`
           : `See \`berth describe instance ${name}\`${last.update_repeatable ? '; the broker says the update can be repeated' : ''}.`;
-    throw new CliError(EXIT.failed, `${GERUND[verb]} ${name} failed: ${last.description ?? 'the broker gave no description'}. ${next}`);
+    throw new CliError(EXIT.failed, `${GERUND[verb]} ${name} failed: ${sentence(last.description)} ${next}`);
   }
   return 'done';
+}
+
+/** The broker's description as a sentence ending in one full stop. */
+export function sentence(description: string | undefined): string {
+  const d = (description ?? 'the broker gave no description').trim();
+  return /[.!?]$/.test(d) ? d : `${d}.`;
 }
 
 function forget(s: Session, name: string): void {

@@ -50,9 +50,11 @@ export async function waitForOperation(w: WaitOptions): Promise<LastOperation> {
       return last;
     }
     progress.update(last.description);
+    const left = deadline - Date.now();
+    if (left <= 0) break;
+    // The broker's Retry-After when it sent one, but never past the deadline: the last look is at it.
     const pause = last.retryAfterSeconds !== undefined ? last.retryAfterSeconds * 1000 : w.intervalMs;
-    if (Date.now() + pause > deadline) break;
-    await sleep(Math.max(pause, 100));
+    await sleep(Math.min(Math.max(pause, 100), left));
   }
   progress.stop(`${w.label}: still in progress`);
   throw new CliError(
