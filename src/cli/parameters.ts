@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { usageError } from './errors.ts';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-type JsonObject = { [key: string]: Json };
+export type JsonObject = { [key: string]: Json };
 
 /** The JSON value `-p key=VALUE` means. */
 export function typedValue(text: string): Json {

@@ -2,7 +2,7 @@
 // message, how a conflicting repeat names the differing field, and --timeout durations.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildParameters, firstDifference, typedValue } from '../../src/cli/parameters.ts';
+import { buildParameters, firstDifference, typedValue, type JsonObject } from '../../src/cli/parameters.ts';
 import { parseDuration } from '../../src/cli/broker/wait.ts';
 import { parameterDigests } from '../../src/cli/broker/state.ts';
 import { CliError } from '../../src/cli/errors.ts';
@@ -30,7 +30,7 @@ test('-p values: JSON where JSON reads them, strings otherwise', () => {
 });
 
 test('-p pairs build one nested object', () => {
-  const table: Array<[string[], Record<string, unknown>, Record<string, unknown>?]> = [
+  const table: Array<[string[], Record<string, unknown>, JsonObject?]> = [
     [['port=5432', 'ssl=true'], { port: 5432, ssl: true }],
     [['a.b=c'], { a: { b: 'c' } }],
     [['a.b=1', 'a.c=2', 'd=x'], { a: { b: 1, c: 2 }, d: 'x' }],
@@ -46,7 +46,7 @@ test('-p pairs build one nested object', () => {
 });
 
 test('-p mistakes are usage errors that name both flags', () => {
-  const table: Array<[string[], RegExp, Record<string, unknown>?]> = [
+  const table: Array<[string[], RegExp, JsonObject?]> = [
     [['port'], /^-p "port" is not key=value; write e\.g\. -p port=5432/],
     [['=5'], /^-p "=5" is not key=value/],
     [['a=1', 'a=2'], /^-p a is given twice \(-p a=1 and -p a=2\); give it once$/],
