@@ -65,10 +65,7 @@ export function buildProgram(): Command {
   const program = new Command('berth');
   program
     .usage('<command> [options]')
-    .description(
-      'Service instances and bindings from an Open Service Broker (broker mode: --broker URL) or from the\n' +
-        "cluster's ServiceInstance/ServiceBinding resources (Kubernetes mode), and the Berth broker itself (serve).",
-    )
+    .description('Service instances and bindings from any Open Service Broker (--broker URL), and the Berth broker itself (berth serve).')
     .option('--broker <url>', 'talk OSB to this broker (env BERTH_BROKER_URL)')
     .option('--username <name>', 'broker user (env BERTH_BROKER_USERNAME)')
     .option('--password <password>', 'broker password (env BERTH_BROKER_PASSWORD; prefer it or a credentials file: argv is visible to other users)')

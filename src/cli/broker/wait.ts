@@ -37,6 +37,21 @@ export interface WaitOptions {
 export async function waitForOperation(w: WaitOptions): Promise<LastOperation> {
   const progress = new Progress(w.label);
   const deadline = Date.now() + w.timeoutMs;
+  // Ctrl-C stops the waiting, not the operation: say so, and where to look, instead of leaving a half-drawn line.
+  const onInterrupt = () => {
+    progress.stop(`${w.label}: stopped waiting`);
+    process.stderr.write(`berth: the operation goes on at the broker; check with \`${w.checkHint}\`.\n`);
+    process.exit(130);
+  };
+  process.once('SIGINT', onInterrupt);
+  try {
+    return await poll(w, progress, deadline);
+  } finally {
+    process.off('SIGINT', onInterrupt);
+  }
+}
+
+async function poll(w: WaitOptions, progress: Progress, deadline: number): Promise<LastOperation> {
   let last: LastOperation | undefined;
   for (;;) {
     try {
