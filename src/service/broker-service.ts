@@ -4,15 +4,17 @@
 // runs them before answering. It knows nothing of HTTP beyond OSB error values.
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import type { Knex } from 'knex';
 import type { Catalog, CatalogPlan, CatalogService } from '../catalog/catalog.ts';
 import { PlanSnapshots, snapshotOf, UnusableSnapshot, type PlanSnapshot } from '../catalog/plan-snapshot.ts';
 import { describeErrors } from '../catalog/schemas.ts';
 import { errors, OsbError } from '../osb/errors.ts';
 import type { ProvisionerRegistry } from '../provisioners/provisioner.ts';
 import type { JsonObject, OperationKind, OperationRequests } from '../osb/model.ts';
-import type { BindingRecord, Db, InstanceRecord, OperationRecord, Stores } from '../store/stores.ts';
-import type { OperationEngine } from '../operations/engine.ts';
+import type { BindingRecord } from '../store/bindings.ts';
+import type { InstanceRecord } from '../store/instances.ts';
+import type { OperationRecord } from '../store/operations.ts';
+import type { Stores, TableStores } from '../store/unit-of-work.ts';
+import type { OperationEngine } from '../operations/worker.ts';
 import { failpoint } from '../failpoints.ts';
 import { reportedUsability } from '../osb/lifecycle.ts';
 import { since } from '../osb/versions.ts';
@@ -108,7 +110,6 @@ export interface LastOperationReport {
 export class BrokerService {
   readonly catalog: Catalog;
   readonly #stores: Stores;
-  readonly #knex: Knex;
   readonly #provisioners: ProvisionerRegistry;
   readonly #engine: OperationEngine;
   readonly #snapshots: PlanSnapshots;
@@ -116,7 +117,6 @@ export class BrokerService {
   constructor(deps: { catalog: Catalog; stores: Stores; provisioners: ProvisionerRegistry; engine: OperationEngine }) {
     this.catalog = deps.catalog;
     this.#stores = deps.stores;
-    this.#knex = deps.stores.knex;
     this.#provisioners = deps.provisioners;
     this.#engine = deps.engine;
     this.#snapshots = new PlanSnapshots(deps.provisioners.parseConfig);
@@ -215,13 +215,13 @@ export class BrokerService {
     return s ? new Date(Date.now() + s * 1000) : undefined;
   }
 
-  async #queue(
-    trx: Db,
+  async #enqueue(
+    tx: TableStores,
     meta: RequestMeta,
     op: { [K in OperationKind]: { instanceId: string; bindingId?: string; kind: K; plan: CatalogPlan; planSnapshot: PlanSnapshot; request: Omit<OperationRequests[K], 'planId'> } }[OperationKind],
   ): Promise<string> {
     const id = randomUUID();
-    await this.#stores.operations.create(
+    await tx.operations.create(
       {
         id,
         instanceId: op.instanceId,
@@ -233,9 +233,8 @@ export class BrokerService {
         requestIdentity: meta.requestIdentity,
         planSnapshot: op.planSnapshot,
       },
-      trx,
     );
-    await this.#stores.audit.record(
+    await tx.audit.record(
       {
         operationId: id,
         instanceId: op.instanceId,
@@ -246,7 +245,6 @@ export class BrokerService {
         requestIdentity: meta.requestIdentity,
         outcome: 'accepted',
       },
-      trx,
     );
     return id;
   }
@@ -325,12 +323,12 @@ export class BrokerService {
       provisionerState: {},
       planSnapshot: snapshotOf(plan),
     };
-    const outcome = await this.#knex.transaction(async (trx) => {
-      let fresh = await this.#stores.instances.insertIfAbsent(record, trx);
+    const outcome = await this.#stores.transaction(async (tx) => {
+      let fresh = await tx.instances.insertIfAbsent(record);
       if (!fresh) {
-        const existing = (await this.#stores.instances.get(req.instanceId, trx, { lock: true }))!;
+        const existing = (await tx.instances.get(req.instanceId, { lock: true }))!;
         if (existing.state === 'deleted') {
-          await this.#stores.instances.replace(record, trx);
+          await tx.instances.replace(record);
           fresh = true;
         } else {
           const same =
@@ -344,16 +342,16 @@ export class BrokerService {
             return { answer: { status: 200, dashboardUrl: existing.dashboardUrl, metadata: existing.metadata } as InstanceAnswer };
           }
           if (existing.state === 'creating') {
-            const active = await this.#stores.operations.active(req.instanceId, undefined, trx);
+            const active = await tx.operations.active(req.instanceId, undefined);
             if (active && req.acceptsIncomplete) return { answer: { status: 202, operation: active.id } as InstanceAnswer };
             throw errors.concurrency();
           }
           if (existing.state === 'deleting') throw errors.concurrency();
           // create_failed: an identical retry tries again (the provisioner converges on what exists).
-          await this.#stores.instances.patch(req.instanceId, { state: 'creating', context: req.context, planSnapshot: record.planSnapshot }, trx);
+          await tx.instances.patch(req.instanceId, { state: 'creating', context: req.context, planSnapshot: record.planSnapshot });
         }
       }
-      const operation = await this.#queue(trx, meta, { instanceId: req.instanceId, kind: 'provision', plan, planSnapshot: record.planSnapshot!, request: {} });
+      const operation = await this.#enqueue(tx, meta, { instanceId: req.instanceId, kind: 'provision', plan, planSnapshot: record.planSnapshot!, request: {} });
       return { operation };
     });
     return this.#conclude(outcome, async, req.acceptsIncomplete, async () => {
@@ -396,9 +394,9 @@ export class BrokerService {
     const parameterChange = !isDeepStrictEqual(parameters, current.parameters);
     const contextChange = req.context !== undefined && !isDeepStrictEqual(req.context, current.context);
 
-    const outcome = await this.#knex.transaction(async (trx) => {
-      const locked = (await this.#stores.instances.get(req.instanceId, trx, { lock: true }))!;
-      const active = await this.#stores.operations.active(req.instanceId, undefined, trx);
+    const outcome = await this.#stores.transaction(async (tx) => {
+      const locked = (await tx.instances.get(req.instanceId, { lock: true }))!;
+      const active = await tx.operations.active(req.instanceId, undefined);
       if (active) {
         const same =
           active.kind === 'update' &&
@@ -412,11 +410,11 @@ export class BrokerService {
         throw errors.unprocessable(`Service instance ${req.instanceId} was not provisioned successfully; delete it and provision again.`);
       }
       if (!planChange && !parameterChange && !maintenanceChange) {
-        if (contextChange) await this.#stores.instances.patch(req.instanceId, { context: req.context }, trx);
+        if (contextChange) await tx.instances.patch(req.instanceId, { context: req.context });
         return { answer: { status: 200, dashboardUrl: locked.dashboardUrl } as InstanceAnswer };
       }
-      await this.#stores.instances.patch(req.instanceId, { state: 'updating' }, trx);
-      const operation = await this.#queue(trx, meta, {
+      await tx.instances.patch(req.instanceId, { state: 'updating' });
+      const operation = await this.#enqueue(tx, meta, {
         instanceId: req.instanceId,
         kind: 'update',
         plan: targetPlan,
@@ -446,29 +444,28 @@ export class BrokerService {
     const plan = this.#instancePlanOrRefuse(current);
     const async = this.#requireAsyncAllowed(plan, 'deprovision', req.acceptsIncomplete, meta.apiMinor);
 
-    const outcome = await this.#knex.transaction(async (trx) => {
-      const locked = await this.#stores.instances.get(req.instanceId, trx, { lock: true });
+    const outcome = await this.#stores.transaction(async (tx) => {
+      const locked = await tx.instances.get(req.instanceId, { lock: true });
       if (!locked || locked.state === 'deleted') throw errors.gone();
-      const active = await this.#stores.operations.active(req.instanceId, undefined, trx);
+      const active = await tx.operations.active(req.instanceId, undefined);
       if (active?.kind === 'deprovision') {
         if (req.acceptsIncomplete) return { answer: { status: 202, operation: active.id } as DeleteAnswer };
         throw errors.concurrency();
       }
       if (active?.kind === 'update') throw errors.concurrency();
-      if (await this.#stores.operations.anyActiveBindingOperation(req.instanceId, trx)) throw errors.concurrency();
+      if (await tx.operations.anyActiveBindingOperation(req.instanceId)) throw errors.concurrency();
       const halted = active?.kind === 'provision' ? active.id : undefined;
       if (halted) {
         // OSB §Deprovisioning: a delete during provisioning halts the creation and deletes.
-        await this.#stores.operations.finish(
+        await tx.queue.finish(
           halted,
           { state: 'failed', description: 'Provisioning was halted because a deprovision was requested.' },
           undefined,
-          trx,
         );
       }
       const previousState = locked.state === 'creating' ? 'create_failed' : locked.state;
-      await this.#stores.instances.patch(req.instanceId, { state: 'deleting' }, trx);
-      const operation = await this.#queue(trx, meta, {
+      await tx.instances.patch(req.instanceId, { state: 'deleting' });
+      const operation = await this.#enqueue(tx, meta, {
         instanceId: req.instanceId,
         kind: 'deprovision',
         plan,
@@ -545,22 +542,22 @@ export class BrokerService {
       bindResource: req.bindResource,
       appGuid: req.appGuid ?? (req.bindResource?.app_guid as string | undefined),
       predecessorBindingId: req.predecessorBindingId,
-      credentials: undefined,
+      bindResponse: undefined,
       endpoints: undefined,
       metadata: undefined,
       provisionerState: {},
     };
 
-    const outcome = await this.#knex.transaction(async (trx) => {
-      const locked = await this.#stores.instances.get(req.instanceId, trx, { lock: true });
+    const outcome = await this.#stores.transaction(async (tx) => {
+      const locked = await tx.instances.get(req.instanceId, { lock: true });
       if (!locked || locked.state === 'deleted') throw errors.notFound(`Service instance ${req.instanceId} does not exist.`);
       if (locked.state === 'create_failed') throw errors.unprocessable(`Service instance ${req.instanceId} failed to provision; it cannot be bound.`);
       if (locked.state !== 'ready') throw errors.concurrency();
-      let fresh = await this.#stores.bindings.insertIfAbsent(record, trx);
+      let fresh = await tx.bindings.insertIfAbsent(record);
       if (!fresh) {
-        const existing = (await this.#stores.bindings.get(req.instanceId, req.bindingId, trx, { lock: true }))!;
+        const existing = (await tx.bindings.get(req.instanceId, req.bindingId, { lock: true }))!;
         if (existing.state === 'deleted') {
-          await this.#stores.bindings.replace(record, trx);
+          await tx.bindings.replace(record);
           fresh = true;
         } else {
           const same =
@@ -572,19 +569,19 @@ export class BrokerService {
           if (!same) throw errors.conflict(`Service binding ${req.bindingId} already exists with different attributes.`);
           if (existing.state === 'ready') return { answer: { status: 200, binding: bindingView(existing, meta) } as BindAnswer };
           if (existing.state === 'creating') {
-            const active = await this.#stores.operations.active(req.instanceId, req.bindingId, trx);
+            const active = await tx.operations.active(req.instanceId, req.bindingId);
             if (active && req.acceptsIncomplete) return { answer: { status: 202, operation: active.id } as BindAnswer };
             throw errors.concurrency();
           }
           if (existing.state === 'deleting') throw errors.concurrency();
-          await this.#stores.bindings.patch(req.instanceId, req.bindingId, { state: 'creating' }, trx);
+          await tx.bindings.patch(req.instanceId, req.bindingId, { state: 'creating' });
         }
       }
       const refusal = this.#provisioners.forPlan(plan).checkBind?.(plan, locked.parameters, req.context);
       if (refusal) throw errors.badRequest(refusal);
       // Validated against this replica's catalog; run with the instance's own plan settings (e.g. its server).
       const planSnapshot = this.#snapshotOfInstance(locked, plan);
-      const operation = await this.#queue(trx, meta, { instanceId: req.instanceId, bindingId: req.bindingId, kind: 'bind', plan, planSnapshot, request: {} });
+      const operation = await this.#enqueue(tx, meta, { instanceId: req.instanceId, bindingId: req.bindingId, kind: 'bind', plan, planSnapshot, request: {} });
       return { operation };
     });
     return this.#conclude(outcome, async, req.acceptsIncomplete, async () => {
@@ -602,13 +599,13 @@ export class BrokerService {
     const plan = this.#instancePlanOrRefuse(instance);
     const async = this.#requireAsyncAllowed(plan, 'unbind', req.acceptsIncomplete, meta.apiMinor);
 
-    const outcome = await this.#knex.transaction(async (trx) => {
-      const lockedInstance = (await this.#stores.instances.get(req.instanceId, trx, { lock: true }))!;
-      const locked = await this.#stores.bindings.get(req.instanceId, req.bindingId, trx, { lock: true });
+    const outcome = await this.#stores.transaction(async (tx) => {
+      const lockedInstance = (await tx.instances.get(req.instanceId, { lock: true }))!;
+      const locked = await tx.bindings.get(req.instanceId, req.bindingId, { lock: true });
       if (!locked || locked.state === 'deleted') throw errors.gone();
-      const instanceOp = await this.#stores.operations.active(req.instanceId, undefined, trx);
+      const instanceOp = await tx.operations.active(req.instanceId, undefined);
       if (instanceOp) throw errors.concurrency();
-      const active = await this.#stores.operations.active(req.instanceId, req.bindingId, trx);
+      const active = await tx.operations.active(req.instanceId, req.bindingId);
       if (active?.kind === 'unbind') {
         if (req.acceptsIncomplete) return { answer: { status: 202, operation: active.id } as DeleteAnswer };
         throw errors.concurrency();
@@ -616,16 +613,15 @@ export class BrokerService {
       const halted = active?.kind === 'bind' ? active.id : undefined;
       if (halted) {
         // OSB §Unbinding: a delete during binding halts the creation and deletes.
-        await this.#stores.operations.finish(
+        await tx.queue.finish(
           halted,
           { state: 'failed', description: 'Binding was halted because an unbind was requested.' },
           undefined,
-          trx,
         );
       }
       const previousState = locked.state === 'creating' ? 'create_failed' : locked.state;
-      await this.#stores.bindings.patch(req.instanceId, req.bindingId, { state: 'deleting' }, trx);
-      const operation = await this.#queue(trx, meta, {
+      await tx.bindings.patch(req.instanceId, req.bindingId, { state: 'deleting' });
+      const operation = await this.#enqueue(tx, meta, {
         instanceId: req.instanceId,
         bindingId: req.bindingId,
         kind: 'unbind',
@@ -694,12 +690,7 @@ function report(op: OperationRecord): LastOperationReport {
 }
 
 function bindingView(b: BindingRecord, meta: RequestMeta): BindingView {
-  const stored = (b.credentials ?? {}) as {
-    credentials?: JsonObject;
-    syslog_drain_url?: string;
-    route_service_url?: string;
-    volume_mounts?: unknown[];
-  };
+  const stored = b.bindResponse ?? {};
   const out: BindingView = {};
   if (stored.credentials) out.credentials = stored.credentials;
   if (stored.syslog_drain_url) out.syslog_drain_url = stored.syslog_drain_url;

@@ -109,7 +109,7 @@ for (const backend of ['postgres', 'embedded'] as const) {
       assert.equal((await t.client.provision(id, { ...BIND_HELD, ...org }, false)).status, 201);
       const first = t.client.bind(id, 'first', BIND_HELD, true);
       await until(async () => (await unfinished(id)) === 1, 'the first bind is running');
-      const claims = t.berth.stores.operations;
+      const claims = t.berth.stores.queue;
       const original = claims.claim.bind(claims);
       let attempts = 0;
       let queuedId: string | undefined;
