@@ -3,7 +3,11 @@
 // the user-provided and postgres plans, every exit code, idempotent repeats and output formats.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { parse as parseYaml } from 'yaml';
@@ -223,5 +227,53 @@ describe('berth in broker mode', () => {
     const r = await w.berth(['get', 'offerings', '-o', 'name', '--credentials-file', file], { BERTH_BROKER_URL: undefined, BERTH_BROKER_USERNAME: undefined, BERTH_BROKER_PASSWORD: undefined });
     expectExit(r, 0);
     assert.equal(r.stdout, 'offering/user-provided\noffering/postgresql\noffering/paced\n');
+  });
+});
+
+describe('berth against an https broker', () => {
+  let w: CliWorld;
+  let dir: string;
+  let proxy: https.Server;
+  let url: string;
+  before(async () => {
+    w = await startCliWorld();
+    dir = mkdtempSync(join(tmpdir(), 'berth-cli-tls-'));
+    // A CA of the test's own and a server certificate it signed, for 127.0.0.1.
+    const sh = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+    sh('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=berth test CA');
+    sh('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
+    writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
+    sh('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '1', '-extfile', 'san.ext');
+    // TLS in front of the test's Berth, forwarding every request as it is.
+    proxy = https.createServer({ key: readFileSync(join(dir, 'server.key')), cert: readFileSync(join(dir, 'server.pem')) }, (req, res) => {
+      const upstream = http.request(`${w.broker.url}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      upstream.on('error', () => res.destroy());
+      req.pipe(upstream);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+    url = `https://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+  });
+  after(async () => {
+    proxy?.closeAllConnections();
+    await new Promise((r) => proxy?.close(r));
+    await w?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a broker certificate from an unknown CA is exit 4 naming --ca-file; with --ca-file (or BERTH_BROKER_CA_FILE) it works', async () => {
+    const untrusted = await w.berth(['get', 'plans', '--broker', url]);
+    expectExit(untrusted, 4);
+    assert.match(untrusted.stderr, /^berth: cannot reach the broker at https:\/\/127\.0\.0\.1:\d+ while reading the catalog: its TLS certificate is not trusted \(.+\); pass the CA with --ca-file/);
+    const trusted = await w.berth(['get', 'plans', '--broker', url, '--ca-file', join(dir, 'ca.pem'), '-o', 'name']);
+    expectExit(trusted, 0);
+    assert.match(trusted.stdout, /^plan\/user-provided\/standard\n/);
+    const byEnv = await w.berth(['get', 'offerings', '-o', 'name'], { BERTH_BROKER_URL: url, BERTH_BROKER_CA_FILE: join(dir, 'ca.pem') });
+    expectExit(byEnv, 0);
+    const missing = await w.berth(['get', 'plans', '--broker', url, '--ca-file', join(dir, 'nope.pem')]);
+    expectExit(missing, 2);
+    assert.match(missing.stderr, /cannot read the CA file .*nope\.pem \(ENOENT\)/);
   });
 });
