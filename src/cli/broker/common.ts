@@ -77,11 +77,17 @@ export async function instanceObject(s: Session, name: string, entry: InstanceEn
   const bindings = Object.entries(s.state.section().bindings)
     .filter(([, b]) => b.instance_id === id)
     .map(([bindingName, b]) => ({ name: bindingName, binding_id: b.id, created_at: b.created_at }));
+  // Provisioned elsewhere under this name: the catalog gives the offering's and plan's names.
+  let names = entry ? { offering: entry.offering, plan: entry.plan } : undefined;
+  if (!names && instance?.service_id) {
+    const service = (await s.catalog()).services.find((x) => x.id === instance!.service_id);
+    names = { offering: service?.name as string, plan: service?.plans.find((p) => p.id === instance!.plan_id)?.name as string };
+  }
   return {
     name,
     instance_id: id,
-    offering: entry?.offering,
-    plan: entry?.plan,
+    offering: names?.offering,
+    plan: names?.plan,
     service_id: entry?.service_id ?? instance?.service_id,
     plan_id: entry?.plan_id ?? instance?.plan_id,
     created_at: entry?.created_at,
