@@ -116,7 +116,7 @@ ${examples(
       examples(
         'berth provision orders-db --offering postgresql --plan small',
         'berth provision stripe --offering user-provided --plan standard -p credentials=\'{"key":"sk_test_…"}\'',
-        'berth provision cache --offering redis-dedicated --plan small -c @params.yaml --async',
+        'berth provision cache --offering redis --plan small -c @params.yaml --async',
         'berth provision orders-db --offering postgresql --plan small -o json | jq .instance_id',
       ),
     )
