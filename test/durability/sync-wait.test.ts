@@ -11,7 +11,7 @@ import { REPO, startTestBerth, type TestBerth } from '../support/berth.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { release } from '../support/gated-provisioner.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
-import { retryAfterSeconds } from '../../src/broker/retry-after.ts';
+import { retryAfterSeconds } from '../../src/http/presenters.ts';
 import { PgNotifications } from '../../src/db/notifications.ts';
 
 const CATALOG = join(REPO, 'test/fixtures/catalog-sync-wait.yaml');
