@@ -21,6 +21,13 @@ export function parseDuration(text: string, flag: string): number {
   return ms;
 }
 
+/** 200 ms, 45 s, 30 min, as a person says them. */
+export function durationText(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 120_000 || ms % 60_000 !== 0) return `${Math.round(ms / 1000)} s`;
+  return `${ms / 60_000} min`;
+}
+
 export interface WaitOptions {
   /** e.g. "provisioning orders-db" */
   label: string;
@@ -74,6 +81,6 @@ async function poll(w: WaitOptions, progress: Progress, deadline: number): Promi
   progress.stop(`${w.label}: still in progress`);
   throw new CliError(
     EXIT.timedOut,
-    `timed out after ${Math.round(w.timeoutMs / 1000)} s while ${w.label} is still in progress${last?.description ? ` (${last.description})` : ''}; it goes on at the broker: check with \`${w.checkHint}\`.`,
+    `timed out after ${durationText(w.timeoutMs)} while ${w.label} is still in progress${last?.description ? ` (${last.description})` : ''}; it goes on at the broker: check with \`${w.checkHint}\`.`,
   );
 }
