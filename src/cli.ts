@@ -7,7 +7,7 @@ import type { ProvisionerRegistry } from './provisioners/provisioner.ts';
 import { createLogger, routeProcessWarnings } from './observability/logger.ts';
 import { embeddedKeyFile, loadProvisioners, startBerth } from './main.ts';
 import { openDatabase, migrateLatest } from './db/database.ts';
-import { SecretBox } from './secret-box.ts';
+import { SecretBox } from './lib/secret-box.ts';
 import { resealRows } from './store/reseal.ts';
 import { readFile } from 'node:fs/promises';
 
