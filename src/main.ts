@@ -26,7 +26,7 @@ import { Gauge } from 'prom-client';
 import { ProvisionerRegistry, type Provisioner } from './provisioners/provisioner.ts';
 import { builtInProvisioners } from './provisioners/index.ts';
 import { KubernetesAccess } from './kubernetes/client.ts';
-import { createBindingSecretHooks } from './kubernetes/binding-secrets.ts';
+import { createBindingSecretHooks } from './provisioners/binding-secrets.ts';
 
 export interface Berth {
   url: string;
