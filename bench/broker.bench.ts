@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto';
 import knexFactory from 'knex';
 import { spawnBerth, freePort, TEST_CREDENTIALS, TEST_KEYS, REPO } from '../test/support/berth.ts';
 import { createTestDatabase } from '../test/support/postgres.ts';
-import { SecretBox } from '../src/lib/secret-box.ts';
+import { SecretBox } from '../src/secret-box.ts';
 
 const CONNECTIONS = 50;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);

@@ -3,7 +3,7 @@
 // purpose: failpoints.ts (crash points armed by tests) and the helm provisioner,
 // which hands helm its environment.
 import { z } from 'zod';
-import { SecretBox } from './lib/secret-box.ts';
+import { SecretBox } from './secret-box.ts';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 

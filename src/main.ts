@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { Config, Credential } from './config.ts';
 import { loadCatalog } from './catalog/catalog.ts';
 import { openDatabase, migrateLatest, migrationsApplied, restrictStateDatabase, type Database } from './db/database.ts';
-import { SecretBox } from './lib/secret-box.ts';
+import { SecretBox } from './secret-box.ts';
 import { createStores, type Stores } from './store/unit-of-work.ts';
 import { OperationEngine } from './operations/worker.ts';
 import { OperationSignals } from './operations/signals.ts';
@@ -26,7 +26,7 @@ import { Gauge } from 'prom-client';
 import { ProvisionerRegistry, type Provisioner } from './provisioners/provisioner.ts';
 import { builtInProvisioners } from './provisioners/index.ts';
 import { KubernetesAccess } from './kubernetes/client.ts';
-import { createBindingSecretHooks } from './provisioners/binding-secrets.ts';
+import { createBindingSecretHooks } from './kubernetes/binding-secrets.ts';
 
 export interface Berth {
   url: string;

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { CatalogPlan } from '../catalog/catalog.ts';
 import type { PlanSnapshot } from '../catalog/plan-snapshot.ts';
-import { failpoint } from '../lib/failpoints.ts';
+import { failpoint } from '../failpoints.ts';
 import { errors, OsbError } from '../osb/errors.ts';
 import { reportedUsability } from '../osb/lifecycle.ts';
 import type { OperationKind, OperationRequests } from '../osb/model.ts';

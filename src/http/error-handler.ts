@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { isDatabaseUnavailable, isRejectedInput } from '../db/errors.ts';
 import { errors, OsbError } from '../osb/errors.ts';
-import { UndecryptableError } from '../lib/secret-box.ts';
+import { UndecryptableError } from '../secret-box.ts';
 
 export function toOsbError(err: unknown, log: Logger, route: string | undefined): OsbError {
   const e = err as { type?: string; status?: number; limit?: number };

@@ -16,8 +16,8 @@ import type { OperationRecord, Outcome } from '../store/operations.ts';
 import type { Stores, TableStores } from '../store/unit-of-work.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { isDatabaseUnavailable } from '../db/errors.ts';
-import { failpoint } from '../lib/failpoints.ts';
-import { UndecryptableError } from '../lib/secret-box.ts';
+import { failpoint } from '../failpoints.ts';
+import { UndecryptableError } from '../secret-box.ts';
 import { pause } from '../lib/abortable.ts';
 import { retry } from '../lib/retry.ts';
 import { kinds, onFailure, pastTense, type Success } from './kinds.ts';
@@ -103,6 +103,11 @@ export class OperationEngine {
   notify(): void {
     const [first] = this.#wakers;
     first?.();
+  }
+
+  /** Resolves true at the next end signal of `operationId`, false when `signal` aborts (a long-polled last_operation). */
+  nextEnd(operationId: string, signal: AbortSignal): Promise<boolean> {
+    return this.#signals.next(operationId, signal);
   }
 
   /** A request ended (halted) an operation: wake whoever waits for it, here and on the other replicas. */

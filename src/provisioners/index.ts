@@ -7,7 +7,7 @@ import { PostgresProvisioner } from './postgres/postgres.ts';
 import { MysqlProvisioner } from './mysql/mysql.ts';
 import { HelmProvisioner } from './helm/helm-provisioner.ts';
 import type { KubernetesAccess } from '../kubernetes/client.ts';
-import { bindingSecretNamespace } from './binding-secrets.ts';
+import { bindingSecretNamespace } from '../kubernetes/binding-secrets.ts';
 
 export function builtInProvisioners(config: Config, log: Logger, kube: KubernetesAccess): Provisioner[] {
   return [

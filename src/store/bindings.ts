@@ -1,7 +1,7 @@
 // The bindings table: one row per service binding, keyed by instance and
 // binding id; parameters, the bind response and checkpoints sealed.
 import type { BindingState, JsonObject } from '../osb/model.ts';
-import type { SealedField } from '../lib/secret-box.ts';
+import type { SealedField } from '../secret-box.ts';
 import { opt, Table } from './table.ts';
 
 /** What a bind answered, kept (sealed) for fetches and idempotent repeats. */

@@ -2,7 +2,7 @@
 // provisioner checkpoints sealed.
 import type { JsonObject, InstanceState } from '../osb/model.ts';
 import type { PlanSnapshot } from '../catalog/plan-snapshot.ts';
-import type { SealedField } from '../lib/secret-box.ts';
+import type { SealedField } from '../secret-box.ts';
 import { ERASED_BINDING_SECRETS } from './bindings.ts';
 import { opt, Table } from './table.ts';
 

@@ -4,7 +4,7 @@
 // queue (queue.ts).
 import type { OperationKind, OperationRequests, OperationState, StoredRequest } from '../osb/model.ts';
 import type { PlanSnapshot } from '../catalog/plan-snapshot.ts';
-import { UndecryptableError, type SealedField, type SecretBox } from '../lib/secret-box.ts';
+import { UndecryptableError, type SealedField, type SecretBox } from '../secret-box.ts';
 import { opt, Table, type Db } from './table.ts';
 
 interface OperationFields {

@@ -3,7 +3,7 @@
 // old ciphertexts to their rows and by `berth keys rotate`, after which keys
 // other than the first in BERTH_ENCRYPTION_KEYS can be removed.
 import type { Knex } from 'knex';
-import { UndecryptableError, type SecretBox } from '../lib/secret-box.ts';
+import { UndecryptableError, type SecretBox } from '../secret-box.ts';
 
 export interface SecretTable {
   table: string;

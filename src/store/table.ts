@@ -2,7 +2,7 @@
 // transaction: see unit-of-work.ts) and the SecretBox that seals its secret
 // columns. Every ciphertext is sealed for its cell (see secret-box.ts).
 import type { Knex } from 'knex';
-import type { SealedField, SecretBox } from '../lib/secret-box.ts';
+import type { SealedField, SecretBox } from '../secret-box.ts';
 
 /** The pool, or a transaction. */
 export type Db = Knex | Knex.Transaction;

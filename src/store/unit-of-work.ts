@@ -2,7 +2,7 @@
 // the callback the same stores bound to one transaction, so a write meant to be
 // part of it cannot go to the pool by mistake (Unleash's unit of work).
 import type { Knex } from 'knex';
-import type { SecretBox } from '../lib/secret-box.ts';
+import type { SecretBox } from '../secret-box.ts';
 import { AuditStore } from './audit.ts';
 import { BindingStore } from './bindings.ts';
 import { InstanceStore } from './instances.ts';

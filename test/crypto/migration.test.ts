@@ -10,7 +10,7 @@ import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { CATALOG, MODULES } from '../conformance/suite.ts';
 import { migrationSource } from '../../src/db/migrations/index.ts';
 import { migrateLatest } from '../../src/db/database.ts';
-import { SecretBox } from '../../src/lib/secret-box.ts';
+import { SecretBox } from '../../src/secret-box.ts';
 import { bindingCell, instanceCell, sealV1 } from './support.ts';
 
 const UPS = { service_id: 'svc-ups', plan_id: 'plan-ups' };

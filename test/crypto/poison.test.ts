@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { startTestBerth, TEST_KEYS, type TestBerth } from '../support/berth.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { CATALOG, MODULES } from '../conformance/suite.ts';
-import { SecretBox } from '../../src/lib/secret-box.ts';
+import { SecretBox } from '../../src/secret-box.ts';
 import { bindingCell, instanceCell, operationCell, org } from './support.ts';
 
 const FAST = { service_id: 'svc-gated', plan_id: 'plan-fast' };

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { REPO, startTestBerth, TEST_CREDENTIALS, type TestBerth } from '../support/berth.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { CATALOG, MODULES } from '../conformance/suite.ts';
-import { SecretBox } from '../../src/lib/secret-box.ts';
+import { SecretBox } from '../../src/secret-box.ts';
 import { SECRET_TABLES } from '../../src/store/reseal.ts';
 import { instanceCell, org } from './support.ts';
 

@@ -1,7 +1,7 @@
 // Helpers for the encryption tests: the ciphertext format Berth wrote before
 // ciphertexts were bound to their rows, and the cells of the tables.
 import { createCipheriv, randomBytes } from 'node:crypto';
-import type { SealedField } from '../../src/lib/secret-box.ts';
+import type { SealedField } from '../../src/secret-box.ts';
 
 /** Seals as Berth did before row binding (`v1`: the additional data is only the key id). */
 export function sealV1(keySpec: string, value: unknown): string {

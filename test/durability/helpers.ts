@@ -6,7 +6,7 @@ import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { OsbClient, type Reply } from '../support/osb-client.ts';
 import { TEST_CREDENTIALS, TEST_KEYS } from '../support/berth.ts';
-import { SecretBox } from '../../src/lib/secret-box.ts';
+import { SecretBox } from '../../src/secret-box.ts';
 import {
   prepareRecordingDatabase,
   RECORDING_CATALOG,

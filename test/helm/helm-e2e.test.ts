@@ -7,7 +7,7 @@ import { startTestBerth, type TestBerth } from '../support/berth.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { sharedCluster, type SharedCluster } from '../support/kube/shared.ts';
 import { brokerKubeconfig, handToBerth, helmAdmin, HELM_CATALOG } from './support.ts';
-import { bindingSecretName } from '../../src/provisioners/binding-secrets.ts';
+import { bindingSecretName } from '../../src/kubernetes/binding-secrets.ts';
 import { BINDING_ID_ANNOTATION, BINDING_LABEL, INSTANCE_ID_ANNOTATION, INSTANCE_LABEL, MANAGED_BY, idHash } from '../../src/kubernetes/names.ts';
 
 const PG = { service_id: 'svc-pg', plan_id: 'plan-pg-small' };

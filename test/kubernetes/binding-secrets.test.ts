@@ -15,7 +15,7 @@ import { REPO, startTestBerth, type TestBerth } from '../support/berth.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { isTransientKubernetesError, kubernetesFailure } from '../../src/kubernetes/errors.ts';
 import { PermanentError } from '../../src/provisioners/provisioner.ts';
-import { secretKeyProblem } from '../../src/provisioners/binding-secrets.ts';
+import { secretKeyProblem } from '../../src/kubernetes/binding-secrets.ts';
 
 const UPS = { service_id: 'svc-ups', plan_id: 'plan-ups' };
 const org = { organization_guid: 'org', space_guid: 'space' };

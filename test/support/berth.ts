@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { once } from 'node:events';
 import { loadConfig } from '../../src/config.ts';
 import { startBerth, type Berth } from '../../src/main.ts';
-import { SecretBox } from '../../src/lib/secret-box.ts';
+import { SecretBox } from '../../src/secret-box.ts';
 import { OsbClient } from './osb-client.ts';
 
 export const REPO = resolve(import.meta.dirname, '../..');

@@ -51,7 +51,7 @@ import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../../src/config.ts';
-import { failpoint } from '../../src/lib/failpoints.ts';
+import { failpoint } from '../../src/failpoints.ts';
 import type { CatalogPlan } from '../../src/catalog/catalog.ts';
 import {
   PermanentError,

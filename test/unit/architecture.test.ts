@@ -12,6 +12,8 @@ const SRC = resolve(import.meta.dirname, '../../src');
 const RANK: Record<string, number> = {
   osb: 0,
   lib: 0,
+  'secret-box.ts': 0,
+  'failpoints.ts': 0,
   'config.ts': 1, // the parsed configuration: a leaf every layer may be handed
   catalog: 2,
   db: 2,
@@ -26,6 +28,9 @@ const RANK: Record<string, number> = {
   'cli.ts': 8,
 };
 
+
+/** Imports allowed across ranks: a binding hook is typed by the provisioner interface it extends. */
+const ALLOWED = new Set(['kubernetes/binding-secrets.ts -> provisioners/provisioner.ts']);
 
 function area(file: string): string {
   return relative(SRC, file).split('/')[0]!;
@@ -48,8 +53,8 @@ test('no import runs up the layers', () => {
       if (to === from || !(to in RANK)) continue;
       const edge = `${relative(SRC, file)} -> ${relative(SRC, target)}`;
       crossings++;
-      if (RANK[to]! > RANK[from]!) problems.push(edge);
-      if ((from === 'osb' || from === 'lib') && to !== from) problems.push(`${edge} (osb/ and lib/ import nothing of Berth)`);
+      if (RANK[to]! > RANK[from]! && !ALLOWED.has(edge)) problems.push(edge);
+      if (RANK[from] === 0 && to !== from) problems.push(`${edge} (osb/, lib/ and the leaf helpers import nothing of Berth)`);
     }
   }
   assert.ok(crossings > 100, `the check saw the imports between layers (${crossings})`);

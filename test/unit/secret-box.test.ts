@@ -3,7 +3,7 @@
 // which key or what to do without showing the value.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { SecretBox, UndecryptableError } from '../../src/lib/secret-box.ts';
+import { SecretBox, UndecryptableError } from '../../src/secret-box.ts';
 import { bindingCell, instanceCell, sealV1 } from '../crypto/support.ts';
 
 const K1 = SecretBox.generateKeySpec('k1');

@@ -3,7 +3,7 @@
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import type { Catalog } from '../../catalog/catalog.ts';
-import type { SecretBox } from '../../lib/secret-box.ts';
+import type { SecretBox } from '../../secret-box.ts';
 import * as initial from './20261127000000_initial.ts';
 import * as claimIndex from './20261127100000_claim_index.ts';
 import * as planSnapshot from './20261203100000_plan_snapshot.ts';

@@ -21,7 +21,7 @@ import type * as mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Config } from '../../config.ts';
-import { failpoint } from '../../lib/failpoints.ts';
+import { failpoint } from '../../failpoints.ts';
 import { PermanentError } from '../../osb/errors.ts';
 import type { JsonObject } from '../../osb/model.ts';
 import type { BindingOperation, BindResult, InstanceOperation, InstanceView, Provisioner } from '../provisioner.ts';

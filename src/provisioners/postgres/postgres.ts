@@ -35,7 +35,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { CatalogPlan } from '../../catalog/catalog.ts';
 import type { Config } from '../../config.ts';
-import { failpoint } from '../../lib/failpoints.ts';
+import { failpoint } from '../../failpoints.ts';
 import { PermanentError } from '../../osb/errors.ts';
 import type { JsonObject } from '../../osb/model.ts';
 import type { BindingOperation, BindResult, InstanceOperation, InstanceView, Provisioner, UpdateOperation } from '../provisioner.ts';

@@ -8,7 +8,7 @@
 // `[-._a-zA-Z0-9]+`: such a bind is refused with 400 before anything is queued
 // (the names are not rewritten, so an app never sees a key it was not given).
 import type { CatalogPlan } from '../../catalog/catalog.ts';
-import { bindingSecretKeysRefusal } from '../binding-secrets.ts';
+import { bindingSecretKeysRefusal } from '../../kubernetes/binding-secrets.ts';
 import { PermanentError, type BindResult, type InstanceOperation, type JsonObject, type Provisioner } from '../provisioner.ts';
 
 /** The namespace a bind with this context writes its binding Secret into, if it writes one. */

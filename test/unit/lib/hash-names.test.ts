@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { base32, hashName, idHash, nameHash } from '../../../src/lib/hash-names.ts';
 import { mysqlNames, pgNames } from '../../../src/provisioners/sql/names.ts';
 import { releaseName } from '../../../src/provisioners/helm/helm-provisioner.ts';
-import { bindingSecretName } from '../../../src/provisioners/binding-secrets.ts';
+import { bindingSecretName } from '../../../src/kubernetes/binding-secrets.ts';
 
 test('base32 matches RFC 4648 (lower case, no padding)', () => {
   const vectors: Array<[string, string]> = [
