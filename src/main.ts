@@ -33,6 +33,8 @@ export interface Berth {
   /** For tests that look at rows directly. */
   stores: Stores;
   database: Database;
+  /** The credentials it accepts (generated ones in embedded mode): what a controller in this process uses. */
+  credentials: Credential[];
   /** Graceful stop: stop claiming, finish or hand back operations, close HTTP, close the database. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -201,7 +203,7 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
       await database.close();
       log.info('stopped');
     })());
-  return { url, stores, database, stop };
+  return { url, stores, database, credentials, stop };
 }
 
 /** Where embedded mode keeps its generated encryption keys (used when BERTH_ENCRYPTION_KEYS is unset). */

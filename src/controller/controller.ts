@@ -149,7 +149,7 @@ export class Controller {
       },
       list: (namespace) => cache.list(namespace),
     });
-    const watches = new OperationWatches((key) => this.#queue.add(key), this.#log, this.#o.longPoll ?? true);
+    const watches = new OperationWatches((key) => this.#queue.add(key, true), this.#log, this.#o.longPoll ?? true);
     this.#watches = watches;
     const brokers = new Brokers({
       local: this.#o.broker,
