@@ -2,6 +2,14 @@
 // The commands live in src/cli/: program.ts defines them and loads each one's code when it runs.
 import { main } from './cli/program.ts';
 
+// A reader that goes away (`berth get instances | head -1`) is not an error: stop quietly, as other CLIs do.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
+
 const flushed = () => Promise.all([process.stdout, process.stderr].map((s) => new Promise((r) => s.write('', r))));
 
 main(process.argv.slice(2)).then(
