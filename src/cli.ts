@@ -2,12 +2,10 @@
 // The commands live in src/cli/: program.ts defines them and loads each one's code when it runs.
 import { main } from './cli/program.ts';
 
-// A reader that goes away (`berth get instances | head -1`) is not an error: stop quietly, as other CLIs do.
+// A reader that stops early (`berth get instances | head`) closes the pipe: that ends the
+// command quietly, as it does for kubectl, instead of an unhandled EPIPE error event.
 for (const stream of [process.stdout, process.stderr]) {
-  stream.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-    throw err;
-  });
+  stream.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 0 : 1));
 }
 
 const flushed = () => Promise.all([process.stdout, process.stderr].map((s) => new Promise((r) => s.write('', r))));

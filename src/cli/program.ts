@@ -40,7 +40,7 @@ const MODULES = {
 
 const broker = (verb: keyof typeof MODULES) => lazy(async () => ((await MODULES[verb]()) as unknown as Record<string, Handler>)[verb]!);
 
-const server = (which: 'serve' | 'migrate' | 'keys rotate' | 'catalog validate') =>
+const server = (which: 'serve' | 'controller' | 'migrate' | 'keys rotate' | 'catalog validate') =>
   lazy(async () => {
     const { runServerCommand } = await import('./server.ts');
     return (args) => runServerCommand(which, args[0]);
@@ -188,7 +188,8 @@ ${examples(
 
   // ---- the broker itself --------------------------------------------------------------------
 
-  program.command('serve').description('start the Berth broker (the default command; what `npm start` runs)').action(server('serve'));
+  program.command('serve').description('start the Berth broker (the default command; what `npm start` runs; BERTH_CONTROLLER=true also runs the Kubernetes controller)').action(server('serve'));
+  program.command('controller').description('run the Kubernetes controller (services.berth.dev resources) against a broker').action(server('controller'));
   program.command('migrate').description('apply database migrations and exit').action(server('migrate'));
   program
     .command('keys')
@@ -202,7 +203,6 @@ ${examples(
     .command('validate [file]')
     .description('check a catalog file (and what its provisioners can check offline)')
     .action(server('catalog validate'));
-  // `berth controller` (the Kubernetes front's controller, issue 10) registers here, in the same way.
 
   return program;
 }

@@ -13,8 +13,8 @@ import { SecretBox } from '../secret-box.ts';
 import { resealRows } from '../store/reseal.ts';
 import { readFile } from 'node:fs/promises';
 
-/** Runs `berth serve|migrate|keys rotate|catalog validate`; returns the exit code. */
-export async function runServerCommand(command: 'serve' | 'migrate' | 'keys rotate' | 'catalog validate', file?: string): Promise<number> {
+/** Runs `berth serve|controller|migrate|keys rotate|catalog validate`; returns the exit code. */
+export async function runServerCommand(command: 'serve' | 'controller' | 'migrate' | 'keys rotate' | 'catalog validate', file?: string): Promise<number> {
   let config: Config;
   try {
     config = loadConfig();
@@ -51,13 +51,21 @@ export async function runServerCommand(command: 'serve' | 'migrate' | 'keys rota
       }
       throw err;
     }
+    // The Kubernetes controller beside the broker, for a one-process setup (src/controller/start.ts).
+    const controller = config.env.BERTH_CONTROLLER === 'true' ? await (await import('../controller/start.ts')).startController(config, log, { brokerUrl: berth.url }) : undefined;
     await signalled;
     try {
+      await controller?.stop();
       await berth.stop();
     } catch (err) {
       log.error({ err }, 'shutdown failed');
     }
     return 0;
+  }
+
+  if (command === 'controller') {
+    const { runControllerCommand } = await import('../controller/command.ts');
+    return runControllerCommand(config, log);
   }
 
   if (command === 'migrate') {
