@@ -10,7 +10,7 @@ import { firstDifference, parametersOf } from '../parameters.ts';
 import type { Options } from '../program.ts';
 import { labelsOf, printResource } from './instances.ts';
 import { getResource, waitForResource } from './objects.ts';
-import { openKubeSession } from './session.ts';
+import { isMissingObject, openKubeSession } from './session.ts';
 import { bindingView } from './views.ts';
 
 export async function bind([instance]: string[], opts: Options): Promise<number> {
@@ -57,7 +57,7 @@ export async function unbind([name]: string[], opts: Options): Promise<number> {
   try {
     await s.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: s.namespace, plural: 'servicebindings', name: name! });
   } catch (err) {
-    if (statusOf(err) === 404 && !/could not find the requested resource/i.test(String((err as { body?: unknown }).body))) {
+    if (isMissingObject(err)) {
       process.stdout.write(`servicebinding/${name} does not exist (nothing to delete)\n`);
       return EXIT.ok;
     }

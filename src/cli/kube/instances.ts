@@ -9,7 +9,7 @@ import { formatOf, render } from '../output.ts';
 import { firstDifference, parametersOf } from '../parameters.ts';
 import type { Options } from '../program.ts';
 import { getResource, waitForResource } from './objects.ts';
-import { openKubeSession, type KubeSession } from './session.ts';
+import { isMissingObject, openKubeSession, type KubeSession } from './session.ts';
 import { instanceView } from './views.ts';
 
 /** `--label k=v` flags as metadata.labels. */
@@ -88,7 +88,7 @@ export async function update([name]: string[], opts: Options): Promise<number> {
   try {
     await s.custom.patchNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: s.namespace, plural: 'serviceinstances', name: name!, body: patch }, s.mergePatch());
   } catch (err) {
-    if (statusOf(err) === 404) throw new CliError(EXIT.failed, `instance ${name} does not exist in namespace ${s.namespace} (see berth get instances).`);
+    if (isMissingObject(err)) throw new CliError(EXIT.failed, `instance ${name} does not exist in namespace ${s.namespace} (see berth get instances).`);
     throw s.explain(err, `updating ServiceInstance ${s.namespace}/${name}`);
   }
   const check = `berth describe instance ${name} -n ${s.namespace}`;
@@ -112,7 +112,7 @@ export async function deprovision([name]: string[], opts: Options): Promise<numb
   try {
     await s.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: s.namespace, plural: 'serviceinstances', name: name! });
   } catch (err) {
-    if (statusOf(err) === 404 && !/could not find the requested resource/i.test(String((err as { body?: unknown }).body))) {
+    if (isMissingObject(err)) {
       process.stdout.write(`serviceinstance/${name} does not exist (nothing to delete)\n`);
       return EXIT.ok;
     }

@@ -3,11 +3,10 @@
 // waiting for it with the same progress display broker mode uses.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GROUP, PLURALS, VERSION, type Condition, type ServiceBinding, type ServiceInstance } from '../../controller/resources.ts';
-import { statusOf } from '../../kubernetes/errors.ts';
 import { CliError, EXIT } from '../errors.ts';
 import { Progress } from '../progress.ts';
 import { durationText } from '../broker/wait.ts';
-import type { KubeSession } from './session.ts';
+import { isMissingObject, type KubeSession } from './session.ts';
 
 export type Kind = 'ServiceInstance' | 'ServiceBinding';
 export type Resource = ServiceInstance | ServiceBinding;
@@ -47,7 +46,7 @@ export async function getResource(s: KubeSession, kind: Kind, namespace: string,
   try {
     return (await s.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: plural(kind), namespace, name })) as Resource;
   } catch (err) {
-    if (statusOf(err) === 404 && !/could not find the requested resource/i.test(String((err as { body?: unknown }).body))) return undefined;
+    if (isMissingObject(err)) return undefined;
     throw s.explain(err, `reading ${kind} ${namespace}/${name}`);
   }
 }

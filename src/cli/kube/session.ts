@@ -25,6 +25,11 @@ export interface KubeSession {
   explain(err: unknown, doing: string): CliError;
 }
 
+/** A 404 for the object itself, not for its kind (a kind the cluster lacks is a 404 too: the CRDs are not installed). */
+export function isMissingObject(err: unknown): boolean {
+  return statusOf(err) === 404 && !/could not find the requested resource/i.test(reasonOf(err));
+}
+
 export async function openKubeSession(opts: Options): Promise<KubeSession> {
   const k8s = await loadKubernetesClient();
   const kc = new k8s.KubeConfig();
