@@ -20,7 +20,7 @@ import { credentialMatcher } from './http/checks.ts';
 import { createLogger } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { atMostEvery } from './observability/probes.ts';
-import { createBerthHttpServer } from './http-server.ts';
+import { createBerthHttpServer } from './http/server.ts';
 import { AuthThrottle } from './http/auth-throttle.ts';
 import { Gauge } from 'prom-client';
 import { ProvisionerRegistry, type Provisioner } from './provisioners/provisioner.ts';

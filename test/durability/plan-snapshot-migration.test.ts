@@ -11,7 +11,7 @@ import { loadCatalog } from '../../src/catalog/catalog.ts';
 import { PlanSnapshots, snapshotOf } from '../../src/catalog/plan-snapshot.ts';
 import type { CatalogPlan } from '../../src/catalog/catalog.ts';
 import { migrateLatest } from '../../src/db/database.ts';
-import { migrationSourceWith } from '../../migrations/index.ts';
+import { migrationSourceWith } from '../../src/db/migrations/index.ts';
 import { loadProvisioners } from '../../src/main.ts';
 import { loadConfig } from '../../src/config.ts';
 import pino from 'pino';

@@ -2,8 +2,8 @@
 // extensions so the same database works however Berth is started.
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
-import type { Catalog } from '../src/catalog/catalog.ts';
-import type { SecretBox } from '../src/secret-box.ts';
+import type { Catalog } from '../../catalog/catalog.ts';
+import type { SecretBox } from '../../secret-box.ts';
 import * as initial from './20261127000000_initial.ts';
 import * as claimIndex from './20261127100000_claim_index.ts';
 import * as planSnapshot from './20261203100000_plan_snapshot.ts';
