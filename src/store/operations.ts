@@ -15,8 +15,8 @@ interface OperationFields {
   description: string;
   instanceUsable: boolean | undefined;
   updateRepeatable: boolean | undefined;
-  /** Set on a failure the request's own data caused (see PermanentError.causedByRequest). */
-  failureCause: 'request' | undefined;
+  /** Why it failed, where that decides the answer: the request's own data (see PermanentError.causedByRequest), or halted by the platform's delete. */
+  failureCause: FailureCause | undefined;
   leaseOwner: string | undefined;
   leaseExpiresAt: Date | undefined;
   attempts: number;
@@ -54,8 +54,11 @@ export interface Outcome {
   description: string;
   instanceUsable?: boolean;
   updateRepeatable?: boolean;
-  failureCause?: 'request';
+  failureCause?: FailureCause;
 }
+
+/** `request`: the request's own data made it fail (answered 400); `halted`: the platform's own delete halted it (answered 422). */
+export type FailureCause = 'request' | 'halted';
 
 const STATUS_COLUMNS = [
   'id', 'instance_id', 'binding_id', 'kind', 'state', 'description', 'instance_usable', 'update_repeatable', 'failure_cause',
