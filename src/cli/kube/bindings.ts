@@ -42,11 +42,11 @@ export async function bind([instance]: string[], opts: Options): Promise<number>
   const check = `berth describe binding ${name} -n ${s.namespace}`;
   if (wait.async) {
     if (sentence === 'created') process.stderr.write(`Binding ${name} is in progress. Use \`${check}\` to check on it.\n`);
-    await printResource(s, (await getResource(s, 'ServiceBinding', s.namespace, name)) as never, opts, sentence, bindingView as never, 'servicebinding');
+    await printResource((await getResource(s, 'ServiceBinding', s.namespace, name)) as never, opts, sentence, bindingView as never, 'servicebinding');
     return EXIT.ok;
   }
   const ready = await waitForResource(s, 'ServiceBinding', s.namespace, name, 'ready', { label: `binding ${name}`, ...wait, checkHint: check });
-  await printResource(s, ready as never, opts, sentence, bindingView as never, 'servicebinding');
+  await printResource(ready as never, opts, sentence, bindingView as never, 'servicebinding');
   return EXIT.ok;
 }
 

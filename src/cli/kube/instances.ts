@@ -9,7 +9,7 @@ import { formatOf, render } from '../output.ts';
 import { firstDifference, parametersOf } from '../parameters.ts';
 import type { Options } from '../program.ts';
 import { getResource, waitForResource } from './objects.ts';
-import { isMissingObject, openKubeSession, type KubeSession } from './session.ts';
+import { isMissingObject, openKubeSession } from './session.ts';
 import { instanceView } from './views.ts';
 
 /** `--label k=v` flags as metadata.labels. */
@@ -33,7 +33,7 @@ function parametersFrom(opts: Options): ServiceInstance['spec']['parametersFrom'
   return [{ secretKeyRef: { name, key } }];
 }
 
-export async function printResource(s: KubeSession, o: ServiceInstance, opts: Options, sentence: string, view = instanceView, kind = 'serviceinstance'): Promise<void> {
+export async function printResource(o: ServiceInstance, opts: Options, sentence: string, view = instanceView, kind = 'serviceinstance'): Promise<void> {
   const format = opts.output === undefined ? undefined : formatOf(opts.output);
   if (format === undefined) process.stdout.write(`${kind}/${o.metadata.name} ${sentence}\n`);
   else process.stdout.write(await render([o as never], view as never, format, { single: true }));
@@ -69,11 +69,11 @@ export async function provision([name]: string[], opts: Options): Promise<number
   const check = `berth describe instance ${name} -n ${s.namespace}`;
   if (wait.async) {
     if (sentence === 'created') process.stderr.write(`Provisioning ${name} is in progress. Use \`${check}\` to check on it.\n`);
-    await printResource(s, (await getResource(s, 'ServiceInstance', s.namespace, name!)) as ServiceInstance, opts, sentence);
+    await printResource((await getResource(s, 'ServiceInstance', s.namespace, name!)) as ServiceInstance, opts, sentence);
     return EXIT.ok;
   }
   const ready = (await waitForResource(s, 'ServiceInstance', s.namespace, name!, 'ready', { label: `provisioning ${name}`, ...wait, checkHint: check })) as ServiceInstance;
-  await printResource(s, ready, opts, sentence);
+  await printResource(ready, opts, sentence);
   return EXIT.ok;
 }
 
@@ -97,7 +97,7 @@ export async function update([name]: string[], opts: Options): Promise<number> {
     return EXIT.ok;
   }
   const ready = (await waitForResource(s, 'ServiceInstance', s.namespace, name!, 'ready', { label: `updating ${name}`, ...wait, checkHint: check })) as ServiceInstance;
-  await printResource(s, ready, opts, 'updated');
+  await printResource(ready, opts, 'updated');
   return EXIT.ok;
 }
 
