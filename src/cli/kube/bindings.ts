@@ -9,8 +9,8 @@ import { formatOf } from '../output.ts';
 import { firstDifference, parametersOf } from '../parameters.ts';
 import type { Options } from '../program.ts';
 import { labelsOf, printResource } from './instances.ts';
-import { getResource, waitForResource } from './objects.ts';
-import { isMissingObject, openKubeSession } from './session.ts';
+import { deleteResource, getResource, waitForResource } from './objects.ts';
+import { openKubeSession } from './session.ts';
 import { bindingView } from './views.ts';
 
 export async function bind([instance]: string[], opts: Options): Promise<number> {
@@ -52,22 +52,5 @@ export async function bind([instance]: string[], opts: Options): Promise<number>
 
 export async function unbind([name]: string[], opts: Options): Promise<number> {
   checkName(name!, 'binding');
-  const wait = waitSettings(opts);
-  const s = await openKubeSession(opts);
-  try {
-    await s.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: s.namespace, plural: 'servicebindings', name: name! });
-  } catch (err) {
-    if (isMissingObject(err)) {
-      process.stdout.write(`servicebinding/${name} does not exist (nothing to delete)\n`);
-      return EXIT.ok;
-    }
-    throw s.explain(err, `deleting ServiceBinding ${s.namespace}/${name}`);
-  }
-  if (wait.async) {
-    process.stdout.write(`servicebinding/${name} unbinding\n`);
-    return EXIT.ok;
-  }
-  await waitForResource(s, 'ServiceBinding', s.namespace, name!, 'gone', { label: `unbinding ${name}`, ...wait, checkHint: `berth describe binding ${name} -n ${s.namespace}` });
-  process.stdout.write(`servicebinding/${name} deleted\n`);
-  return EXIT.ok;
+  return deleteResource('ServiceBinding', name!, opts, { noun: 'binding', doing: 'unbinding' });
 }

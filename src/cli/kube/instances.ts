@@ -8,7 +8,7 @@ import { CliError, EXIT, usageError } from '../errors.ts';
 import { formatOf, render } from '../output.ts';
 import { firstDifference, parametersOf } from '../parameters.ts';
 import type { Options } from '../program.ts';
-import { getResource, waitForResource } from './objects.ts';
+import { deleteResource, getResource, waitForResource } from './objects.ts';
 import { isMissingObject, openKubeSession } from './session.ts';
 import { instanceView } from './views.ts';
 
@@ -107,23 +107,5 @@ export async function upgrade(): Promise<number> {
 
 export async function deprovision([name]: string[], opts: Options): Promise<number> {
   checkName(name!, 'instance');
-  const wait = waitSettings(opts);
-  const s = await openKubeSession(opts);
-  try {
-    await s.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: s.namespace, plural: 'serviceinstances', name: name! });
-  } catch (err) {
-    if (isMissingObject(err)) {
-      process.stdout.write(`serviceinstance/${name} does not exist (nothing to delete)\n`);
-      return EXIT.ok;
-    }
-    throw s.explain(err, `deleting ServiceInstance ${s.namespace}/${name}`);
-  }
-  const check = `berth describe instance ${name} -n ${s.namespace}`;
-  if (wait.async) {
-    process.stdout.write(`serviceinstance/${name} deprovisioning\n`);
-    return EXIT.ok;
-  }
-  await waitForResource(s, 'ServiceInstance', s.namespace, name!, 'gone', { label: `deprovisioning ${name}`, ...wait, checkHint: check });
-  process.stdout.write(`serviceinstance/${name} deleted\n`);
-  return EXIT.ok;
+  return deleteResource('ServiceInstance', name!, opts, { noun: 'instance', doing: 'deprovisioning' });
 }

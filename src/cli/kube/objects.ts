@@ -6,7 +6,9 @@ import { GROUP, PLURALS, VERSION, type Condition, type ServiceBinding, type Serv
 import { CliError, EXIT } from '../errors.ts';
 import { Progress } from '../progress.ts';
 import { durationText } from '../broker/wait.ts';
-import { isMissingObject, type KubeSession } from './session.ts';
+import type { Options } from '../program.ts';
+import { waitSettings } from '../broker/common.ts';
+import { isMissingObject, openKubeSession, type KubeSession } from './session.ts';
 
 export type Kind = 'ServiceInstance' | 'ServiceBinding';
 export type Resource = ServiceInstance | ServiceBinding;
@@ -109,4 +111,30 @@ export async function waitForResource(s: KubeSession, kind: Kind, namespace: str
     EXIT.timedOut,
     `timed out after ${durationText(w.timeoutMs)} while ${w.label} is still in progress${last?.message ? ` (${last.message})` : ''}; the controller goes on: check with \`${w.checkHint}\`.`,
   );
+}
+
+/**
+ * berth deprovision | unbind: deletes the resource (the controller's finalizer asks the broker), then, unless --async,
+ * waits until it is gone. A resource that is not there is nothing to delete, not an error.
+ */
+export async function deleteResource(kind: Kind, name: string, opts: Options, words: { noun: 'instance' | 'binding'; doing: string }): Promise<number> {
+  const wait = waitSettings(opts);
+  const s = await openKubeSession(opts);
+  const ref = `${kind.toLowerCase()}/${name}`;
+  try {
+    await s.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: s.namespace, plural: plural(kind), name });
+  } catch (err) {
+    if (isMissingObject(err)) {
+      process.stdout.write(`${ref} does not exist (nothing to delete)\n`);
+      return EXIT.ok;
+    }
+    throw s.explain(err, `deleting ${kind} ${s.namespace}/${name}`);
+  }
+  if (wait.async) {
+    process.stdout.write(`${ref} ${words.doing}\n`);
+    return EXIT.ok;
+  }
+  await waitForResource(s, kind, s.namespace, name, 'gone', { label: `${words.doing} ${name}`, ...wait, checkHint: `berth describe ${words.noun} ${name} -n ${s.namespace}` });
+  process.stdout.write(`${ref} deleted\n`);
+  return EXIT.ok;
 }
