@@ -7,6 +7,7 @@ import type { V1Secret } from '@kubernetes/client-node';
 import { OsbError, OsbTransportError, type JsonObject, type LastOperation as OsbLastOperation } from '../osb-client/index.ts';
 import { CONTROLLER_WRITES_SECRET, secretEntries, secretKeyProblem } from '../kubernetes/binding-secrets.ts';
 import { BrokerUnavailable, type Broker } from './brokers.ts';
+import { pollOptions } from './operation-watch.ts';
 import { RetryLater, StatusDraft, commitAccepted, hashOf, nowIso, type ReconcileContext } from './context.ts';
 import { isReady } from './conditions.ts';
 import { kubernetesContext } from './instances.ts';
@@ -139,7 +140,7 @@ function watch(ctx: ReconcileContext, b: ServiceBinding, broker: Broker, ids: { 
   const instanceId = b.status?.instanceID ?? ctx.instances.get(b.spec.instanceRef.name, b.metadata.namespace)?.metadata.uid;
   ctx.watchOperation(bindingKey(b.metadata.namespace!, b.metadata.name!), broker.client, (client, waitSeconds, onHeaders) => {
     ctx.brokerCall('binding_last_operation');
-    return client.bindingLastOperation(instanceId!, b.metadata.uid!, { operation, ...ids }, waitSeconds > 0 ? { headers: { 'X-Berth-Wait-Seconds': String(waitSeconds) }, timeoutMs: (waitSeconds + 30) * 1000, onHeaders } : { onHeaders });
+    return client.bindingLastOperation(instanceId!, b.metadata.uid!, { operation, ...ids }, pollOptions(waitSeconds, onHeaders));
   });
 }
 

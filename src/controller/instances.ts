@@ -7,6 +7,7 @@
 import type { V1Secret } from '@kubernetes/client-node';
 import { OsbError, OsbTransportError, type LastOperation as OsbLastOperation, type OsbClient } from '../osb-client/index.ts';
 import { BrokerUnavailable, type Broker } from './brokers.ts';
+import { pollOptions } from './operation-watch.ts';
 import { RetryLater, StatusDraft, commitAccepted, hashOf, nowIso, type ReconcileContext } from './context.ts';
 import type { ObjectRef } from './kube.ts';
 import { failpoint } from '../failpoints.ts';
@@ -214,7 +215,7 @@ function watch(ctx: ReconcileContext, si: ServiceInstance, broker: Broker, ids: 
   const id = si.metadata.uid!;
   ctx.watchOperation(instanceKey(si.metadata.namespace!, si.metadata.name!), broker.client, (client, waitSeconds, onHeaders) => {
     ctx.brokerCall('instance_last_operation');
-    return client.instanceLastOperation(id, { operation, ...ids }, waitSeconds > 0 ? { headers: { 'X-Berth-Wait-Seconds': String(waitSeconds) }, timeoutMs: (waitSeconds + 30) * 1000, onHeaders } : { onHeaders });
+    return client.instanceLastOperation(id, { operation, ...ids }, pollOptions(waitSeconds, onHeaders));
   });
 }
 
