@@ -2,7 +2,8 @@
 // (conditions Ready, Synced, Progressing with observedGeneration; status.lastOperation), and
 // waiting for it with the same progress display broker mode uses.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GROUP, PLURALS, VERSION, type Condition, type ServiceBinding, type ServiceInstance } from '../../controller/resources.ts';
+import { API_VERSION, GROUP, PLURALS, VERSION, type Condition, type ServiceBinding, type ServiceInstance } from '../../controller/resources.ts';
+import { statusOf } from '../../kubernetes/errors.ts';
 import { CliError, EXIT } from '../errors.ts';
 import { Progress } from '../progress.ts';
 import { durationText } from '../broker/wait.ts';
@@ -137,4 +138,30 @@ export async function deleteResource(kind: Kind, name: string, opts: Options, wo
   await waitForResource(s, kind, s.namespace, name, 'gone', { label: `${words.doing} ${name}`, ...wait, checkHint: `berth describe ${words.noun} ${name} -n ${s.namespace}` });
   process.stdout.write(`${ref} deleted\n`);
   return EXIT.ok;
+}
+
+/**
+ * berth provision | bind: creates the resource. One of that name already there is fine when it asks for the same
+ * (then the sentence says so): `conflict` names what differs and what to do about it, or returns undefined.
+ */
+export async function createResource<R extends Resource>(
+  s: KubeSession,
+  kind: Kind,
+  name: string,
+  labels: Record<string, string> | undefined,
+  spec: R['spec'],
+  conflict: (existing: R) => string | undefined,
+): Promise<'created' | 'already exists (unchanged)'> {
+  const body = { apiVersion: API_VERSION, kind, metadata: { name, namespace: s.namespace, ...(labels ? { labels } : {}) }, spec };
+  try {
+    await s.custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: s.namespace, plural: plural(kind), body });
+    return 'created';
+  } catch (err) {
+    if (statusOf(err) !== 409) throw s.explain(err, `creating ${kind} ${s.namespace}/${name}`);
+    const existing = (await getResource(s, kind, s.namespace, name)) as R | undefined;
+    if (!existing) throw s.explain(err, `creating ${kind} ${s.namespace}/${name}`);
+    const problem = conflict(existing);
+    if (problem) throw new CliError(EXIT.failed, problem);
+    return 'already exists (unchanged)';
+  }
 }
