@@ -16,7 +16,8 @@
 # same times; the content is what Debian's bookworm suites hold at build time.
 #
 # Usage: build-images.sh [--list] [image...]   (default: all)
-#   --list  prints "<ref> <tar>" per image (building what is missing first)
+#   --list    prints "<ref> <tar>" per image (building what is missing first)
+#   --hashes  prints "<image> <input hash>" per image, builds nothing
 # Needs (Debian): mmdebstrap umoci skopeo busybox-static gcc; Go (for GOMODCACHE); npm.
 set -euo pipefail
 
@@ -41,6 +42,7 @@ WANT=()
 for a in "$@"; do
   case "$a" in
     --list) LIST=1 ;;
+    --hashes) LIST=2 ;;
     pause | postgresql | redis | berth) WANT+=("$a") ;;
     *) die "unknown argument $a (images: pause postgresql redis berth)" ;;
   esac
@@ -66,7 +68,9 @@ berth_files() { (cd "$REPO_DIR" && git ls-files -s package.json package-lock.jso
 input_hash() {
   local name="$1"
   {
-    sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1
+    # the code that builds this image (so editing another image's recipe keeps this one)
+    declare -f "build_$name" debian_rootfs oci_image user999
+    printf '%s %s %s %s\n' "$SOURCE_DATE_EPOCH" "$MIRROR" "$SECURITY_MIRROR" "$(umoci --version) $(mmdebstrap --version)"
     printf '%s %s %s\n' "$name" "${REF[$name]}" "$SUITE"
     case "$name" in
       pause) sha256sum "$(pause_src)" | cut -d' ' -f1; gcc --version | head -n1 ;;
@@ -216,6 +220,11 @@ build_berth() {
 }
 
 # --- main ------------------------------------------------------------------------------------
+
+if [[ $LIST == 2 ]]; then # input hashes only, nothing built
+  for n in "${WANT[@]}"; do printf '%s %s\n' "$n" "$(input_hash "$n")"; done
+  exit 0
+fi
 
 todo=()
 for n in "${WANT[@]}"; do [[ -f "$(tar_of "$n")" ]] || todo+=("$n"); done
