@@ -57,12 +57,8 @@ GO_CMD="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
 pause_src() { printf '%s/k8s.io/kubernetes@%s/build/pause/linux/pause.c' "$("$GO_CMD" env GOMODCACHE)" "$KUBERNETES_VERSION"; }
 
 declare -A REF=([pause]=localhost/pause:berth [postgresql]=localhost/postgresql:15 [redis]=localhost/redis:7 [berth]=localhost/berth:test)
-NODE_SPEC="node@24"
-node_version() { # the exact node@24 version, resolved once per run
-  [[ -n "${NODE_VERSION:-}" ]] || NODE_VERSION="$(npm view "$NODE_SPEC" version --silent 2>/dev/null | tail -n1)"
-  [[ -n "$NODE_VERSION" ]] || die "cannot resolve $NODE_SPEC on the npm registry (is it reachable?)"
-  printf '%s\n' "$NODE_VERSION"
-}
+# Node in the Berth image: the npm package node@<version>, pinned in versions.env.
+node_version() { printf '%s\n' "$IMAGE_NODE_VERSION"; }
 berth_files() { (cd "$REPO_DIR" && git ls-files -s package.json package-lock.json bin src migrations catalog.yaml charts); }
 
 input_hash() {

@@ -216,7 +216,8 @@ if [[ ${#need_go[@]} -gt 0 ]]; then
       ldflags+=" -X $p.gitCommit=$commit -X $p.gitTreeState=clean -X $p.buildDate=$builddate"
     done
     mkdir -p "$STAGE/k8s"
-    go_build_with_progress "$TOOLS_DIR" "[kubernetes+etcd]" "$buildlog" \
+    label="[$(printf '%s\n' "${k8s_pkgs[@]##*/}" | sed 's/^v3$/etcd/' | paste -sd+)]"
+    go_build_with_progress "$TOOLS_DIR" "$label" "$buildlog" \
       -p "$JOBS" -trimpath -ldflags "$ldflags" -o "$STAGE/k8s/" -- "${k8s_pkgs[@]}" \
       || die "building ${k8s_pkgs[*]} failed (see $buildlog)"
     # go names the etcd binary after the path element before /v3

@@ -59,7 +59,12 @@ function podProblem(pod: V1Pod): string | undefined {
   if (scheduled?.status === 'False') return `pod ${name}: ${scheduled.reason ?? 'not scheduled'}: ${scheduled.message ?? ''}`.trim();
   for (const cs of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
     const w = cs.state?.waiting;
-    if (w?.reason && w.reason !== 'ContainerCreating' && w.reason !== 'PodInitializing') return `pod ${name}: container ${cs.name}: ${w.reason}${w.message ? `: ${w.message}` : ''}`;
+    if (w?.reason && w.reason !== 'ContainerCreating' && w.reason !== 'PodInitializing') {
+      // A crash loop's own message only says "back-off"; how the last run ended is what helps.
+      const last = cs.lastState?.terminated;
+      const ended = last ? ` (last exit code ${last.exitCode}${last.reason ? `, ${last.reason}` : ''})` : '';
+      return `pod ${name}: container ${cs.name}: ${w.reason}${ended}${w.message ? `: ${w.message}` : ''}`;
+    }
     const t = cs.state?.terminated;
     if (t && t.exitCode !== 0) return `pod ${name}: container ${cs.name} exited with ${t.exitCode}${t.reason ? ` (${t.reason})` : ''}`;
   }
