@@ -6,7 +6,7 @@ import type { Credential } from '../config.ts';
 import type { BrokerService } from '../service/broker-service.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { accessLog, apiVersion, basicAuth, errorHandler, identities, requestIdentity } from './middleware.ts';
-import { errors } from './errors.ts';
+import { errors } from '../osb/errors.ts';
 import type { AuthThrottle } from './auth-throttle.ts';
 import { getCatalog } from './catalog.ts';
 import { provision } from './provision.ts';

@@ -1,7 +1,7 @@
 // Shape checks for request bodies: each field's JSON type, with messages that
 // name the field. Unknown fields are ignored (OSB vendor extensions).
-import { errors } from './errors.ts';
-import type { JsonObject } from '../provisioners/provisioner.ts';
+import { errors } from '../osb/errors.ts';
+import type { JsonObject } from '../osb/model.ts';
 
 export function objectBody(body: unknown): JsonObject {
   if (body === undefined) return {};

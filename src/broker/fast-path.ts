@@ -9,8 +9,9 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { Credential } from '../config.ts';
 import { retryAfterSeconds } from './retry-after.ts';
 import { unescape } from 'node:querystring';
-import { credentialMatcher, idProblem, MAX_MINOR, MIN_MINOR, toOsbError } from './middleware.ts';
-import { errors } from './errors.ts';
+import { credentialMatcher, idProblem, toOsbError } from './middleware.ts';
+import { MAX_MINOR, MIN_MINOR } from '../osb/versions.ts';
+import { errors } from '../osb/errors.ts';
 
 const LAST_OPERATION = /^\/v2\/service_instances\/([^/?]+)\/last_operation(?:\?operation=([^&=]+))?$/;
 const LAST_OPERATION_ROUTE = '/service_instances/:instance_id/last_operation';

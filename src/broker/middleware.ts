@@ -4,17 +4,16 @@ import { createHash, timingSafeEqual, randomUUID } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import type { Credential } from '../config.ts';
-import { errors, OsbError } from './errors.ts';
-import { isDatabaseUnavailable } from '../db/errors.ts';
+import { errors, OsbError } from '../osb/errors.ts';
+import { isDatabaseUnavailable, isRejectedInput } from '../db/errors.ts';
 import { UndecryptableError } from '../secret-box.ts';
 import { assertStorable, storableString } from './body.ts';
+import { MAX_MINOR, MIN_MINOR } from '../osb/versions.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { clientOf, type AuthThrottle } from './auth-throttle.ts';
 import type { RequestMeta } from '../service/broker-service.ts';
-import type { JsonObject } from '../provisioners/provisioner.ts';
+import type { JsonObject } from '../osb/model.ts';
 
-export const MIN_MINOR = 13;
-export const MAX_MINOR = 17;
 
 declare module 'express-serve-static-core' {
   interface Locals {
@@ -156,10 +155,8 @@ export function toOsbError(err: unknown, log: Logger, route: string | undefined)
     log.warn({ route }, 'database unavailable');
     return errors.unavailable();
   }
-  // Data the database refused (SQLSTATE class 22, or an oversized index row): the input's fault, not ours.
-  const code = (err as { code?: unknown })?.code;
-  if (typeof code === 'string' && (code.startsWith('22') || code === '54000')) {
-    log.warn({ route, code }, 'input rejected by the database');
+  if (isRejectedInput(err)) {
+    log.warn({ route, code: (err as { code?: unknown }).code }, 'input rejected by the database');
     return errors.badRequest('The request contains a value that cannot be stored.');
   }
   const ref = randomUUID();

@@ -1,6 +1,6 @@
 import type { Response } from 'express';
 import type { LastOperationReport } from '../service/broker-service.ts';
-import { errors } from './errors.ts';
+import { errors } from '../osb/errors.ts';
 
 const FLOOR_SECONDS = 1;
 const CEILING_SECONDS = 15;

@@ -1,5 +1,6 @@
 // catalog.yaml: the OSB catalog in YAML (same field names as the spec) plus a
 // Berth-only `provisioner:` block per plan that is never sent to platforms.
+import { catalogPlanFieldSince, catalogServiceFieldSince } from '../osb/versions.ts';
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
@@ -173,20 +174,13 @@ export class Catalog {
 
 // Fields newer than the caller's API version are left out (OSB change policy:
 // older platforms ignore unknown fields, but some validate strictly).
-const planFieldMinor: Record<string, number> = {
-  plan_updateable: 15,
-  maximum_polling_duration: 15,
-  maintenance_info: 15,
-  binding_rotatable: 17,
-};
-const serviceFieldMinor: Record<string, number> = { allow_context_updates: 16 };
 
 function publishService(s: CatalogService, minor: number): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(s.published)) if ((serviceFieldMinor[k] ?? 0) <= minor) out[k] = v;
+  for (const [k, v] of Object.entries(s.published)) if ((catalogServiceFieldSince[k] ?? 0) <= minor) out[k] = v;
   out.plans = s.plans.map((p) => {
     const plan: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(p.published)) if ((planFieldMinor[k] ?? 0) <= minor) plan[k] = v;
+    for (const [k, v] of Object.entries(p.published)) if ((catalogPlanFieldSince[k] ?? 0) <= minor) plan[k] = v;
     return plan;
   });
   return out;

@@ -29,3 +29,12 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * Whether the database refused a value the request carried (SQLSTATE class 22, data exception, or
+ * 54000, an index row too large): the input's fault, answered 400, not the broker's.
+ */
+export function isRejectedInput(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && (code.startsWith('22') || code === '54000');
+}

@@ -4,9 +4,9 @@
 // deletes Secrets it labelled as its own for that same binding.
 import type { V1Secret } from '@kubernetes/client-node';
 import type { CatalogPlan } from '../catalog/catalog.ts';
-import type { BindingHooks } from '../operations/engine.ts';
-import type { BindingOperation, JsonObject } from '../provisioners/provisioner.ts';
-import { PermanentError } from '../provisioners/provisioner.ts';
+import type { BindingHooks, BindingOperation } from '../provisioners/provisioner.ts';
+import type { JsonObject } from '../osb/model.ts';
+import { PermanentError } from '../osb/errors.ts';
 import { BINDING_ID_ANNOTATION, BINDING_LABEL, INSTANCE_ID_ANNOTATION, INSTANCE_LABEL, MANAGED_BY, idHash } from './names.ts';
 import type { KubernetesAccess } from './client.ts';
 import { kubernetesFailure, statusOf } from './errors.ts';

@@ -6,7 +6,7 @@
 // are retried. Either way the description is one short sentence built from
 // the Kubernetes Status (message and field causes): never the client's
 // exception text, which carries the raw body and the HTTP headers.
-import { PermanentError } from '../provisioners/provisioner.ts';
+import { PermanentError } from '../osb/errors.ts';
 
 const MAX_REASON = 300;
 

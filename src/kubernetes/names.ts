@@ -1,12 +1,6 @@
 // Deterministic Kubernetes names derived from OSB ids, which may contain any
 // character: a hash keeps them valid DNS labels, bounded and collision-free.
-import { createHash } from 'node:crypto';
-import { base32 } from '../provisioners/sql-names.ts';
-
-/** 20 base32 characters (100 bits) of SHA-256 over the parts. */
-export function idHash(...parts: string[]): string {
-  return base32(createHash('sha256').update(parts.join('\u0000')).digest()).slice(0, 20);
-}
+export { idHash } from '../lib/hash-names.ts';
 
 export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'berth' } as const;
 export const INSTANCE_LABEL = 'berth.dev/instance';

@@ -7,7 +7,7 @@
 // app.kubernetes.io/managed-by=berth, only for itself and only for that role.
 import type { RbacV1Subject } from '@kubernetes/client-node';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PermanentError } from '../provisioners/provisioner.ts';
+import { PermanentError } from '../osb/errors.ts';
 import type { KubernetesAccess } from './client.ts';
 import { kubernetesFailure, statusOf } from './errors.ts';
 import { INSTANCE_ROLE, MANAGED_BY, MANAGED_BY_SELECTOR as managedBy } from './names.ts';

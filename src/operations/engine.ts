@@ -7,16 +7,17 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Catalog, CatalogPlan } from '../catalog/catalog.ts';
 import { PlanSnapshots, UnusableSnapshot, snapshotOf, type PlanSnapshot } from '../catalog/plan-snapshot.ts';
-import {
-  PermanentError,
-  causedByRequest,
-  type BindingOperation,
-  type InstanceOperation,
-  type JsonObject,
-  type OperationContext,
-  type ProvisionerRegistry,
-  type UpdateOperation,
+import type {
+  BindingHooks,
+  BindingOperation,
+  InstanceOperation,
+  OperationContext,
+  ProvisionerRegistry,
+  UpdateOperation,
 } from '../provisioners/provisioner.ts';
+import { PermanentError, causedByRequest } from '../osb/errors.ts';
+import type { BindingState, InstanceState, JsonObject, StoredRequest } from '../osb/model.ts';
+import { lifecycle, reportedUsability, stateAfterFailure } from '../osb/lifecycle.ts';
 import type { BindingRecord, Db, InstanceRecord, OperationRecord, Outcome, Stores } from '../store/stores.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { isDatabaseUnavailable } from '../db/errors.ts';
@@ -34,12 +35,6 @@ export interface EngineOptions {
   retryMaxMs?: number;
   /** How long a synchronous request waits for its operation (runNow) before it is answered 202 or 504. */
   syncWaitMs?: number;
-}
-
-/** Hooks that run after the provisioner, inside the operation (e.g. writing a binding Secret into Kubernetes). */
-export interface BindingHooks {
-  afterBind?(op: BindingOperation, credentials: JsonObject): Promise<void>;
-  beforeUnbind?(op: BindingOperation): Promise<void>;
 }
 
 class LeaseLost extends Error {}
@@ -431,14 +426,8 @@ export class OperationEngine {
         this.#stores.knex.transaction(async (trx) => {
           // Locked without decrypting: an instance whose secrets cannot be opened still gets its operation ended.
           await this.#stores.instances.lock(op.instanceId, trx);
-          const full: Outcome = { state: 'failed', ...outcome };
-          if (op.kind === 'update' || op.kind === 'deprovision') {
-            full.instanceUsable ??= true;
-            if (op.kind === 'update') full.updateRepeatable ??= true;
-          } else {
-            delete full.instanceUsable;
-            delete full.updateRepeatable;
-          }
+          const { instanceUsable: _u, updateRepeatable: _r, ...rest } = outcome;
+          const full: Outcome = { state: 'failed', ...rest, ...reportedUsability(op.kind, outcome) };
           if (!(await this.#stores.operations.finish(op.id, full, this.owner, trx))) return;
           await this.#afterFailure(op, full, trx);
           await this.#audit(op, 'failed', trx);
@@ -448,20 +437,10 @@ export class OperationEngine {
   }
 
   async #afterFailure(op: OperationRecord, outcome: Outcome, trx: Db): Promise<void> {
-    const restore = op.request.previousState as string | undefined;
-    switch (op.kind) {
-      case 'provision':
-        // Refused because of the request, with what it made undone (#create): as if it had never come.
-        return this.#stores.instances.patch(op.instanceId, { state: outcome.failureCause === 'request' ? 'deleted' : 'create_failed' }, trx);
-      case 'update':
-        return this.#stores.instances.patch(op.instanceId, { state: 'ready' }, trx);
-      case 'deprovision':
-        return this.#stores.instances.patch(op.instanceId, { state: (restore as InstanceRecord['state']) ?? 'ready' }, trx);
-      case 'bind':
-        return this.#stores.bindings.patch(op.instanceId, op.bindingId!, { state: outcome.failureCause === 'request' ? 'deleted' : 'create_failed' }, trx);
-      case 'unbind':
-        return this.#stores.bindings.patch(op.instanceId, op.bindingId!, { state: (restore as BindingRecord['state']) ?? 'ready' }, trx);
-    }
+    // Refused because of the request, with what it made undone (#create): as if it had never come.
+    const state = stateAfterFailure(op.kind, op.request, outcome.failureCause === 'request');
+    if (lifecycle[op.kind].target === 'instance') return this.#stores.instances.patch(op.instanceId, { state: state as InstanceState }, trx);
+    return this.#stores.bindings.patch(op.instanceId, op.bindingId!, { state: state as BindingState }, trx);
   }
 
   async #audit(op: OperationRecord, outcome: string, trx: Db): Promise<void> {
@@ -521,15 +500,8 @@ export class OperationEngine {
   async #run(op: OperationRecord, signal: AbortSignal, log: Logger): Promise<void> {
     const instance = await this.#stores.instances.get(op.instanceId);
     if (!instance) throw new PermanentError(`instance ${op.instanceId} no longer exists`);
-    const request = op.request as {
-      planId?: string;
-      parameters?: JsonObject;
-      previousPlanId?: string;
-      previousParameters?: JsonObject;
-      maintenanceVersion?: string;
-      context?: JsonObject;
-    };
-    const planId = op.kind === 'update' ? request.planId ?? instance.planId : instance.planId;
+    const request: StoredRequest<'update'> = op.kind === 'update' ? op.request : {};
+    const planId = request.planId ?? instance.planId;
     // What was recorded when the request was accepted, not this replica's catalog, which may be older or newer.
     const plan = this.#resolvePlan(op.planSnapshot ?? (op.kind === 'update' ? undefined : instance.planSnapshot), planId, log);
     const provisioner = this.#provisioners.forPlan(plan);
@@ -537,7 +509,7 @@ export class OperationEngine {
       id: instance.id,
       serviceId: instance.serviceId,
       plan,
-      parameters: op.kind === 'update' ? request.parameters ?? instance.parameters : instance.parameters,
+      parameters: request.parameters ?? instance.parameters,
       context: instance.context,
       organizationGuid: instance.organizationGuid,
       spaceGuid: instance.spaceGuid,

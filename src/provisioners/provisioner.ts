@@ -32,10 +32,11 @@
 // - Never log secrets; put progress a user can read in `op.progress`.
 import type { Logger } from 'pino';
 import type { CatalogPlan, PlanConfigContext } from '../catalog/catalog.ts';
+import type { JsonObject, OperationKind } from '../osb/model.ts';
 
-export type OperationKind = 'provision' | 'update' | 'deprovision' | 'bind' | 'unbind';
-
-export type JsonObject = Record<string, unknown>;
+// Re-exported: provisioner modules (BERTH_PROVISIONER_MODULES) import what they need from this file alone.
+export type { JsonObject, OperationKind } from '../osb/model.ts';
+export { PermanentError, causedByRequest } from '../osb/errors.ts';
 
 export interface InstanceView {
   id: string;
@@ -141,27 +142,10 @@ export function parsePlanBlock(
   return { config: parsed.data };
 }
 
-/**
- * A failure that retrying cannot fix. `message` is shown to the platform's user.
- * `causedByRequest`: the request's data is why (the client must change it), not
- * the broker or its servers; a synchronous request then gets 400, not 500.
- */
-export class PermanentError extends Error {
-  readonly instanceUsable: boolean | undefined;
-  readonly updateRepeatable: boolean | undefined;
-  readonly causedByRequest: boolean;
-  constructor(message: string, opts: { instanceUsable?: boolean; updateRepeatable?: boolean; causedByRequest?: boolean; cause?: unknown } = {}) {
-    super(message, { cause: opts.cause });
-    this.name = 'PermanentError';
-    this.instanceUsable = opts.instanceUsable;
-    this.updateRepeatable = opts.updateRepeatable;
-    this.causedByRequest = opts.causedByRequest ?? false;
-  }
-}
-
-/** Whether `err` is a permanent failure the request's data caused. */
-export function causedByRequest(err: unknown): err is PermanentError {
-  return err instanceof PermanentError && err.causedByRequest;
+/** Hooks that run after the provisioner, inside the operation (e.g. writing a binding Secret into Kubernetes). */
+export interface BindingHooks {
+  afterBind?(op: BindingOperation, credentials: JsonObject): Promise<void>;
+  beforeUnbind?(op: BindingOperation): Promise<void>;
 }
 
 export class ProvisionerRegistry {

@@ -6,32 +6,8 @@
 // created), bounded (whatever the id's length or alphabet) and made only of
 // [a-z0-9_] (nothing an id contains ever reaches SQL text). Identifiers are
 // still always quoted with the functions below, never pasted in bare.
-import { createHash, randomBytes } from 'node:crypto';
-
-const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
-
-/** Lower-case RFC 4648 base32 without padding. */
-export function base32(bytes: Uint8Array): string {
-  let out = '';
-  let bits = 0;
-  let value = 0;
-  for (const b of bytes) {
-    value = (value << 8) | b;
-    bits += 8;
-    while (bits >= 5) {
-      out += BASE32[(value >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-    value &= (1 << bits) - 1;
-  }
-  if (bits > 0) out += BASE32[(value << (5 - bits)) & 31];
-  return out;
-}
-
-/** 26 base32 characters (130 bits) of SHA-256 over the JSON array of `parts` (unambiguous for any strings). */
-export function nameHash(domain: string, ...parts: string[]): string {
-  return base32(createHash('sha256').update(JSON.stringify([domain, ...parts]), 'utf8').digest()).slice(0, 26);
-}
+import { randomBytes } from 'node:crypto';
+import { nameHash } from '../lib/hash-names.ts';
 
 /** Names on a PostgreSQL server (identifiers up to 63 bytes; these are 34). */
 export const pgNames = {

@@ -8,11 +8,14 @@ import type { Knex } from 'knex';
 import type { Catalog, CatalogPlan, CatalogService } from '../catalog/catalog.ts';
 import { PlanSnapshots, snapshotOf, UnusableSnapshot, type PlanSnapshot } from '../catalog/plan-snapshot.ts';
 import { describeErrors } from '../catalog/schemas.ts';
-import { errors, OsbError } from '../broker/errors.ts';
-import type { JsonObject, OperationKind, ProvisionerRegistry } from '../provisioners/provisioner.ts';
+import { errors, OsbError } from '../osb/errors.ts';
+import type { ProvisionerRegistry } from '../provisioners/provisioner.ts';
+import type { JsonObject, OperationKind, OperationRequests } from '../osb/model.ts';
 import type { BindingRecord, Db, InstanceRecord, OperationRecord, Stores } from '../store/stores.ts';
 import type { OperationEngine } from '../operations/engine.ts';
 import { failpoint } from '../failpoints.ts';
+import { reportedUsability } from '../osb/lifecycle.ts';
+import { since } from '../osb/versions.ts';
 
 export interface RequestMeta {
   apiMinor: number;
@@ -189,8 +192,10 @@ export class BrokerService {
   #requireAsyncAllowed(plan: CatalogPlan, kind: OperationKind, acceptsIncomplete: boolean, apiMinor: number): boolean {
     const async = this.#provisioners.forPlan(plan).isAsync(kind, plan);
     if (async && !acceptsIncomplete) throw errors.asyncRequired();
-    // Asynchronous bindings arrived in 2.14; older platforms cannot poll them.
-    if (async && (kind === 'bind' || kind === 'unbind') && apiMinor < 14) throw errors.versionTooOld('This plan binds asynchronously, which', 14);
+    // Older platforms cannot poll asynchronous bindings.
+    if (async && (kind === 'bind' || kind === 'unbind') && apiMinor < since.asyncBindings) {
+      throw errors.versionTooOld('This plan binds asynchronously, which', since.asyncBindings);
+    }
     return async;
   }
 
@@ -213,7 +218,7 @@ export class BrokerService {
   async #queue(
     trx: Db,
     meta: RequestMeta,
-    op: { instanceId: string; bindingId?: string; kind: OperationKind; plan: CatalogPlan; planSnapshot: PlanSnapshot; request: JsonObject },
+    op: { [K in OperationKind]: { instanceId: string; bindingId?: string; kind: K; plan: CatalogPlan; planSnapshot: PlanSnapshot; request: Omit<OperationRequests[K], 'planId'> } }[OperationKind],
   ): Promise<string> {
     const id = randomUUID();
     await this.#stores.operations.create(
@@ -223,7 +228,7 @@ export class BrokerService {
         bindingId: op.bindingId,
         kind: op.kind,
         description: 'Queued',
-        request: { planId: op.plan.id, ...op.request },
+        request: { planId: op.plan.id, ...op.request } as OperationRequests[OperationKind],
         deadlineAt: this.#deadline(op.plan),
         requestIdentity: meta.requestIdentity,
         planSnapshot: op.planSnapshot,
@@ -259,11 +264,8 @@ export class BrokerService {
     // Halted by the platform's own delete (OSB §Blocking Operations): the request lost to a
     // concurrent one, which is a 4xx (no orphan mitigation: the delete already cleans up).
     const next = await this.#stores.operations.latest(op.instanceId, op.bindingId);
-    if (next && next.id !== op.id && next.request.halted === op.id) return errors.halted(op.description);
-    const usability = {
-      ...(op.kind === 'update' || op.kind === 'deprovision' ? { instanceUsable: op.instanceUsable ?? true } : {}),
-      ...(op.kind === 'update' ? { updateRepeatable: op.updateRepeatable ?? true } : {}),
-    };
+    if (next && next.id !== op.id && 'halted' in next.request && next.request.halted === op.id) return errors.halted(op.description);
+    const usability = reportedUsability(op.kind, op);
     // The request's own data made it fail (e.g. a namespace that does not exist), and what it made was undone:
     // the client has to change the request (OSB: 400 for invalid data).
     if (op.failureCause === 'request') return new OsbError(400, op.description, { error: 'BadRequest', ...usability });
@@ -487,8 +489,8 @@ export class BrokerService {
     const body: JsonObject = { service_id: instance.serviceId, plan_id: instance.planId };
     if (instance.dashboardUrl) body.dashboard_url = instance.dashboardUrl;
     if (this.#parametersShown(instance)) body.parameters = instance.parameters;
-    if (instance.maintenanceVersion && meta.apiMinor >= 15) body.maintenance_info = { version: instance.maintenanceVersion };
-    if (meta.apiMinor >= 17 && instance.metadata) body.metadata = instance.metadata;
+    if (instance.maintenanceVersion && meta.apiMinor >= since.fetchedMaintenanceInfo) body.maintenance_info = { version: instance.maintenanceVersion };
+    if (meta.apiMinor >= since.fetchedInstanceMetadata && instance.metadata) body.metadata = instance.metadata;
     return body;
   }
 
@@ -523,7 +525,7 @@ export class BrokerService {
 
     let parameters = req.parameters;
     if (req.predecessorBindingId !== undefined) {
-      if (meta.apiMinor < 17) throw errors.versionTooOld('predecessor_binding_id', 17);
+      if (meta.apiMinor < since.bindingRotation) throw errors.versionTooOld('predecessor_binding_id', since.bindingRotation);
       if (!plan.bindingRotatable) throw errors.badRequest(`Plan "${plan.name}" does not support binding rotation (binding_rotatable is false).`);
       const predecessor = await this.#stores.bindings.get(req.instanceId, req.predecessorBindingId);
       if (!predecessor || predecessor.state !== 'ready') {
@@ -668,10 +670,8 @@ export class BrokerService {
       if (!halted) return 'gone';
       op = halted;
     }
-    const r = report(op);
-    delete r.view.instance_usable;
-    delete r.view.update_repeatable;
-    return r;
+    // A binding's operations report neither instance_usable nor update_repeatable (lifecycle.ts).
+    return report(op);
   }
 }
 
@@ -681,9 +681,10 @@ function view(op: OperationRecord): LastOperationView {
     ? `Waiting to be resumed (its worker stopped); the last step was: ${op.description}`
     : op.description || op.state;
   const v: LastOperationView = { state: op.state, description };
-  if (op.state === 'failed' && (op.kind === 'update' || op.kind === 'deprovision')) {
-    v.instance_usable = op.instanceUsable ?? true;
-    if (op.kind === 'update') v.update_repeatable = op.updateRepeatable ?? true;
+  if (op.state === 'failed') {
+    const usability = reportedUsability(op.kind, op);
+    if (usability.instanceUsable !== undefined) v.instance_usable = usability.instanceUsable;
+    if (usability.updateRepeatable !== undefined) v.update_repeatable = usability.updateRepeatable;
   }
   return v;
 }
@@ -704,7 +705,7 @@ function bindingView(b: BindingRecord, meta: RequestMeta): BindingView {
   if (stored.syslog_drain_url) out.syslog_drain_url = stored.syslog_drain_url;
   if (stored.route_service_url) out.route_service_url = stored.route_service_url;
   if (stored.volume_mounts) out.volume_mounts = stored.volume_mounts;
-  if (b.endpoints && meta.apiMinor >= 15) out.endpoints = b.endpoints;
-  if (b.metadata && meta.apiMinor >= 16) out.metadata = b.metadata;
+  if (b.endpoints && meta.apiMinor >= since.bindingEndpoints) out.endpoints = b.endpoints;
+  if (b.metadata && meta.apiMinor >= since.metadata) out.metadata = b.metadata;
   return out;
 }

@@ -3,14 +3,11 @@
 // atomically; secrets are sealed by the SecretBox before they reach a column.
 import type { Knex } from 'knex';
 import { UndecryptableError, type SealedField, type SecretBox } from '../secret-box.ts';
-import type { JsonObject, OperationKind } from '../provisioners/provisioner.ts';
+import type { BindingState, InstanceState, JsonObject, OperationKind, OperationRequests, OperationState, StoredRequest } from '../osb/model.ts';
 import type { PlanSnapshot } from '../catalog/plan-snapshot.ts';
 
 export type Db = Knex | Knex.Transaction;
 
-export type InstanceState = 'creating' | 'ready' | 'create_failed' | 'updating' | 'deleting' | 'deleted';
-export type BindingState = 'creating' | 'ready' | 'create_failed' | 'deleting' | 'deleted';
-export type OperationState = 'in progress' | 'succeeded' | 'failed';
 
 export interface InstanceRecord {
   id: string;
@@ -46,18 +43,16 @@ export interface BindingRecord {
   provisionerState: JsonObject;
 }
 
-export interface OperationRecord {
+interface OperationFields {
   id: string;
   instanceId: string;
   bindingId: string | undefined;
-  kind: OperationKind;
   state: OperationState;
   description: string;
   instanceUsable: boolean | undefined;
   updateRepeatable: boolean | undefined;
   /** Set on a failure the request's own data caused (see PermanentError.causedByRequest). */
   failureCause: 'request' | undefined;
-  request: JsonObject;
   leaseOwner: string | undefined;
   leaseExpiresAt: Date | undefined;
   attempts: number;
@@ -72,6 +67,9 @@ export interface OperationRecord {
   /** Unfinished and nobody is working on it: its worker handed it back or stopped renewing its lease (only from get/latest/status). */
   awaitingResumption: boolean;
 }
+
+/** An operation row; `request` is typed by its kind (osb/model.ts). */
+export type OperationRecord = { [K in OperationKind]: OperationFields & { kind: K; request: StoredRequest<K> } }[OperationKind];
 
 const opt = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
 
@@ -299,7 +297,7 @@ export interface NewOperation {
   bindingId: string | undefined;
   kind: OperationKind;
   description: string;
-  request: JsonObject;
+  request: OperationRequests[OperationKind];
   deadlineAt: Date | undefined;
   requestIdentity: string | undefined;
   planSnapshot: PlanSnapshot | undefined;
@@ -345,10 +343,10 @@ export class OperationStore {
   #row(r: Record<string, any>): OperationRecord {
     // An undecryptable request (e.g. sealed under a removed key) must not stop
     // the claim loop or requests: the record says why, and the engine fails it.
-    let request: JsonObject = {};
+    let request: StoredRequest = {};
     let unreadableRequest: string | undefined;
     try {
-      request = (r.request_enc == null ? undefined : this.#box.open<JsonObject>(r.request_enc, operationField(r.id))) ?? {};
+      request = (r.request_enc == null ? undefined : this.#box.open<StoredRequest>(r.request_enc, operationField(r.id))) ?? {};
     } catch (err) {
       if (!(err instanceof UndecryptableError)) throw err;
       unreadableRequest = err.message;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { OsbClient, type Reply } from '../support/osb-client.ts';
 import { REPO, TEST_CREDENTIALS, startTestBerth, type TestBerth } from '../support/berth.ts';
 import { rearm, release } from '../support/gated-provisioner.ts';
-import { ASYNC_REQUIRED_DESCRIPTION, CONCURRENCY_DESCRIPTION } from '../../src/broker/errors.ts';
+import { ASYNC_REQUIRED_DESCRIPTION, CONCURRENCY_DESCRIPTION } from '../../src/osb/errors.ts';
 
 const ROTATED = { username: 'old-platform', password: 'rotated:secret' };
 export const CATALOG = join(REPO, 'test/fixtures/catalog-conformance.yaml');

@@ -2,11 +2,10 @@
 // round-tripping hostile strings through the real servers.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { base32, nameHash } from '../../src/lib/hash-names.ts';
 import {
-  base32,
   generatePassword,
   mysqlNames,
-  nameHash,
   pgNames,
   quoteMysqlIdent,
   quoteMysqlString,

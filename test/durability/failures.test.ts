@@ -5,7 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestBerth, type TestBerth } from '../support/berth.ts';
-import { CONCURRENCY_DESCRIPTION } from '../../src/broker/errors.ts';
+import { CONCURRENCY_DESCRIPTION } from '../../src/osb/errors.ts';
 import {
   bindBody,
   checkInvariants,

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnBerth, TEST_CREDENTIALS, type BerthProcess } from '../support/berth.ts';
 import { OsbClient } from '../support/osb-client.ts';
-import { CONCURRENCY_DESCRIPTION } from '../../src/broker/errors.ts';
+import { CONCURRENCY_DESCRIPTION } from '../../src/osb/errors.ts';
 import {
   bindBody,
   checkInvariants,

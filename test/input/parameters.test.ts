@@ -9,7 +9,7 @@ import pg from 'pg';
 import { startTestBerth, type TestBerth } from '../support/berth.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { BODY_LIMITS, objectBody } from '../../src/broker/body.ts';
-import { OsbError } from '../../src/broker/errors.ts';
+import { OsbError } from '../../src/osb/errors.ts';
 import { hugeExtensionsBody, SAMPLE_PG } from './bodies.ts';
 
 const UPS = { service_id: '4f6e6cf6-ffdd-425f-a2c7-3c9258ad2468', plan_id: '86064792-7ea2-467b-af93-ac9694d96d52' };

@@ -1,5 +1,7 @@
-// OSB errors are data: domain code returns or throws these, and one place
-// (sendError) turns them into HTTP.
+// Errors as values, below every layer. OsbError is an OSB error response
+// (status, error code, description); the broker throws them and one place,
+// src/http/error-handler.ts, turns anything thrown into one. PermanentError is
+// a provisioner's "retrying cannot fix this" (see provisioners/provisioner.ts).
 export class OsbError extends Error {
   readonly status: number;
   readonly error: string | undefined;
@@ -91,3 +93,26 @@ export const errors = {
   undecryptable: (description: string) => new OsbError(500, description, { error: 'InternalError' }),
   internal: (id: string) => new OsbError(500, `Internal error (reference ${id}); the broker's logs have the details.`, { error: 'InternalError' }),
 };
+
+/**
+ * A failure that retrying cannot fix. `message` is shown to the platform's user.
+ * `causedByRequest`: the request's data is why (the client must change it), not
+ * the broker or its servers; a synchronous request then gets 400, not 500.
+ */
+export class PermanentError extends Error {
+  readonly instanceUsable: boolean | undefined;
+  readonly updateRepeatable: boolean | undefined;
+  readonly causedByRequest: boolean;
+  constructor(message: string, opts: { instanceUsable?: boolean; updateRepeatable?: boolean; causedByRequest?: boolean; cause?: unknown } = {}) {
+    super(message, { cause: opts.cause });
+    this.name = 'PermanentError';
+    this.instanceUsable = opts.instanceUsable;
+    this.updateRepeatable = opts.updateRepeatable;
+    this.causedByRequest = opts.causedByRequest ?? false;
+  }
+}
+
+/** Whether `err` is a permanent failure the request's data caused. */
+export function causedByRequest(err: unknown): err is PermanentError {
+  return err instanceof PermanentError && err.causedByRequest;
+}
