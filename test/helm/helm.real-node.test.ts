@@ -93,16 +93,45 @@ describe('helm services on a real node', () => {
     assert.ok(pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'), 'the Pod is Ready when Berth says succeeded');
     assert.equal(pod.spec?.containers[0]?.image, 'localhost/postgresql:15');
 
-    const b = await t.client.bind(id, 'rn-pg-b1', { ...PG });
-    assert.ok(b.status === 201 || b.status === 202, b.text);
-    if (b.status === 202) assert.equal((await t.client.waitForBinding(id, 'rn-pg-b1', b.body.operation)).body.state, 'succeeded');
-    const creds = (await t.client.fetchBinding(id, 'rn-pg-b1')).body.credentials as Record<string, string>;
+    const bindOne = async (bindingId: string): Promise<Record<string, string>> => {
+      const b = await t.client.bind(id, bindingId, { ...PG });
+      assert.ok(b.status === 201 || b.status === 202, b.text);
+      if (b.status === 202) {
+        const r = await t.client.waitForBinding(id, bindingId, b.body.operation);
+        assert.equal(r.body.state, 'succeeded', r.text);
+      }
+      return (await t.client.fetchBinding(id, bindingId)).body.credentials as Record<string, string>;
+    };
+    const creds = await bindOne('rn-pg-b1');
+    const other = await bindOne('rn-pg-b2');
     assert.equal(creds.host, `${release}.${namespace}.svc.cluster.local`);
+    // Each binding its own login, not the chart's admin one.
+    const admin = await core.readNamespacedSecret({ name: `${release}-credentials`, namespace });
+    const adminUser = Buffer.from(admin.data!.username!, 'base64').toString();
+    assert.match(creds.username!, /^berth_b_[a-z2-7]{26}$/);
+    assert.notEqual(creds.username, adminUser);
+    assert.notEqual(creds.username, other.username);
+    assert.notEqual(creds.password, Buffer.from(admin.data!.password!, 'base64').toString());
+    assert.equal(creds.uri, `postgresql://${creds.username}:${creds.password}@${creds.host}:5432/${creds.database}`);
 
     let pf = await portForward(kube, namespace, `svc/${release}`, 'postgresql');
     try {
       await sql(pf.port, creds, 'CREATE TABLE orders (id int PRIMARY KEY, item text)');
       await sql(pf.port, creds, "INSERT INTO orders VALUES (1, 'kept across the rolling update')");
+      // What one binding creates, the instance's other bindings use.
+      assert.deepEqual(await sql(pf.port, other, 'SELECT count(*)::int AS n FROM orders'), [{ n: 1 }]);
+
+      // Unbind revokes: the open session ends, and the login is refused afterwards; other bindings keep working.
+      const session = new pg.Client({ host: '127.0.0.1', port: pf.port, user: creds.username, password: creds.password, database: creds.database });
+      session.on('error', () => undefined);
+      await session.connect();
+      const u = await t.client.unbind(id, 'rn-pg-b1', PG.service_id, PG.plan_id);
+      assert.ok(u.status === 200 || u.status === 202, u.text);
+      if (u.status === 202) assert.equal((await t.client.waitForBinding(id, 'rn-pg-b1', u.body.operation)).body.state, 'succeeded');
+      await assert.rejects(session.query('SELECT 1'), /terminat|Connection terminated|not queryable/i);
+      await session.end().catch(() => undefined);
+      await assert.rejects(sql(pf.port, creds, 'SELECT 1'), /password authentication failed|does not exist/);
+      assert.deepEqual(await sql(pf.port, other, 'SELECT count(*)::int AS n FROM orders'), [{ n: 1 }]);
     } finally {
       await pf.close();
     }
@@ -111,7 +140,8 @@ describe('helm services on a real node', () => {
     const oldUid = pod.metadata?.uid;
     const up = await t.client.update(id, { service_id: 'svc-pg', plan_id: 'plan-pg-medium', previous_values: { plan_id: 'plan-pg-small' } });
     assert.equal(up.status, 202, up.text);
-    assert.equal((await t.client.waitForInstance(id, up.body.operation, 240_000)).body.state, 'succeeded');
+    const updated = await t.client.waitForInstance(id, up.body.operation, 240_000);
+    assert.equal(updated.body.state, 'succeeded', updated.text);
     const rolled = await core.readNamespacedPod({ name: `${release}-0`, namespace });
     assert.notEqual(rolled.metadata?.uid, oldUid, 'a new Pod replaced the old one');
     assert.equal(rolled.spec?.containers[0]?.resources?.limits?.memory, '384Mi');
@@ -120,14 +150,14 @@ describe('helm services on a real node', () => {
     assert.equal(sts.status?.currentRevision, sts.status?.updateRevision, 'the rollout is complete');
     pf = await portForward(kube, namespace, `svc/${release}`, 'postgresql');
     try {
-      const rows = await sql<{ item: string }>(pf.port, creds, 'SELECT item FROM orders WHERE id = 1');
+      const rows = await sql<{ item: string }>(pf.port, other, 'SELECT item FROM orders WHERE id = 1');
       assert.deepEqual(rows, [{ item: 'kept across the rolling update' }]);
     } finally {
       await pf.close();
     }
 
-    const u = await t.client.unbind(id, 'rn-pg-b1', PG.service_id, 'plan-pg-medium');
-    if (u.status === 202) assert.equal((await t.client.waitForBinding(id, 'rn-pg-b1', u.body.operation)).body.state, 'succeeded');
+    const u = await t.client.unbind(id, 'rn-pg-b2', PG.service_id, 'plan-pg-medium');
+    if (u.status === 202) assert.equal((await t.client.waitForBinding(id, 'rn-pg-b2', u.body.operation)).body.state, 'succeeded');
     const d = await t.client.deprovision(id, PG.service_id, 'plan-pg-medium');
     assert.equal((await t.client.waitForInstance(id, d.body.operation, 240_000)).body.state, 'succeeded');
   });
@@ -141,6 +171,8 @@ describe('helm services on a real node', () => {
     const b = await t.client.bind(id, 'rn-redis-b1', { ...REDIS });
     if (b.status === 202) assert.equal((await t.client.waitForBinding(id, 'rn-redis-b1', b.body.operation)).body.state, 'succeeded');
     const creds = (await t.client.fetchBinding(id, 'rn-redis-b1')).body.credentials as Record<string, string>;
+    assert.match(creds.username!, /^berth_b_[a-z2-7]{26}$/, 'an ACL user of its own, not the default user');
+    assert.equal(creds.uri, `redis://${creds.username}:${creds.password}@${creds.host}:${creds.port}`);
     const pf = await portForward(kube, namespace, `svc/${release}`, 'redis');
     try {
       // The password goes through the environment, never argv.
@@ -150,11 +182,14 @@ describe('helm services on a real node', () => {
         });
       assert.equal((await cli(['SET', 'greeting', 'hello from the real node'])).stdout, 'OK');
       assert.equal((await cli(['GET', 'greeting'])).stdout, 'hello from the real node');
+      const u = await t.client.unbind(id, 'rn-redis-b1', REDIS.service_id, REDIS.plan_id);
+      if (u.status === 202) assert.equal((await t.client.waitForBinding(id, 'rn-redis-b1', u.body.operation)).body.state, 'succeeded');
+      // The ACL user is gone: the same credentials are refused.
+      const refused = await cli(['PING']).catch((e: { stdout?: string; stderr?: string }) => e);
+      assert.match(`${refused.stdout ?? ''} ${refused.stderr ?? ''}`, /WRONGPASS|invalid username-password/i);
     } finally {
       await pf.close();
     }
-    const u = await t.client.unbind(id, 'rn-redis-b1', REDIS.service_id, REDIS.plan_id);
-    if (u.status === 202) assert.equal((await t.client.waitForBinding(id, 'rn-redis-b1', u.body.operation)).body.state, 'succeeded');
     const d = await t.client.deprovision(id, REDIS.service_id, REDIS.plan_id);
     assert.equal((await t.client.waitForInstance(id, d.body.operation, 240_000)).body.state, 'succeeded');
   });

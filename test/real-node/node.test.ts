@@ -57,6 +57,8 @@ describe('a real node', () => {
                 { name: 'POSTGRES_PASSWORD', value: password },
                 { name: 'POSTGRES_USER', value: 'app' },
                 { name: 'POSTGRES_DB', value: 'orders' },
+                // A folder of its own inside the volume (the volume's root belongs to root).
+                { name: 'PGDATA', value: '/var/lib/postgresql/data/pgdata' },
               ],
               ports: [{ name: 'postgresql', containerPort: 5432 }],
               readinessProbe: { exec: { command: ['pg_isready', '-h', '127.0.0.1', '-U', 'app', '-d', 'orders'] }, periodSeconds: 1 },
