@@ -13,7 +13,7 @@ import pg from 'pg';
 import { startTestBerth } from '../test/support/berth.ts';
 import { ADMIN_URL, createTestDatabase } from '../test/support/postgres.ts';
 import { CATALOG, PG, bindingOp, direct, instanceOp, serverEnv } from '../test/database-provisioners/support.ts';
-import { pgNames, quotePgIdent } from '../src/provisioners/sql-names.ts';
+import { pgNames, quotePgIdent } from '../src/provisioners/sql/names.ts';
 import type { JsonObject } from '../src/provisioners/provisioner.ts';
 
 const BIND_SECONDS = Number(process.env.BENCH_SECONDS ?? 6);

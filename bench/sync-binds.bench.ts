@@ -16,7 +16,7 @@ import pg from 'pg';
 import { spawnBerth, type BerthProcess } from '../test/support/berth.ts';
 import { ADMIN_URL, createTestDatabase } from '../test/support/postgres.ts';
 import { CATALOG, PG, bindingOp, direct, instanceOp, serverEnv } from '../test/database-provisioners/support.ts';
-import { pgNames, quotePgIdent } from '../src/provisioners/sql-names.ts';
+import { pgNames, quotePgIdent } from '../src/provisioners/sql/names.ts';
 import type { JsonObject } from '../src/provisioners/provisioner.ts';
 
 const BINDS = Number(process.env.BENCH_BINDS ?? 200);

@@ -1,4 +1,7 @@
-// The only module that reads process.env. Everything else receives a Config.
+// Parses and checks the environment into a Config; every part of Berth
+// receives a Config rather than reading process.env. Two exceptions, on
+// purpose: failpoints.ts (crash points armed by tests) and the helm provisioner,
+// which hands helm its environment.
 import { z } from 'zod';
 import { SecretBox } from './secret-box.ts';
 import { homedir } from 'node:os';

@@ -1,27 +1,27 @@
 // The composition root: builds every part from a validated Config and wires
 // them together. Nothing else constructs stores, engines or servers.
-import type { Server } from 'node:http';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import type { Config, Credential } from './config.ts';
-import { loadCatalog, type Catalog } from './catalog/catalog.ts';
+import { loadCatalog } from './catalog/catalog.ts';
 import { openDatabase, migrateLatest, migrationsApplied, restrictStateDatabase, type Database } from './db/database.ts';
 import { SecretBox } from './secret-box.ts';
-import { createStores, type Stores } from './store/stores.ts';
-import { OperationEngine } from './operations/engine.ts';
+import { createStores, type Stores } from './store/unit-of-work.ts';
+import { OperationEngine } from './operations/worker.ts';
 import { OperationSignals } from './operations/signals.ts';
 import { PgNotifications } from './db/notifications.ts';
-import { BrokerService } from './service/broker-service.ts';
-import { createApp } from './broker/app.ts';
-import { createFastPath } from './broker/fast-path.ts';
+import { createBroker } from './broker/index.ts';
+import { createApp, osbRoutes } from './http/app.ts';
+import { createHotPath } from './http/hot-path.ts';
+import { credentialMatcher } from './http/checks.ts';
 import { createLogger } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { atMostEvery } from './observability/probes.ts';
 import { createBerthHttpServer } from './http-server.ts';
-import { AuthThrottle, clientOf } from './broker/auth-throttle.ts';
+import { AuthThrottle } from './http/auth-throttle.ts';
 import { Gauge } from 'prom-client';
 import { ProvisionerRegistry, type Provisioner } from './provisioners/provisioner.ts';
 import { builtInProvisioners } from './provisioners/index.ts';
@@ -29,14 +29,10 @@ import { KubernetesAccess } from './kubernetes/client.ts';
 import { createBindingSecretHooks } from './kubernetes/binding-secrets.ts';
 
 export interface Berth {
-  server: Server;
   url: string;
-  catalog: Catalog;
+  /** For tests that look at rows directly. */
   stores: Stores;
-  engine: OperationEngine;
   database: Database;
-  log: Logger;
-  credentials: Credential[];
   /** Graceful stop: stop claiming, finish or hand back operations, close HTTP, close the database. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -138,8 +134,12 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
     options: config.worker,
     hooks: createBindingSecretHooks(kube, config.kubernetesSecrets),
   });
-  const service = new BrokerService({ catalog, stores, provisioners, engine });
-  const authThrottle = new AuthThrottle({ limit: config.auth.failureLimit, windowMs: config.auth.failureWindowMs });
+  const broker = createBroker({ catalog, stores, provisioners, engine });
+  const auth = {
+    matches: credentialMatcher(credentials),
+    throttle: new AuthThrottle({ limit: config.auth.failureLimit, windowMs: config.auth.failureWindowMs }),
+    log,
+  };
   // /readyz and /metrics need no credentials: whatever their request rate, the
   // database answers for them at most once per interval.
   const readiness = atMostEvery(config.probeIntervalMs, async () => {
@@ -155,11 +155,10 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
     operationsGauge.reset();
     for (const row of rows) operationsGauge.set({ kind: row.kind, state: row.state }, Number(row.n));
   });
-  const app = createApp({ service, credentials, log, metrics, authThrottle, readiness, beforeScrape: refreshOperationsGauge });
-  const fastPath = createFastPath({ service, credentials, metrics, log });
+  const app = createApp({ broker, auth, log, metrics, readiness, beforeScrape: refreshOperationsGauge });
+  const hotPath = createHotPath({ routes: osbRoutes(broker), auth, log, metrics });
   const http = createBerthHttpServer({ ...config.http, keepAliveTimeoutMs: 65_000 }, (req, res) => {
-    // A throttled client goes to Express, which answers 429 without looking at its credentials.
-    if (authThrottle.retryAfterSeconds(clientOf(req)) > 0 || !fastPath(req, res)) app(req, res);
+    if (!hotPath(req, res)) app(req, res);
   }, log);
   const server = http.server;
   await new Promise<void>((resolveListen, reject) => {
@@ -202,7 +201,7 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
       await database.close();
       log.info('stopped');
     })());
-  return { server, url, catalog, stores, engine, database, log, credentials, stop };
+  return { url, stores, database, stop };
 }
 
 /** Where embedded mode keeps its generated encryption keys (used when BERTH_ENCRYPTION_KEYS is unset). */

@@ -1,6 +1,7 @@
 // Opens the database Berth keeps its state in: a real Postgres from
 // DATABASE_URL, or an embedded PGlite served over the Postgres wire protocol
 // (on a private Unix socket) so the same driver, SQL and migrations run in both modes.
+import { retry } from '../lib/retry.ts';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -173,15 +174,13 @@ export async function migrateLatest(knex: Knex, context: MigrationContext = {}):
   // A start on an up-to-date database (nearly every start) costs one query
   // instead of knex's dozen for table checks, locking and listing.
   if (await allMigrationsRecorded(knex)) return [];
-  for (let attempt = 1; ; attempt++) {
-    try {
+  return retry(
+    async () => {
       const [, applied] = (await knex.migrate.latest({ migrationSource: migrationSourceWith(context) })) as [number, string[]];
       return applied;
-    } catch (err) {
-      if (attempt >= 5 || !isConcurrentMigration(err)) throw err;
-      await new Promise((r) => setTimeout(r, 100 * attempt + Math.random() * 200));
-    }
-  }
+    },
+    { attempts: 5, retryable: isConcurrentMigration, delayMs: (attempt) => 100 * attempt + Math.random() * 200 },
+  );
 }
 
 async function allMigrationsRecorded(knex: Knex): Promise<boolean> {

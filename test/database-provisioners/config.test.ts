@@ -12,7 +12,7 @@ import { loadConfig } from '../../src/config.ts';
 import { builtInProvisioners } from '../../src/provisioners/index.ts';
 import { KubernetesAccess } from '../../src/kubernetes/client.ts';
 import { PermanentError, ProvisionerRegistry, type JsonObject, type Provisioner } from '../../src/provisioners/provisioner.ts';
-import { resolveServer, serverEnvPrefix } from '../../src/provisioners/database-server.ts';
+import { resolveServer, serverEnvPrefix } from '../../src/provisioners/sql/server.ts';
 import { PostgresProvisioner } from '../../src/provisioners/postgres/postgres.ts';
 import { MysqlProvisioner } from '../../src/provisioners/mysql/mysql.ts';
 import { REPO, startTestBerth } from '../support/berth.ts';

@@ -9,7 +9,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { startTestBerth, type TestBerth } from '../support/berth.ts';
-import { mysqlNames, pgNames } from '../../src/provisioners/sql-names.ts';
+import { mysqlNames, pgNames } from '../../src/provisioners/sql/names.ts';
 import { CATALOG, DbBerth, MY, MYSQL_ADMIN_URL, PG, PG_ADMIN_URL, Tracker, mysqlDatabaseExists, pgDatabaseExists, serverEnv } from './support.ts';
 
 const portOf = (url: string) => Number(new URL(url).port);

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { spawnBerth, type BerthProcess } from '../support/berth.ts';
 import { createTestDatabase } from '../support/postgres.ts';
-import { mysqlNames, pgNames } from '../../src/provisioners/sql-names.ts';
+import { mysqlNames, pgNames } from '../../src/provisioners/sql/names.ts';
 import { nameHash } from '../../src/lib/hash-names.ts';
 import { scramSha256Verifier } from '../../src/provisioners/postgres/scram.ts';
 import {

@@ -16,7 +16,7 @@ import { parse, stringify } from 'yaml';
 import { startTestBerth, type TestBerth } from '../support/berth.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
-import { mysqlNames, pgNames, quoteMysqlIdent, quotePgIdent } from '../../src/provisioners/sql-names.ts';
+import { mysqlNames, pgNames, quoteMysqlIdent, quotePgIdent } from '../../src/provisioners/sql/names.ts';
 import { CATALOG, MY, MYSQL_ADMIN_URL, PG, PG_ADMIN_URL, Tracker, serverEnv, withMysql, withPg } from './support.ts';
 
 const DEADLINE_S = 3;

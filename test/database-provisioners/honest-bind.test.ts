@@ -3,7 +3,7 @@
 // instead of handing them out; the platform's unbind then removes the login.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { mysqlNames, pgNames } from '../../src/provisioners/sql-names.ts';
+import { mysqlNames, pgNames } from '../../src/provisioners/sql/names.ts';
 import { DbBerth, MY, PG, mysqlUserExists, pgRoleExists } from './support.ts';
 
 let h: DbBerth;

@@ -3,7 +3,7 @@
 // on both servers, and parameters that try to smuggle SQL in.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { mysqlNames, pgNames } from '../../src/provisioners/sql-names.ts';
+import { mysqlNames, pgNames } from '../../src/provisioners/sql/names.ts';
 import {
   DbBerth,
   MY,

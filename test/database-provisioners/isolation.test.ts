@@ -8,7 +8,7 @@ import pg from 'pg';
 import pino from 'pino';
 import { loadConfig } from '../../src/config.ts';
 import { startBerth } from '../../src/main.ts';
-import { pgNames } from '../../src/provisioners/sql-names.ts';
+import { pgNames } from '../../src/provisioners/sql/names.ts';
 import { TEST_CREDENTIALS, TEST_KEYS } from '../support/berth.ts';
 import { createTestDatabase } from '../support/postgres.ts';
 import { CATALOG, DbBerth, PG, outcome, pgAs, serverEnv, withPg, type Credentials } from './support.ts';

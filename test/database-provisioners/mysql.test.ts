@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import mysql from 'mysql2/promise';
-import { mysqlNames } from '../../src/provisioners/sql-names.ts';
+import { mysqlNames } from '../../src/provisioners/sql/names.ts';
 import { nativePasswordHash } from '../../src/provisioners/mysql/mysql.ts';
 import { DbBerth, MY, mysqlAs, mysqlDatabaseExists, mysqlUserExists, outcome, withMysql, type Credentials } from './support.ts';
 

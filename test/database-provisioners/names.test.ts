@@ -11,7 +11,7 @@ import {
   quoteMysqlString,
   quotePgIdent,
   quotePgLiteral,
-} from '../../src/provisioners/sql-names.ts';
+} from '../../src/provisioners/sql/names.ts';
 import { withMysql, withPg } from './support.ts';
 
 const HOSTILE = [

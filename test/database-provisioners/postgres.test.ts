@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
-import { pgNames } from '../../src/provisioners/sql-names.ts';
+import { pgNames } from '../../src/provisioners/sql/names.ts';
 import { scramSha256Verifier } from '../../src/provisioners/postgres/scram.ts';
 import { DbBerth, PG, outcome, pgAs, pgDatabaseExists, pgRoleExists, withPg, type Credentials } from './support.ts';
 

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { randomUUID } from 'node:crypto';
-import { mysqlNames, pgNames } from '../../src/provisioners/sql-names.ts';
+import { mysqlNames, pgNames } from '../../src/provisioners/sql/names.ts';
 import type { JsonObject } from '../../src/provisioners/provisioner.ts';
 import {
   MY,

@@ -10,7 +10,7 @@ import mysql from 'mysql2/promise';
 import { REPO, startTestBerth, type TestBerth } from '../support/berth.ts';
 import { ADMIN_URL, createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import type { OsbClient, Reply } from '../support/osb-client.ts';
-import { mysqlNames, pgNames, quoteMysqlIdent, quoteMysqlString, quotePgIdent } from '../../src/provisioners/sql-names.ts';
+import { mysqlNames, pgNames, quoteMysqlIdent, quoteMysqlString, quotePgIdent } from '../../src/provisioners/sql/names.ts';
 import pino from 'pino';
 import { loadCatalog, type Catalog, type CatalogPlan } from '../../src/catalog/catalog.ts';
 import { loadConfig } from '../../src/config.ts';

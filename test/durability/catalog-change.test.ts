@@ -12,7 +12,7 @@ import { parse, stringify } from 'yaml';
 import { spawnBerth, startTestBerth, type BerthProcess, type TestBerth } from '../support/berth.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import type { OsbClient } from '../support/osb-client.ts';
-import { pgNames } from '../../src/provisioners/sql-names.ts';
+import { pgNames } from '../../src/provisioners/sql/names.ts';
 import { CATALOG as DB_CATALOG, PG, pgDatabaseExists, pgRoleExists, serverEnv, Tracker } from '../database-provisioners/support.ts';
 import { RECORDING_CATALOG } from '../support/recording-provisioner.ts';
 import {

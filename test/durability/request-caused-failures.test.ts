@@ -18,7 +18,7 @@ import { REPO, startTestBerth, type TestBerth } from '../support/berth.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { startKubeApiStandIn, type KubeApiStandIn } from '../support/kube-api-stand-in.ts';
 import { DbBerth, PG, pgRoleExists } from '../database-provisioners/support.ts';
-import { pgNames } from '../../src/provisioners/sql-names.ts';
+import { pgNames } from '../../src/provisioners/sql/names.ts';
 
 // A user-provided plan without a parameters schema: only the provisioner knows what it needs.
 const UPS = { service_id: 'svc-ups', plan_id: 'plan-ups' };

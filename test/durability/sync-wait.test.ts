@@ -11,7 +11,7 @@ import { REPO, startTestBerth, type TestBerth } from '../support/berth.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { release } from '../support/gated-provisioner.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
-import { retryAfterSeconds } from '../../src/broker/retry-after.ts';
+import { retryAfterSeconds } from '../../src/http/presenters.ts';
 import { PgNotifications } from '../../src/db/notifications.ts';
 
 const CATALOG = join(REPO, 'test/fixtures/catalog-sync-wait.yaml');
@@ -109,7 +109,7 @@ for (const backend of ['postgres', 'embedded'] as const) {
       assert.equal((await t.client.provision(id, { ...BIND_HELD, ...org }, false)).status, 201);
       const first = t.client.bind(id, 'first', BIND_HELD, true);
       await until(async () => (await unfinished(id)) === 1, 'the first bind is running');
-      const claims = t.berth.stores.operations;
+      const claims = t.berth.stores.queue;
       const original = claims.claim.bind(claims);
       let attempts = 0;
       let queuedId: string | undefined;

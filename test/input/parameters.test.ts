@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { startTestBerth, type TestBerth } from '../support/berth.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
-import { BODY_LIMITS, objectBody } from '../../src/broker/body.ts';
+import { BODY_LIMITS } from '../../src/http/body-limits.ts';
+import { objectBody } from '../../src/http/schemas.ts';
 import { OsbError } from '../../src/osb/errors.ts';
 import { hugeExtensionsBody, SAMPLE_PG } from './bodies.ts';
 

@@ -2,7 +2,7 @@
 // holds a whole /64, and counting each address would give it endless allowances.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { clientOf } from '../../src/broker/auth-throttle.ts';
+import { clientOf } from '../../src/http/auth-throttle.ts';
 
 const key = (address: string) => clientOf({ socket: { remoteAddress: address } });
 

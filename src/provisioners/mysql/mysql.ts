@@ -20,24 +20,14 @@ import { createHash } from 'node:crypto';
 import type * as mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { CatalogPlan } from '../../catalog/catalog.ts';
 import type { Config } from '../../config.ts';
 import { failpoint } from '../../failpoints.ts';
-import {
-  PermanentError,
-  type BindingOperation,
-  type BindResult,
-  type InstanceOperation,
-  type InstanceView,
-  type JsonObject,
-  type OperationKind,
-  type Provisioner,
-  type UpdateOperation,
-} from '../provisioner.ts';
-import { parsePlanBlock } from '../provisioner.ts';
-import { authority, resolveServer, SERVER_NAME, urlWith, type DatabaseServer } from '../database-server.ts';
-import { cancellable, refuseServerMove } from '../database-server.ts';
-import { generatePassword, mysqlNames, quoteMysqlIdent as ident, quoteMysqlString as str } from '../sql-names.ts';
+import { PermanentError } from '../../osb/errors.ts';
+import type { JsonObject } from '../../osb/model.ts';
+import type { BindingOperation, BindResult, InstanceOperation, InstanceView, Provisioner } from '../provisioner.ts';
+import { SqlProvisioner } from '../sql/frame.ts';
+import { mysqlNames, quoteMysqlIdent as ident, quoteMysqlString as str } from '../sql/names.ts';
+import { cancellable, SERVER_NAME, urlWith, type DatabaseServer } from '../sql/server.ts';
 
 const planConfigSchema = z.strictObject({
   /** Server name: its admin URL is BERTH_MYSQL_<NAME>_URL (or _URL_FILE). */
@@ -62,47 +52,18 @@ const ADMIN_LOCK_WAIT_TIMEOUT_S = 20;
 /** No admin statement runs longer, even when its KILL QUERY cannot reach the server (MariaDB ends it itself). */
 const ADMIN_STATEMENT_TIMEOUT_S = 120;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 type Conn = mysql.Connection;
 
-export class MysqlProvisioner implements Provisioner {
-  readonly kind = 'mysql';
-  readonly #env: Readonly<Record<string, string | undefined>>;
-  readonly #log: Logger;
-
+export class MysqlProvisioner extends SqlProvisioner<MysqlPlanConfig> implements Provisioner {
   constructor(config: Pick<Config, 'env'>, log: Logger) {
-    this.#env = config.env;
-    this.#log = log.child({ provisioner: 'mysql' });
+    super('mysql', config, log, { schema: planConfigSchema, protocols: ['mysql:', 'mariadb:'], defaultPort: 3306 });
   }
 
-  parsePlanConfig(block: JsonObject): ReturnType<Provisioner['parsePlanConfig']> {
-    return parsePlanBlock(planConfigSchema, block);
-  }
-
-  isAsync(kind: OperationKind): boolean {
-    return kind === 'provision' || kind === 'update' || kind === 'deprovision';
-  }
-
-  checkUpdate(from: CatalogPlan, to: CatalogPlan): string | undefined {
-    return refuseServerMove(this.kind, from, to);
-  }
-
-  // ---- instances -----------------------------------------------------------------------
-
-  async provision(op: InstanceOperation): Promise<void> {
-    await this.#converge(op);
-  }
-
-  async update(op: UpdateOperation): Promise<void> {
-    await this.#converge(op);
-  }
-
-  async #converge(op: InstanceOperation): Promise<void> {
-    const config = op.instance.plan.provisioner.config as MysqlPlanConfig;
-    const names = instanceNames(op.instance, op.state);
+  protected async converge(op: InstanceOperation): Promise<void> {
+    const config = this.configOf(op.instance.plan);
+    const names = this.#names(op.instance, op.state);
     // Resolved before the checkpoint: an instance whose state names no server never touched one.
-    const server = this.#server(names.server);
+    const server = this.server(names.server);
     if (op.state.server !== names.server || op.state.database !== names.database) await op.checkpoint({ ...names });
     const db = ident(names.database);
     const charset = `CHARACTER SET ${str(config.charset)}${config.collation ? ` COLLATE ${str(config.collation)}` : ''}`;
@@ -126,8 +87,8 @@ export class MysqlProvisioner implements Provisioner {
   async deprovision(op: InstanceOperation): Promise<void> {
     // Provision checkpoints the names before it touches the server: without them nothing was created.
     if (typeof op.state.server !== 'string') return;
-    const names = instanceNames(op.instance, op.state);
-    const server = this.#server(names.server);
+    const names = this.#names(op.instance, op.state);
+    const server = this.server(names.server);
     await op.progress('Dropping the users and the database');
     await this.#admin(server, op.signal, async (c) => {
       for (const u of await berthUsersOf(c, names.database)) await dropUser(c, u.user, u.host);
@@ -139,20 +100,13 @@ export class MysqlProvisioner implements Provisioner {
     });
   }
 
-  // ---- bindings ------------------------------------------------------------------------
-
   async bind(op: BindingOperation): Promise<BindResult> {
-    const config = op.instance.plan.provisioner.config as MysqlPlanConfig;
-    const names = instanceNames(op.instance, op.instance.state);
+    const config = this.configOf(op.instance.plan);
+    const names = this.#names(op.instance, op.instance.state);
     const user = mysqlNames.bindingUser(op.instance.id, op.binding.id);
     const host = typeof op.state.host === 'string' ? op.state.host : config.user_host;
-    const server = this.#server(names.server);
-    let password = op.state.user === user && typeof op.state.password === 'string' ? op.state.password : undefined;
-    if (password === undefined) {
-      // Stored before it is used: a re-run after a crash sets the same password again.
-      password = generatePassword();
-      await op.checkpoint({ user, host, password });
-    }
+    const server = this.server(names.server);
+    const password = await this.bindingPassword(op, 'user', user, { host });
     const account = `${str(user)}@${str(host)}`;
     const limit = `WITH MAX_USER_CONNECTIONS ${config.max_user_connections}`;
     await this.#admin(server, op.signal, async (c) => {
@@ -172,40 +126,33 @@ export class MysqlProvisioner implements Provisioner {
       await c.query(`GRANT ALL PRIVILEGES ON ${ident(names.database)}.* TO ${account}`);
     });
 
-    await this.#verifyLogin(server, names.database, user, password, op.signal);
+    await this.verifyLogin(server, names.database, user, password, op.signal);
+    return { credentials: this.credentials('mysql', server, names.database, user, password) };
+  }
 
-    const ahost = server.advertisedHost;
-    const port = server.advertisedPort;
-    const hp = authority(ahost, port);
-    const enc = encodeURIComponent;
-    return {
-      credentials: {
-        type: 'mysql',
-        host: ahost,
-        port: String(port),
-        database: names.database,
-        username: user,
-        password,
-        uri: `mysql://${enc(user)}:${enc(password)}@${hp}/${enc(names.database)}`,
-        'jdbc-url': `jdbc:mysql://${hp}/${enc(names.database)}?user=${enc(user)}&password=${enc(password)}`,
-      },
-    };
+  protected async tryLogin(server: DatabaseServer, database: string, user: string, password: string): Promise<void> {
+    let c: Conn | undefined;
+    try {
+      c = await connect(connectionOptions(urlWith(server.adminUrl, { user, password, database })));
+      c.on('error', () => {});
+      await c.query('SELECT 1');
+    } finally {
+      await c?.end().catch(() => c?.destroy());
+    }
+  }
+
+  #names(instance: InstanceView, state: JsonObject): { server: string; database: string } {
+    return { server: this.serverNameOf(instance, state), database: mysqlNames.database(instance.id) };
   }
 
   async unbind(op: BindingOperation): Promise<void> {
     // Bind checkpoints the user before creating it: without it nothing was created.
     if (typeof op.state.user !== 'string') return;
-    const names = instanceNames(op.instance, op.instance.state);
+    const names = this.#names(op.instance, op.instance.state);
     const user = mysqlNames.bindingUser(op.instance.id, op.binding.id);
-    const host = typeof op.state.host === 'string' ? op.state.host : (op.instance.plan.provisioner.config as MysqlPlanConfig).user_host;
-    const server = this.#server(names.server);
+    const host = typeof op.state.host === 'string' ? op.state.host : this.configOf(op.instance.plan).user_host;
+    const server = this.server(names.server);
     await this.#admin(server, op.signal, (c) => dropUser(c, user, host));
-  }
-
-  // ---- connections ---------------------------------------------------------------------
-
-  #server(name: string): DatabaseServer {
-    return resolveServer(this.#env, 'mysql', name, ['mysql:', 'mariadb:'], 3306);
   }
 
   /**
@@ -222,7 +169,7 @@ export class MysqlProvisioner implements Provisioner {
       throw classify(err, server);
     }
     // A connection reset mid-statement rejects the statement and is reported here (never unhandled).
-    c.on('error', (err: Error) => this.#log.debug({ err: err.message, server: server.name }, 'admin connection failed'));
+    c.on('error', (err: Error) => this.log.debug({ err: err.message, server: server.name }, 'admin connection failed'));
     try {
       const session = async () => {
         await c.query(`SET SESSION lock_wait_timeout = ${ADMIN_LOCK_WAIT_TIMEOUT_S}`);
@@ -254,33 +201,12 @@ export class MysqlProvisioner implements Provisioner {
       c = await connect(connectionOptions(server.adminUrl));
       c.on('error', () => {});
       await c.query(`KILL QUERY ${threadId}`);
-      this.#log.debug({ server: server.name, threadId }, 'cancelled an admin statement');
+      this.log.debug({ server: server.name, threadId }, 'cancelled an admin statement');
     } catch (err) {
-      this.#log.debug({ err: (err as Error).message }, 'cancelling an admin statement failed');
+      this.log.debug({ err: (err as Error).message }, 'cancelling an admin statement failed');
     } finally {
       await c?.end().catch(() => c?.destroy());
     }
-  }
-
-  /** Logs in with the new credentials and runs a query; throws (transient) until that works. */
-  async #verifyLogin(server: DatabaseServer, database: string, user: string, password: string, signal: AbortSignal): Promise<void> {
-    let last: unknown;
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      signal.throwIfAborted();
-      let c: Conn | undefined;
-      try {
-        c = await connect(connectionOptions(urlWith(server.adminUrl, { user, password, database })));
-        c.on('error', () => {});
-        await c.query('SELECT 1');
-        return;
-      } catch (err) {
-        last = err;
-      } finally {
-        await c?.end().catch(() => c?.destroy());
-      }
-      if (attempt < 3) await sleep(200 * attempt);
-    }
-    throw new Error(`logging in with the new credentials failed: ${(last as Error)?.message ?? String(last)}`, { cause: last });
   }
 }
 
@@ -341,11 +267,4 @@ async function kill(c: Conn, ids: unknown[]): Promise<void> {
       if (errnoOf(err) !== UNKNOWN_THREAD) throw err; // it ended meanwhile
     }
   }
-}
-
-function instanceNames(instance: InstanceView, state: JsonObject): { server: string; database: string } {
-  const config = instance.plan.provisioner.config as MysqlPlanConfig;
-  // An instance stays on the server it was created on, whatever the catalog says later.
-  const server = typeof state.server === 'string' ? state.server : config.server;
-  return { server, database: mysqlNames.database(instance.id) };
 }

@@ -28,7 +28,7 @@
 // are a few statements and a login, answered synchronously.
 //
 // Every step looks before it creates and tolerates "already gone" on delete;
-// names come from the ids (sql-names.ts), the password is checkpointed before
+// names come from the ids (sql/names.ts), the password is checkpointed before
 // use. Only SCRAM verifiers, never passwords, are sent in SQL.
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -36,21 +36,13 @@ import { z } from 'zod';
 import type { CatalogPlan } from '../../catalog/catalog.ts';
 import type { Config } from '../../config.ts';
 import { failpoint } from '../../failpoints.ts';
-import {
-  PermanentError,
-  type BindingOperation,
-  type BindResult,
-  type InstanceOperation,
-  type InstanceView,
-  type JsonObject,
-  type OperationKind,
-  type Provisioner,
-  type UpdateOperation,
-} from '../provisioner.ts';
-import { parsePlanBlock } from '../provisioner.ts';
-import { authority, resolveServer, SERVER_NAME, urlWith, type DatabaseServer } from '../database-server.ts';
-import { cancellable, refuseServerMove } from '../database-server.ts';
-import { generatePassword, pgNames, quotePgIdent as ident, quotePgLiteral as literal } from '../sql-names.ts';
+import { PermanentError } from '../../osb/errors.ts';
+import type { JsonObject } from '../../osb/model.ts';
+import type { BindingOperation, BindResult, InstanceOperation, InstanceView, Provisioner, UpdateOperation } from '../provisioner.ts';
+import { SqlProvisioner } from '../sql/frame.ts';
+import { pgNames, quotePgIdent as ident, quotePgLiteral as literal } from '../sql/names.ts';
+import { SERVER_NAME, urlWith, type DatabaseServer } from '../sql/server.ts';
+import { codeOf, PostgresAdmin } from './admin.ts';
 import { scramSha256Verifier } from './scram.ts';
 
 const EXTENSION_NAME = /^[A-Za-z0-9_][A-Za-z0-9_-]{0,62}$/;
@@ -72,44 +64,17 @@ interface InstanceNames {
   ownerRole: string;
 }
 
-/** SQLSTATEs that retrying will not fix: bad admin credentials, missing privileges, unsupported server, invalid values. */
-const PERMANENT_CODES = new Set(['28P01', '28000', '3D000', '42501', '42601', '0A000', '58P01', '22023']);
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A statement that waits on an app's locks gives up (and the operation retries) instead of hanging. */
-const ADMIN_LOCK_TIMEOUT_MS = 20_000;
-/** No admin statement runs longer, even when its cancel cannot reach the server (the server ends it itself). */
-const ADMIN_STATEMENT_TIMEOUT_MS = 120_000;
-
-export class PostgresProvisioner implements Provisioner {
-  readonly kind = 'postgres';
-  readonly #env: Readonly<Record<string, string | undefined>>;
-  readonly #log: Logger;
-  readonly #pools = new Map<string, { url: string; pool: pg.Pool }>();
+export class PostgresProvisioner extends SqlProvisioner<PostgresPlanConfig> implements Provisioner {
+  readonly #admin: PostgresAdmin;
 
   constructor(config: Pick<Config, 'env'>, log: Logger) {
-    this.#env = config.env;
-    this.#log = log.child({ provisioner: 'postgres' });
-  }
-
-  parsePlanConfig(block: JsonObject): ReturnType<Provisioner['parsePlanConfig']> {
-    return parsePlanBlock(planConfigSchema, block);
-  }
-
-  isAsync(kind: OperationKind): boolean {
-    return kind === 'provision' || kind === 'update' || kind === 'deprovision';
-  }
-
-  checkUpdate(from: CatalogPlan, to: CatalogPlan): string | undefined {
-    return refuseServerMove(this.kind, from, to);
+    super('postgres', config, log, { schema: planConfigSchema, protocols: ['postgres:', 'postgresql:'], defaultPort: 5432 });
+    this.#admin = new PostgresAdmin(this.log);
   }
 
   /** Ends the admin connection pools (for embedders and benchmarks; idle pools never keep the process alive). */
   async close(): Promise<void> {
-    const pools = [...this.#pools.values()];
-    this.#pools.clear();
-    await Promise.all(pools.map((p) => p.pool.end().catch(() => {})));
+    await this.#admin.close();
   }
 
   /**
@@ -119,17 +84,17 @@ export class PostgresProvisioner implements Provisioner {
    * can close the others, so the warning says what to run.
    */
   async inspectServers(plans: CatalogPlan[], signal: AbortSignal): Promise<void> {
-    const servers = new Set(plans.map((p) => (p.provisioner.config as PostgresPlanConfig).server));
+    const servers = new Set(plans.map((p) => this.configOf(p).server));
     for (const name of servers) {
       if (signal.aborted) return; // shutting down: no new pool that nothing would close
       let server: DatabaseServer;
       try {
-        server = this.#server(name);
+        server = this.server(name);
       } catch {
         continue; // not configured: a provision on it fails, naming the variable
       }
       try {
-        const { rows } = await this.#admin(server, AbortSignal.any([signal, AbortSignal.timeout(30_000)]), (c) =>
+        const { rows } = await this.#admin.run(server, AbortSignal.any([signal, AbortSignal.timeout(30_000)]), (c) =>
           c.query<{ datname: string }>(
             `SELECT datname FROM pg_database
               WHERE datallowconn
@@ -138,45 +103,35 @@ export class PostgresProvisioner implements Provisioner {
           ),
         );
         if (rows.length === 0) {
-          this.#log.info({ server: name }, 'binding roles can connect to no database but their own');
+          this.log.info({ server: name }, 'binding roles can connect to no database but their own');
           continue;
         }
         const databases = rows.map((r) => r.datname);
         const shown = databases.slice(0, 20);
-        this.#log.warn(
+        this.log.warn(
           { server: name, databases: shown, count: databases.length },
           `binding roles can connect to ${databases.length} database(s) on postgres server "${name}" that every role may connect to ` +
             `(${shown.join(', ')}${databases.length > shown.length ? ', …' : ''}); the server's operator should run, for each, ` +
             `REVOKE CONNECT ON DATABASE <name> FROM PUBLIC and GRANT CONNECT to the roles that need it (see README, "postgres")`,
         );
       } catch (err) {
-        this.#log.warn({ server: name, err: (err as Error).message }, 'could not check which databases binding roles can reach');
+        this.log.warn({ server: name, err: (err as Error).message }, 'could not check which databases binding roles can reach');
       }
     }
   }
 
-  // ---- instances -----------------------------------------------------------------------
-
-  async provision(op: InstanceOperation): Promise<void> {
-    await this.#converge(op, undefined);
-  }
-
-  async update(op: UpdateOperation): Promise<void> {
-    await this.#converge(op, op.previous);
-  }
-
-  async #converge(op: InstanceOperation, previous: UpdateOperation['previous'] | undefined): Promise<void> {
+  protected async converge(op: InstanceOperation, previous: UpdateOperation['previous'] | undefined): Promise<void> {
     const plan = op.instance.plan;
-    const config = plan.provisioner.config as PostgresPlanConfig;
+    const config = this.configOf(plan);
     const extensions = requestedExtensions(op.instance.parameters, plan);
     let removed: string[] = [];
     if (previous) {
       const before = previousExtensions(previous.parameters, previous.plan);
       removed = before.filter((e) => !extensions.includes(e));
     }
-    const names = instanceNames(op.instance, op.state);
+    const names = this.#names(op.instance, op.state);
     // Resolved before the checkpoint: an instance whose state names no server never touched one.
-    const server = this.#server(names.server);
+    const server = this.server(names.server);
     if (op.state.server !== names.server || op.state.database !== names.database || op.state.ownerRole !== names.ownerRole) {
       await op.checkpoint({ ...names });
     }
@@ -185,7 +140,7 @@ export class PostgresProvisioner implements Provisioner {
 
     op.signal.throwIfAborted();
     await op.progress('Creating the database');
-    await this.#admin(server, op.signal, async (c) => {
+    await this.#admin.run(server, op.signal, async (c) => {
       const found = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [names.database]);
       if (found.rowCount === 0) {
         try {
@@ -201,7 +156,7 @@ export class PostgresProvisioner implements Provisioner {
 
     op.signal.throwIfAborted();
     await op.progress('Creating the owner role');
-    await this.#admin(server, op.signal, async (c) => {
+    await this.#admin.run(server, op.signal, async (c) => {
       await ensureRole(c, names.ownerRole, 'NOLOGIN');
       await c.query(
         [
@@ -218,7 +173,7 @@ export class PostgresProvisioner implements Provisioner {
 
     op.signal.throwIfAborted();
     await op.progress('Configuring the database');
-    await this.#inDatabase(server, names.database, op.signal, async (c) => {
+    await this.#admin.inDatabase(server, names.database, op.signal, async (c) => {
       const pub = await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'public'`);
       if (pub.rowCount) await c.query(`ALTER SCHEMA public OWNER TO ${owner}`);
       for (const ext of removed) {
@@ -253,16 +208,16 @@ export class PostgresProvisioner implements Provisioner {
     // Provision checkpoints the names before it touches the server: without them nothing was created
     // (e.g. the server was never configured), and there is nothing to remove.
     if (typeof op.state.server !== 'string') return;
-    const names = instanceNames(op.instance, op.state);
-    const server = this.#server(names.server);
+    const names = this.#names(op.instance, op.state);
+    const server = this.server(names.server);
     await op.progress('Dropping the database');
-    await this.#admin(server, op.signal, async (c) => {
+    await this.#admin.run(server, op.signal, async (c) => {
       // FORCE ends the sessions still connected to it (PostgreSQL 13+).
       await c.query(`DROP DATABASE IF EXISTS ${ident(names.database)} WITH (FORCE)`);
     });
     op.signal.throwIfAborted();
     await op.progress('Dropping the roles');
-    await this.#admin(server, op.signal, async (c) => {
+    await this.#admin.run(server, op.signal, async (c) => {
       // Binding roles the engine did not unbind (a failed bind, a crash): every member of the owner role with Berth's prefix.
       for (const rolname of await bindingRolesOf(c, names.ownerRole)) {
         await disableAndDisconnect(c, rolname);
@@ -272,22 +227,15 @@ export class PostgresProvisioner implements Provisioner {
     });
   }
 
-  // ---- bindings ------------------------------------------------------------------------
-
   async bind(op: BindingOperation): Promise<BindResult> {
-    const names = instanceNames(op.instance, op.instance.state);
+    const names = this.#names(op.instance, op.instance.state);
     const role = pgNames.bindingRole(op.instance.id, op.binding.id);
-    const server = this.#server(names.server);
-    let password = op.state.role === role && typeof op.state.password === 'string' ? op.state.password : undefined;
-    if (password === undefined) {
-      // Stored before it is used: a re-run after a crash sets the same password again.
-      password = generatePassword();
-      await op.checkpoint({ role, password });
-    }
+    const server = this.server(names.server);
+    const password = await this.bindingPassword(op, 'role', role);
     const verifier = literal(await scramSha256Verifier(password));
-    const limit = `CONNECTION LIMIT ${(op.instance.plan.provisioner.config as PostgresPlanConfig).connection_limit}`;
+    const limit = `CONNECTION LIMIT ${this.configOf(op.instance.plan).connection_limit}`;
     const loginAsOwner = `ALTER ROLE ${ident(role)} SET role = ${literal(names.ownerRole)}`;
-    await this.#admin(server, op.signal, async (c) => {
+    await this.#admin.run(server, op.signal, async (c) => {
       const { rows } = await c.query<{ owner: boolean; binding: boolean }>(
         'SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AS owner, EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2) AS binding',
         [names.ownerRole, role],
@@ -316,33 +264,32 @@ export class PostgresProvisioner implements Provisioner {
       );
     });
 
-    await this.#verifyLogin(server, names.database, role, password, op.signal);
+    await this.verifyLogin(server, names.database, role, password, op.signal);
+    return { credentials: this.credentials('postgresql', server, names.database, role, password) };
+  }
 
-    const host = server.advertisedHost;
-    const port = server.advertisedPort;
-    const hp = authority(host, port);
-    const enc = encodeURIComponent;
-    return {
-      credentials: {
-        type: 'postgresql',
-        host,
-        port: String(port),
-        database: names.database,
-        username: role,
-        password,
-        uri: `postgresql://${enc(role)}:${enc(password)}@${hp}/${enc(names.database)}`,
-        'jdbc-url': `jdbc:postgresql://${hp}/${enc(names.database)}?user=${enc(role)}&password=${enc(password)}`,
-      },
-    };
+  protected async tryLogin(server: DatabaseServer, database: string, user: string, password: string): Promise<void> {
+    const client = new pg.Client({ connectionString: urlWith(server.adminUrl, { user, password, database }), connectionTimeoutMillis: 10_000, query_timeout: 10_000 });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      await client.query('SELECT 1');
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+
+  #names(instance: InstanceView, state: JsonObject): InstanceNames {
+    return { server: this.serverNameOf(instance, state), database: pgNames.database(instance.id), ownerRole: pgNames.ownerRole(instance.id) };
   }
 
   async unbind(op: BindingOperation): Promise<void> {
     // Bind checkpoints the role before creating it: without it nothing was created.
     if (typeof op.state.role !== 'string') return;
-    const names = instanceNames(op.instance, op.instance.state);
+    const names = this.#names(op.instance, op.instance.state);
     const role = pgNames.bindingRole(op.instance.id, op.binding.id);
-    const server = this.#server(names.server);
-    const owned = await this.#admin(server, op.signal, async (c) => {
+    const server = this.server(names.server);
+    const owned = await this.#admin.run(server, op.signal, async (c) => {
       const { rows } = await c.query<{ role: boolean; owner: boolean; owns: boolean }>(
         `SELECT r.oid IS NOT NULL AS role,
                 EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2) AS owner,
@@ -366,162 +313,13 @@ export class PostgresProvisioner implements Provisioner {
     });
     if (!owned) return;
     // What the app created outside the owner role (after RESET ROLE) stays with the instance.
-    await this.#inDatabase(server, names.database, op.signal, async (c) => {
+    await this.#admin.inDatabase(server, names.database, op.signal, async (c) => {
       if (owned.owner) await c.query(`REASSIGN OWNED BY ${ident(role)} TO ${ident(names.ownerRole)}`);
       await c.query(`DROP OWNED BY ${ident(role)}`);
     });
-    await this.#admin(server, op.signal, (c) => c.query(`DROP ROLE IF EXISTS ${ident(role)}`));
+    await this.#admin.run(server, op.signal, (c) => c.query(`DROP ROLE IF EXISTS ${ident(role)}`));
   }
 
-  // ---- connections ---------------------------------------------------------------------
-
-  #server(name: string): DatabaseServer {
-    return resolveServer(this.#env, 'postgres', name, ['postgres:', 'postgresql:'], 5432);
-  }
-
-  #pool(server: DatabaseServer): pg.Pool {
-    let entry = this.#pools.get(server.name);
-    if (entry && entry.url !== server.adminUrl) {
-      // The admin URL changed (a rotated secret file): start over with the new one.
-      void entry.pool.end().catch(() => {});
-      entry = undefined;
-    }
-    if (!entry) {
-      const pool = new pg.Pool({
-        ...adminClientOptions(server.adminUrl),
-        max: 4,
-        idleTimeoutMillis: 10_000,
-        allowExitOnIdle: true,
-      });
-      pool.on('error', (err) => this.#log.warn({ err: err.message, server: server.name }, 'idle admin connection failed'));
-      entry = { url: server.adminUrl, pool };
-      this.#pools.set(server.name, entry);
-    }
-    return entry.pool;
-  }
-
-  /**
-   * Runs `fn` on an admin connection to the server's maintenance database. When `signal` aborts
-   * (deadline, halt, lost lease, shutdown), the statement in flight is cancelled on the server, so no
-   * statement of this worker outlives its hold on the operation.
-   */
-  async #admin<T>(server: DatabaseServer, signal: AbortSignal, fn: (c: pg.ClientBase) => Promise<T>): Promise<T> {
-    signal.throwIfAborted();
-    let client: pg.PoolClient;
-    try {
-      client = await this.#pool(server).connect();
-    } catch (err) {
-      throw classify(err, server);
-    }
-    // A checked-out client has no listener of the pool's: without this one, a connection reset
-    // mid-statement is an unhandled 'error' event, which ends the process.
-    let broken: Error | undefined;
-    const onError = (err: Error) => {
-      broken ??= err;
-      this.#log.debug({ err: err.message, server: server.name }, 'admin connection failed');
-    };
-    client.on('error', onError);
-    try {
-      const result = await cancellable(fn(client), signal, () => this.#cancel(server, client));
-      signal.throwIfAborted();
-      return result;
-    } catch (err) {
-      // Aborted (the connection may be mid-statement) or a connection-level failure: do not reuse the client.
-      if (signal.aborted || (!codeOf(err) && !(err instanceof PermanentError))) broken ??= err instanceof Error ? err : new Error(String(err));
-      signal.throwIfAborted();
-      throw classify(err, server);
-    } finally {
-      // A discarded client keeps the listener: it may still report the failure while it closes.
-      if (!broken) client.removeListener('error', onError);
-      client.release(broken);
-    }
-  }
-
-  /** Runs `fn` on an admin connection to one database (short-lived: that database may be dropped next). */
-  async #inDatabase<T>(server: DatabaseServer, database: string, signal: AbortSignal, fn: (c: pg.ClientBase) => Promise<T>): Promise<T> {
-    signal.throwIfAborted();
-    const client = new pg.Client(adminClientOptions(urlWith(server.adminUrl, { database })));
-    client.on('error', (err) => this.#log.debug({ err: err.message, server: server.name }, 'admin connection failed'));
-    try {
-      await client.connect();
-      const result = await cancellable(fn(client), signal, () => this.#cancel(server, client));
-      signal.throwIfAborted();
-      return result;
-    } catch (err) {
-      signal.throwIfAborted();
-      throw classify(err, server);
-    } finally {
-      await client.end().catch(() => {});
-    }
-  }
-
-  /** Cancels what `client` is running (pg_cancel_backend from a separate connection). Best effort. */
-  async #cancel(server: DatabaseServer, client: pg.ClientBase): Promise<void> {
-    const pid = (client as unknown as { processID?: unknown }).processID;
-    if (typeof pid !== 'number') return;
-    const c = new pg.Client(adminClientOptions(server.adminUrl));
-    c.on('error', () => {});
-    try {
-      await c.connect();
-      const { rows } = await c.query<{ cancelled: boolean }>('SELECT pg_cancel_backend($1) AS cancelled', [pid]);
-      this.#log.debug({ server: server.name, pid, cancelled: rows[0]?.cancelled }, 'cancelled an admin statement');
-    } catch (err) {
-      this.#log.debug({ err: (err as Error).message }, 'cancelling an admin statement failed');
-    } finally {
-      await c.end().catch(() => {});
-    }
-  }
-
-  /** Logs in with the new credentials and runs a query; throws (transient) until that works. */
-  async #verifyLogin(server: DatabaseServer, database: string, user: string, password: string, signal: AbortSignal): Promise<void> {
-    let last: unknown;
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      signal.throwIfAborted();
-      const client = new pg.Client({
-        connectionString: urlWith(server.adminUrl, { user, password, database }),
-        connectionTimeoutMillis: 10_000,
-        query_timeout: 10_000,
-      });
-      client.on('error', () => {});
-      try {
-        await client.connect();
-        await client.query('SELECT 1');
-        return;
-      } catch (err) {
-        last = err;
-      } finally {
-        await client.end().catch(() => {});
-      }
-      if (attempt < 3) await sleep(200 * attempt);
-    }
-    throw new Error(`logging in with the new credentials failed: ${(last as Error)?.message ?? String(last)}`, { cause: last });
-  }
-}
-
-function adminClientOptions(connectionString: string): pg.ClientConfig {
-  return {
-    connectionString,
-    connectionTimeoutMillis: 10_000,
-    lock_timeout: ADMIN_LOCK_TIMEOUT_MS,
-    statement_timeout: ADMIN_STATEMENT_TIMEOUT_MS,
-    // Client side, for a server that stopped answering altogether (the connection is then discarded).
-    query_timeout: ADMIN_STATEMENT_TIMEOUT_MS + 10_000,
-    application_name: 'berth',
-  };
-}
-
-function codeOf(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' ? code : undefined;
-}
-
-function classify(err: unknown, server: DatabaseServer): unknown {
-  if (err instanceof PermanentError) return err;
-  const code = codeOf(err);
-  if (code && PERMANENT_CODES.has(code)) {
-    return new PermanentError(`postgres server "${server.name}": ${(err as Error).message} (SQLSTATE ${code})`, { cause: err });
-  }
-  return err;
 }
 
 async function ensureRole(c: pg.ClientBase, role: string, attributes: string): Promise<void> {
@@ -558,12 +356,6 @@ async function disableAndDisconnect(c: pg.ClientBase, role: string): Promise<voi
   await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()', [role]);
 }
 
-function instanceNames(instance: InstanceView, state: JsonObject): InstanceNames {
-  const config = instance.plan.provisioner.config as PostgresPlanConfig;
-  // An instance stays on the server it was created on, whatever the catalog says later.
-  const server = typeof state.server === 'string' ? state.server : config.server;
-  return { server, database: pgNames.database(instance.id), ownerRole: pgNames.ownerRole(instance.id) };
-}
 
 function describe(value: unknown): string {
   const s = JSON.stringify(value) ?? String(value);

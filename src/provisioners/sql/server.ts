@@ -10,8 +10,8 @@
 // <ENGINE> is POSTGRES or MYSQL; <NAME> is the server name upper-cased with
 // every character other than A-Z and 0-9 turned into `_`.
 import { readFileSync } from 'node:fs';
-import { PermanentError } from './provisioner.ts';
-import type { CatalogPlan } from '../catalog/catalog.ts';
+import { PermanentError } from '../../osb/errors.ts';
+import type { CatalogPlan } from '../../catalog/catalog.ts';
 
 /** Databases stay on their server and their kind: a plan change that would move one is refused (422). */
 export function refuseServerMove(kind: string, from: CatalogPlan, to: CatalogPlan): string | undefined {

@@ -1,14 +1,7 @@
-// Shape checks for request bodies: each field's JSON type, with messages that
-// name the field. Unknown fields are ignored (OSB vendor extensions).
+// What any JSON Berth takes (a request body, an identity header) must satisfy
+// before anything else looks at it: storable, and within bounds that keep
+// parameter validation linear. Field shapes are schemas.ts's.
 import { errors } from '../osb/errors.ts';
-import type { JsonObject } from '../osb/model.ts';
-
-export function objectBody(body: unknown): JsonObject {
-  if (body === undefined) return {};
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw errors.badRequest('The request body must be a JSON object.');
-  assertStorable(body, 'the request body');
-  return body as JsonObject;
-}
 
 /**
  * Bounds on a request body, checked before anything else looks at it. Parameter
@@ -89,42 +82,4 @@ function check(value: unknown, what: string, path: string, depth: number, budget
 
 export function storableString(s: string): boolean {
   return !s.includes('\0') && s.isWellFormed();
-}
-
-export function str(body: JsonObject, name: string, required: true): string;
-export function str(body: JsonObject, name: string, required?: false): string | undefined;
-export function str(body: JsonObject, name: string, required = false): string | undefined {
-  const v = body[name];
-  if (v === undefined || v === null) {
-    if (required) throw errors.badRequest(`${name} is required.`);
-    return undefined;
-  }
-  if (typeof v !== 'string' || v === '') throw errors.badRequest(`${name} must be a non-empty string.`);
-  return v;
-}
-
-/**
- * organization_guid and space_guid: the OSB spec marks both REQUIRED on provision
- * (400 for missing mandatory data), though deprecated in favour of `context`.
- */
-export function platformGuid(body: JsonObject, name: 'organization_guid' | 'space_guid'): string {
-  const v = body[name];
-  if (v === undefined || v === null) {
-    const what = name === 'organization_guid' ? 'organization (Kubernetes Service Catalog sends the cluster id)' : 'space (Kubernetes Service Catalog sends the namespace)';
-    throw errors.badRequest(`${name} is required when provisioning (OSB specification): send the GUID of the platform's ${what} as a non-empty string.`);
-  }
-  return str(body, name, true);
-}
-
-export function obj(body: JsonObject, name: string): JsonObject | undefined {
-  const v = body[name];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'object' || Array.isArray(v)) throw errors.badRequest(`${name} must be a JSON object.`);
-  return v as JsonObject;
-}
-
-export function maintenanceVersion(body: JsonObject): string | undefined {
-  const mi = obj(body, 'maintenance_info');
-  if (!mi) return undefined;
-  return str(mi, 'version', true);
 }

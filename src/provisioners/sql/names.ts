@@ -7,7 +7,7 @@
 // [a-z0-9_] (nothing an id contains ever reaches SQL text). Identifiers are
 // still always quoted with the functions below, never pasted in bare.
 import { randomBytes } from 'node:crypto';
-import { nameHash } from '../lib/hash-names.ts';
+import { nameHash } from '../../lib/hash-names.ts';
 
 /** Names on a PostgreSQL server (identifiers up to 63 bytes; these are 34). */
 export const pgNames = {

@@ -1,0 +1,26 @@
+// The broker: the OSB rules and Berth's state, behind one object the HTTP
+// layer calls. No Express and no SQL here (docs/architecture.md).
+import type { Catalog } from '../catalog/catalog.ts';
+import type { OperationEngine } from '../operations/worker.ts';
+import type { ProvisionerRegistry } from '../provisioners/provisioner.ts';
+import type { Stores } from '../store/unit-of-work.ts';
+import { Bindings } from './bindings.ts';
+import { Instances } from './instances.ts';
+import { Queueing } from './queueing.ts';
+import { Rules } from './rules.ts';
+
+export interface Broker {
+  catalog: Catalog;
+  instances: Instances;
+  bindings: Bindings;
+}
+
+export function createBroker(deps: { catalog: Catalog; stores: Stores; provisioners: ProvisionerRegistry; engine: OperationEngine }): Broker {
+  const rules = new Rules(deps.catalog, deps.provisioners);
+  const queueing = new Queueing(deps.stores, deps.engine);
+  return {
+    catalog: deps.catalog,
+    instances: new Instances(deps.stores, rules, queueing),
+    bindings: new Bindings(deps.stores, rules, queueing),
+  };
+}

@@ -1,0 +1,15 @@
+// DELETE /v2/service_instances/:instance_id
+import type { Broker } from '../../broker/index.ts';
+import { deleteBody } from '../presenters.ts';
+import type { Route } from '../reply.ts';
+import { parse, schemas } from '../schemas.ts';
+
+export const deprovision = (broker: Broker): Route => async ({ params, query, meta }) => {
+  const { instance_id } = parse(schemas.instanceParams, params);
+  const q = parse(schemas.deleteQuery, query);
+  const answer = await broker.instances.deprovision(
+    { instanceId: instance_id, serviceId: q.service_id!, planId: q.plan_id!, acceptsIncomplete: q.accepts_incomplete },
+    meta,
+  );
+  return { status: answer.status, body: deleteBody(answer) };
+};

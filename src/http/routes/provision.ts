@@ -1,0 +1,7 @@
+// PUT /v2/service_instances/:instance_id
+import type { Broker } from '../../broker/index.ts';
+import type { Route } from '../reply.ts';
+import { schemas } from '../schemas.ts';
+import { instanceChange } from './instance-change.ts';
+
+export const provision = (broker: Broker): Route => instanceChange(schemas.provisionBody, (request, meta) => broker.instances.provision(request, meta));

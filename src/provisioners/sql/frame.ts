@@ -1,0 +1,125 @@
+// What the provisioners for SQL servers (`postgres`, `mysql`) share: a plan
+// names a server (sql/server.ts); provision, update and deprovision are
+// asynchronous, bind and unbind synchronous; an instance stays on its server
+// and its kind; provision and update converge the same steps; a binding's
+// password is checkpointed before it is used and the new login is tried before
+// bind answers; credentials carry a URI and a JDBC URL. The SQL steps that
+// differ stay in postgres/ and mysql/, where a reader looks for them.
+import type { Logger } from 'pino';
+import type { CatalogPlan } from '../../catalog/catalog.ts';
+import type { Config } from '../../config.ts';
+import { retry } from '../../lib/retry.ts';
+import type { JsonObject, OperationKind } from '../../osb/model.ts';
+import { parsePlanBlock, type InstanceOperation, type InstanceView, type OperationContext, type Provisioner, type UpdateOperation } from '../provisioner.ts';
+import { generatePassword } from './names.ts';
+import { authority, refuseServerMove, resolveServer, type DatabaseServer } from './server.ts';
+
+type Engine = 'postgres' | 'mysql';
+
+export abstract class SqlProvisioner<C extends { server: string }> {
+  readonly kind: Engine;
+  protected readonly log: Logger;
+  readonly #env: Readonly<Record<string, string | undefined>>;
+  readonly #schema: Parameters<typeof parsePlanBlock>[0];
+  readonly #protocols: string[];
+  readonly #defaultPort: number;
+
+  constructor(
+    kind: Engine,
+    config: Pick<Config, 'env'>,
+    log: Logger,
+    opts: { schema: Parameters<typeof parsePlanBlock>[0]; protocols: string[]; defaultPort: number },
+  ) {
+    this.kind = kind;
+    this.#env = config.env;
+    this.log = log.child({ provisioner: kind });
+    this.#schema = opts.schema;
+    this.#protocols = opts.protocols;
+    this.#defaultPort = opts.defaultPort;
+  }
+
+  parsePlanConfig(block: JsonObject): ReturnType<Provisioner['parsePlanConfig']> {
+    return parsePlanBlock(this.#schema, block);
+  }
+
+  isAsync(kind: OperationKind): boolean {
+    return kind === 'provision' || kind === 'update' || kind === 'deprovision';
+  }
+
+  checkUpdate(from: CatalogPlan, to: CatalogPlan): string | undefined {
+    return refuseServerMove(this.kind, from, to);
+  }
+
+  async provision(op: InstanceOperation): Promise<void> {
+    await this.converge(op, undefined);
+  }
+
+  async update(op: UpdateOperation): Promise<void> {
+    await this.converge(op, op.previous);
+  }
+
+  /** Creates what is missing and brings what exists to the plan's settings (provision and update). */
+  protected abstract converge(op: InstanceOperation, previous: UpdateOperation['previous'] | undefined): Promise<void>;
+
+  /** Logs in once as `user`; throws when that fails. */
+  protected abstract tryLogin(server: DatabaseServer, database: string, user: string, password: string): Promise<void>;
+
+  protected configOf(plan: CatalogPlan): C {
+    return plan.provisioner.config as C;
+  }
+
+  /** An instance stays on the server it was created on, whatever the catalog says later. */
+  protected serverNameOf(instance: InstanceView, state: JsonObject): string {
+    return typeof state.server === 'string' ? state.server : this.configOf(instance.plan).server;
+  }
+
+  protected server(name: string): DatabaseServer {
+    return resolveServer(this.#env, this.kind, name, this.#protocols, this.#defaultPort);
+  }
+
+  /**
+   * The binding's password: the one checkpointed for this login (`op.state[key] === name`), or a new
+   * one, checkpointed with the login (and `extra`) before it is used, so a re-run after a crash sets
+   * the same password again.
+   */
+  protected async bindingPassword(op: OperationContext, key: 'role' | 'user', name: string, extra: Record<string, string> = {}): Promise<string> {
+    if (op.state[key] === name && typeof op.state.password === 'string') return op.state.password;
+    const password = generatePassword();
+    await op.checkpoint({ [key]: name, ...extra, password });
+    return password;
+  }
+
+  /** Logs in with the new credentials and runs a query; throws (transient) until that works. */
+  protected async verifyLogin(server: DatabaseServer, database: string, user: string, password: string, signal: AbortSignal): Promise<void> {
+    try {
+      await retry(
+        async () => {
+          signal.throwIfAborted();
+          await this.tryLogin(server, database, user, password);
+        },
+        { attempts: 3, delayMs: (attempt) => 200 * attempt, retryable: () => !signal.aborted, signal },
+      );
+    } catch (err) {
+      signal.throwIfAborted();
+      throw new Error(`logging in with the new credentials failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    }
+  }
+
+  /** The credentials a bind answers with. */
+  protected credentials(type: 'postgresql' | 'mysql', server: DatabaseServer, database: string, username: string, password: string): JsonObject {
+    const host = server.advertisedHost;
+    const port = server.advertisedPort;
+    const hp = authority(host, port);
+    const enc = encodeURIComponent;
+    return {
+      type,
+      host,
+      port: String(port),
+      database,
+      username,
+      password,
+      uri: `${type}://${enc(username)}:${enc(password)}@${hp}/${enc(database)}`,
+      'jdbc-url': `jdbc:${type}://${hp}/${enc(database)}?user=${enc(username)}&password=${enc(password)}`,
+    };
+  }
+}

@@ -1,0 +1,127 @@
+// The instances table: one row per service instance, its parameters and
+// provisioner checkpoints sealed.
+import type { JsonObject, InstanceState } from '../osb/model.ts';
+import type { PlanSnapshot } from '../catalog/plan-snapshot.ts';
+import type { SealedField } from '../secret-box.ts';
+import { ERASED_BINDING_SECRETS } from './bindings.ts';
+import { opt, Table } from './table.ts';
+
+export interface InstanceRecord {
+  id: string;
+  serviceId: string;
+  planId: string;
+  state: InstanceState;
+  parameters: JsonObject;
+  context: JsonObject | undefined;
+  organizationGuid: string | undefined;
+  spaceGuid: string | undefined;
+  maintenanceVersion: string | undefined;
+  dashboardUrl: string | undefined;
+  metadata: JsonObject | undefined;
+  provisionerState: JsonObject;
+  /** The plan the instance was provisioned with or last updated to; undefined for rows older than the record. */
+  planSnapshot: PlanSnapshot | undefined;
+}
+
+/**
+ * A change to an instance. Keys left out are left as they are; for the plain columns (context,
+ * maintenanceVersion, dashboardUrl, metadata) a key present with `undefined` writes NULL.
+ */
+export type InstancePatch = Partial<
+  Pick<InstanceRecord, 'state' | 'planId' | 'parameters' | 'context' | 'maintenanceVersion' | 'dashboardUrl' | 'metadata' | 'provisionerState' | 'planSnapshot'>
+>;
+
+const cell = (id: string, column: string): SealedField => ({ table: 'instances', row: [id], column });
+
+export class InstanceStore extends Table {
+  #row(r: Record<string, any>): InstanceRecord {
+    return {
+      id: r.id,
+      serviceId: r.service_id,
+      planId: r.plan_id,
+      state: r.state,
+      parameters: this.box.open<JsonObject>(r.parameters_enc, cell(r.id, 'parameters_enc')) ?? {},
+      context: opt(r.context),
+      organizationGuid: opt(r.organization_guid),
+      spaceGuid: opt(r.space_guid),
+      maintenanceVersion: opt(r.maintenance_version),
+      dashboardUrl: opt(r.dashboard_url),
+      metadata: opt(r.metadata),
+      provisionerState: this.box.open<JsonObject>(r.provisioner_state_enc, cell(r.id, 'provisioner_state_enc')) ?? {},
+      planSnapshot: opt(r.plan_snapshot ?? null),
+    };
+  }
+
+  /** Locks the instance row until the transaction ends, without reading (or decrypting) it. */
+  async lock(id: string): Promise<void> {
+    await this.db('instances').where({ id }).forUpdate().first('id');
+  }
+
+  /** The instance's plan (id and recorded settings) without decrypting anything. */
+  async planOf(id: string): Promise<Pick<InstanceRecord, 'planId' | 'planSnapshot'> | undefined> {
+    const r = await this.db('instances').where({ id }).first('plan_id', 'plan_snapshot');
+    return r ? { planId: r.plan_id, planSnapshot: opt(r.plan_snapshot ?? null) } : undefined;
+  }
+
+  async get(id: string, opts: { lock?: boolean } = {}): Promise<InstanceRecord | undefined> {
+    const q = this.db('instances').where({ id }).first();
+    if (opts.lock) q.forUpdate();
+    const r = await q;
+    return r ? this.#row(r) : undefined;
+  }
+
+  /** Inserts a new instance unless the id exists; returns whether this call created it. */
+  async insertIfAbsent(rec: InstanceRecord): Promise<boolean> {
+    const rows = await this.db('instances').insert(this.#columns(rec)).onConflict('id').ignore().returning('id');
+    return rows.length === 1;
+  }
+
+  async replace(rec: InstanceRecord): Promise<void> {
+    await this.db('instances').where({ id: rec.id }).update({ ...this.#columns(rec), updated_at: this.db.fn.now() });
+  }
+
+  async patch(id: string, patch: InstancePatch): Promise<void> {
+    const cols: Record<string, unknown> = { updated_at: this.db.fn.now() };
+    if (patch.state !== undefined) cols.state = patch.state;
+    if (patch.planId !== undefined) cols.plan_id = patch.planId;
+    if (patch.parameters !== undefined) cols.parameters_enc = this.seal(patch.parameters, cell(id, 'parameters_enc'));
+    if ('context' in patch) cols.context = patch.context ?? null;
+    if ('maintenanceVersion' in patch) cols.maintenance_version = patch.maintenanceVersion ?? null;
+    if ('dashboardUrl' in patch) cols.dashboard_url = patch.dashboardUrl ?? null;
+    if ('metadata' in patch) cols.metadata = patch.metadata ?? null;
+    if (patch.provisionerState !== undefined) cols.provisioner_state_enc = this.seal(patch.provisionerState, cell(id, 'provisioner_state_enc'));
+    if (patch.state === 'deleted') {
+      // Nothing secret outlives the instance: its parameters and checkpoints, its bindings'
+      // secrets, and what its finished operations were asked (update parameters).
+      cols.parameters_enc = null;
+      cols.provisioner_state_enc = null;
+      await this.db('bindings').where({ instance_id: id }).update(ERASED_BINDING_SECRETS);
+      await this.db('operations').where({ instance_id: id }).whereNotNull('finished_at').whereNotNull('request_enc').update({ request_enc: null });
+    }
+    if (patch.planSnapshot !== undefined) cols.plan_snapshot = JSON.stringify(patch.planSnapshot);
+    await this.db('instances').where({ id }).update(cols);
+  }
+
+  async stateOf(id: string): Promise<InstanceState | undefined> {
+    const r = await this.db('instances').where({ id }).first('state');
+    return r?.state;
+  }
+
+  #columns(rec: InstanceRecord) {
+    return {
+      id: rec.id,
+      service_id: rec.serviceId,
+      plan_id: rec.planId,
+      state: rec.state,
+      parameters_enc: this.seal(rec.parameters, cell(rec.id, 'parameters_enc')),
+      context: rec.context ?? null,
+      organization_guid: rec.organizationGuid ?? null,
+      space_guid: rec.spaceGuid ?? null,
+      maintenance_version: rec.maintenanceVersion ?? null,
+      dashboard_url: rec.dashboardUrl ?? null,
+      metadata: rec.metadata ?? null,
+      provisioner_state_enc: this.seal(rec.provisionerState, cell(rec.id, 'provisioner_state_enc')),
+      plan_snapshot: rec.planSnapshot === undefined ? null : JSON.stringify(rec.planSnapshot),
+    };
+  }
+}
