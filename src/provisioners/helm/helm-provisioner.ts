@@ -311,13 +311,16 @@ export class HelmProvisioner implements Provisioner {
   /** The binding's own login inside the release's server (credentials.per_binding), verified before it is returned. */
   async #bindingLogin(op: BindingOperation, pb: PerBinding, vars: Record<string, string>, lookup: Lookup): Promise<Login> {
     const username = bindingLoginName(op.instance.id, op.binding.id);
-    let password = op.state.login === username && typeof op.state.password === 'string' ? op.state.password : undefined;
-    if (password === undefined) {
+    const saved = op.state.password;
+    let password: string;
+    if (op.state.login === username && typeof saved === 'string') {
+      password = saved;
+    } else {
       // Stored before it is used: a re-run after a crash sets the same password again.
       password = generatePassword();
       await op.checkpoint({ login: username, password });
     }
-    const login = { username, password };
+    const login: Login = { username, password };
     await op.progress(`Creating the binding's own login ${username} in the ${pb.engine} server of release ${vars.release}`);
     await this.#withAdmin(pb, vars, lookup, (port, admin) =>
       pb.engine === 'postgresql'

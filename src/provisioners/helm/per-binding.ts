@@ -24,7 +24,7 @@ import { kubernetesFailure, statusOf } from '../../kubernetes/errors.ts';
 import { PermanentError } from '../provisioner.ts';
 import { scramSha256Verifier } from '../postgres/scram.ts';
 import { nameHash } from '../../lib/hash-names.ts';
-import { generatePassword, quotePgIdent as ident, quotePgLiteral as literal } from '../sql-names.ts';
+import { generatePassword, quotePgIdent as ident, quotePgLiteral as literal } from '../sql/names.ts';
 
 /** Where a value comes from: the same forms as credentials.entries ("secret:<name>:<key>", or literal text). */
 const source = z.string().min(1);
