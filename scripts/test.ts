@@ -4,7 +4,9 @@
 // test files are in the run, one cluster with a real node. Prints how long each
 // stage took at the end.
 import { spawnSync } from 'node:child_process';
-import { globSync } from 'node:fs';
+import { globSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 const stages: Array<[string, number]> = [];
 let stageStart = performance.now();
@@ -13,9 +15,22 @@ const stage = (name: string): void => {
   stages.push([name, (now - stageStart) / 1000]);
   stageStart = now;
 };
+// The global setup adds its own stages (cluster start and teardown) to this file.
+const timingsFile = path.join(os.tmpdir(), `berth-test-timings-${process.pid}.tsv`);
 const report = (): void => {
   process.stderr.write('== npm test stage timings ==\n');
   for (const [name, s] of stages) process.stderr.write(`${name.padEnd(44)} ${s.toFixed(0).padStart(5)} s\n`);
+  let inner = '';
+  try {
+    inner = readFileSync(timingsFile, 'utf8');
+  } catch {
+    // no cluster in this run
+  }
+  for (const line of inner.split('\n').filter(Boolean)) {
+    const [name = '', s = '0'] = line.split('\t');
+    process.stderr.write(`  of which ${name.padEnd(36)} ${Number(s).toFixed(0).padStart(5)} s\n`);
+  }
+  rmSync(timingsFile, { force: true });
 };
 
 const requested = process.argv.slice(2);
@@ -49,7 +64,7 @@ const run = spawnSync(
     '--test-timeout=900000',
     ...selected,
   ],
-  { stdio: 'inherit', env: { ...process.env, BERTH_REAL_NODE: realNode ? '1' : '0' } },
+  { stdio: 'inherit', env: { ...process.env, BERTH_REAL_NODE: realNode ? '1' : '0', BERTH_TIMINGS_FILE: timingsFile } },
 );
 stage(`suites (${selected.length} files, clusters included${realNode ? ', real node' : ''})`);
 report();

@@ -15,6 +15,7 @@ import { portForward } from '../support/kube/port-forward.ts';
 import { brokerKubeconfig, helmAdmin } from './support.ts';
 import { releaseName } from '../../src/provisioners/helm/helm-provisioner.ts';
 import { idHash } from '../../src/kubernetes/names.ts';
+import { bindingSecretName } from '../../src/kubernetes/binding-secrets.ts';
 
 const CATALOG = path.join(REPO, 'test/fixtures/catalog-helm-real-node.yaml');
 const PG = { service_id: 'svc-pg', plan_id: 'plan-pg-small' };
@@ -60,6 +61,7 @@ describe('helm services on a real node', () => {
   let t: TestBerth;
   let brokerKc: string;
   const volumes: string[] = [];
+  const namespaces: string[] = [];
 
   before(async () => {
     kube = await realNodeCluster();
@@ -78,6 +80,7 @@ describe('helm services on a real node', () => {
     await t?.stop();
     await db?.drop();
     for (const v of volumes) await core.deletePersistentVolume({ name: v }).catch(() => undefined);
+    for (const ns of namespaces) await kube.deleteNamespace(ns).catch(() => undefined);
   });
 
   test('postgresql: succeeded only with the Pod Ready; SQL with the bound credentials; a plan update rolls the Pod and keeps the data', async () => {
@@ -103,8 +106,14 @@ describe('helm services on a real node', () => {
       return (await t.client.fetchBinding(id, bindingId)).body.credentials as Record<string, string>;
     };
     const creds = await bindOne('rn-pg-b1');
-    const other = await bindOne('rn-pg-b2');
-    assert.equal(creds.host, `${release}.${namespace}.svc.cluster.local`);
+    // The second binding also lands as a Service Binding Secret in an app namespace, for the in-cluster client below.
+    const appNs = await kube.createNamespace('app');
+    namespaces.push(appNs);
+    const b2 = await t.client.bind(id, 'rn-pg-b2', { ...PG, context: { platform: 'kubernetes', namespace: appNs } });
+    if (b2.status === 202) assert.equal((await t.client.waitForBinding(id, 'rn-pg-b2', b2.body.operation)).body.state, 'succeeded');
+    const other = (await t.client.fetchBinding(id, 'rn-pg-b2')).body.credentials as Record<string, string>;
+    const svc = await core.readNamespacedService({ name: release, namespace });
+    assert.equal(creds.host, svc.spec?.clusterIP, 'no cluster DNS on this node: the credentials carry the ClusterIP');
     // Each binding its own login, not the chart's admin one.
     const admin = await core.readNamespacedSecret({ name: `${release}-credentials`, namespace });
     const adminUser = Buffer.from(admin.data!.username!, 'base64').toString();
@@ -120,6 +129,42 @@ describe('helm services on a real node', () => {
       await sql(pf.port, creds, "INSERT INTO orders VALUES (1, 'kept across the rolling update')");
       // What one binding creates, the instance's other bindings use.
       assert.deepEqual(await sql(pf.port, other, 'SELECT count(*)::int AS n FROM orders'), [{ n: 1 }]);
+
+      // An app Pod in the cluster, with the binding Secret Berth wrote as its environment, reaches the server
+      // at the host and port the credentials carry (through kube-proxy) and reads the same table.
+      const script = `const { Client } = require('/app/node_modules/pg');
+        const e = process.env;
+        const c = new Client({ host: e.host, port: Number(e.port), user: e.username, password: e.password, database: e.database });
+        c.connect().then(() => c.query('SELECT item FROM orders')).then((r) => { console.log('in-cluster: ' + r.rows[0].item); return c.end(); })
+          .catch((err) => { console.log('in-cluster failed: ' + err.message); process.exit(1); });`;
+      // Pods need the namespace's default ServiceAccount, which the controller-manager makes.
+      for (let i = 0; i < 100 && !(await core.listNamespacedServiceAccount({ namespace: appNs })).items.length; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await core.createNamespacedPod({
+        namespace: appNs,
+        body: {
+          metadata: { name: 'app' },
+          spec: {
+            restartPolicy: 'Never',
+            containers: [{
+              name: 'app',
+              image: 'localhost/berth:test',
+              imagePullPolicy: 'Never',
+              command: ['/usr/local/bin/node', '-e', script],
+              envFrom: [{ secretRef: { name: bindingSecretName(id, 'rn-pg-b2') } }],
+            }],
+          },
+        },
+      });
+      let app;
+      for (const until = Date.now() + 120_000; Date.now() < until; await new Promise((r) => setTimeout(r, 250))) {
+        app = await core.readNamespacedPod({ name: 'app', namespace: appNs });
+        if (app.status?.phase === 'Succeeded' || app.status?.phase === 'Failed') break;
+      }
+      const appLog = await core.readNamespacedPodLog({ name: 'app', namespace: appNs });
+      assert.equal(app?.status?.phase, 'Succeeded', appLog);
+      assert.match(appLog, /in-cluster: kept across the rolling update/);
 
       // Unbind revokes: the open session ends, and the login is refused afterwards; other bindings keep working.
       const session = new pg.Client({ host: '127.0.0.1', port: pf.port, user: creds.username, password: creds.password, database: creds.database });

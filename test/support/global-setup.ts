@@ -19,7 +19,7 @@
 // published the same way under BERTH_REAL_NODE_CLUSTER. Its teardown must leave
 // nothing on the machine (processes, mounts, cgroups, network namespaces,
 // sysctls); the run fails, listing them, if it does.
-import { rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startCluster, type RunningCluster } from './kube/cluster.ts';
 import { startRealNodeCluster, type RunningRealNode } from './kube/real-node.ts';
@@ -35,6 +35,12 @@ const log = (line: string): void => {
 };
 
 const mib = (kib: number): string => `${(kib / 1024).toFixed(0)} MiB`;
+
+/** A stage for the timings table scripts/test.ts prints at the end (BERTH_TIMINGS_FILE). */
+function timing(name: string, ms: number): void {
+  const file = process.env.BERTH_TIMINGS_FILE;
+  if (file) appendFileSync(file, `${name}\t${(ms / 1000).toFixed(1)}\n`);
+}
 
 export async function globalSetup(): Promise<void> {
   if (process.env.BERTH_KUBE === '0') {
@@ -54,6 +60,11 @@ export async function globalSetup(): Promise<void> {
       await stopCluster().catch(() => undefined);
       await stopRealNode().catch(() => undefined);
       throw failed.reason;
+    }
+    if (cluster) timing('kwok cluster start', cluster.info.startupMs);
+    if (realNode) {
+      timing('real-node cluster start', realNode.info.startupMs);
+      timing('  (images import)', (realNode.info.realNode.timings.imagesImport ?? 0) * 1000);
     }
     if (cluster) {
       const infoPath = path.join(cluster.info.baseDir, 'cluster.json');
@@ -121,6 +132,7 @@ async function stopRealNode(): Promise<void> {
   rmSync(realNodePointerFile(process.pid), { force: true });
   const failed = process.exitCode !== undefined && process.exitCode !== 0;
   const report = await n.stop({ keepLogs: failed });
+  timing('real-node teardown', report.teardownMs);
   const t = n.info.realNode.timings;
   process.stderr.write(
     `[berth-node] real node stopped. Startup ${(n.info.startupMs / 1000).toFixed(1)}s (images import ${t.imagesImport?.toFixed(1)}s), ` +

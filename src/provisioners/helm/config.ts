@@ -35,6 +35,7 @@ export const helmPlanSchema = z
          * Each entry is one of:
          *   "secret:<secret name>:<key>"      a key of a Secret the chart creates
          *   "service:<service name>"          the Service's cluster DNS name
+         *   "service-ip:<service name>"       the Service's ClusterIP (clusters without DNS)
          *   "service:<service name>:<port>"   a Service port (by name or number)
          *   "template:<text>"                 text with {entry} / {entry|url} of other entries
          *   anything else                     literal text

@@ -393,7 +393,7 @@ export class HelmProvisioner implements Provisioner {
         else if (!(ref.key in (secret.data ?? {})) && !(ref.key in (secret.stringData ?? {}))) {
           problems.push(`credentials.entries.${entry}: Secret "${ref.name}" has no key "${ref.key}"`);
         }
-      } else if (ref.kind === 'service' || ref.kind === 'service-port') {
+      } else if (ref.kind === 'service' || ref.kind === 'service-ip' || ref.kind === 'service-port') {
         const svc = docs.find((d) => d?.kind === 'Service' && d.metadata?.name === ref.name);
         if (!svc) problems.push(`credentials.entries.${entry}: the chart renders no Service "${ref.name}"`);
         else if (ref.kind === 'service-port' && !svc.spec?.ports?.some((p) => p.name === ref.port || String(p.port) === ref.port)) {
@@ -408,6 +408,7 @@ export class HelmProvisioner implements Provisioner {
 type Source =
   | { kind: 'secret'; name: string; key: string }
   | { kind: 'service'; name: string }
+  | { kind: 'service-ip'; name: string }
   | { kind: 'service-port'; name: string; port: string }
   | { kind: 'template'; text: string }
   | { kind: 'literal'; text: string };
@@ -421,6 +422,7 @@ function parseSource(source: string, vars: Record<string, string>): Source {
     const [name, key] = source.slice(7).split(':');
     return { kind: 'secret', name: expand(name ?? '', vars), key: key ?? '' };
   }
+  if (source.startsWith('service-ip:')) return { kind: 'service-ip', name: expand(source.slice(11), vars) };
   if (source.startsWith('service:')) {
     const [name, port] = source.slice(8).split(':');
     return port === undefined ? { kind: 'service', name: expand(name!, vars) } : { kind: 'service-port', name: expand(name!, vars), port };
@@ -457,6 +459,13 @@ export async function resolveEntries(
         await lookup.service(ref.name);
         out[entry] = `${ref.name}.${vars.namespace}.svc.cluster.local`;
         break;
+      case 'service-ip': {
+        // For clusters without DNS: the Service's ClusterIP (stable for the Service's lifetime).
+        const ip = (await lookup.service(ref.name)).spec?.clusterIP;
+        if (!ip || ip === 'None') throw new PermanentError(`Service ${ref.name} has no ClusterIP (credentials.entries.${entry}); use service:${ref.name} for a headless Service.`);
+        out[entry] = ip;
+        break;
+      }
       case 'service-port': {
         const svc = await lookup.service(ref.name);
         const port = svc.spec?.ports?.find((p) => p.name === ref.port || String(p.port) === ref.port);
