@@ -4,7 +4,7 @@
 // test files are in the run, one cluster with a real node. Prints how long each
 // stage took at the end.
 import { spawnSync } from 'node:child_process';
-import { globSync, readFileSync, rmSync } from 'node:fs';
+import { globSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -46,13 +46,16 @@ if (ensure.status !== 0) {
   report();
   process.exit(ensure.status ?? 1);
 }
+// The exact images this run uses: the real node imports these tars (BERTH_NODE_IMAGES).
+const imagesFile = path.join(os.tmpdir(), `berth-test-images-${process.pid}.txt`);
 if (realNode) {
-  const images = spawnSync('bash', ['tools/build-images.sh'], { stdio: 'inherit' });
+  const images = spawnSync('bash', ['tools/build-images.sh', '--list'], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
   stage('images (tools/build-images.sh)');
   if (images.status !== 0) {
     report();
     process.exit(images.status ?? 1);
   }
+  writeFileSync(imagesFile, images.stdout);
 }
 
 const run = spawnSync(
@@ -64,8 +67,9 @@ const run = spawnSync(
     '--test-timeout=900000',
     ...selected,
   ],
-  { stdio: 'inherit', env: { ...process.env, BERTH_REAL_NODE: realNode ? '1' : '0', BERTH_TIMINGS_FILE: timingsFile } },
+  { stdio: 'inherit', env: { ...process.env, BERTH_REAL_NODE: realNode ? '1' : '0', BERTH_TIMINGS_FILE: timingsFile, ...(realNode ? { BERTH_NODE_IMAGES: imagesFile } : {}) } },
 );
 stage(`suites (${selected.length} files, clusters included${realNode ? ', real node' : ''})`);
+rmSync(imagesFile, { force: true });
 report();
 process.exit(run.status ?? 1);

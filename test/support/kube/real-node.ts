@@ -16,7 +16,7 @@
 // by PID, then node-host.ts undoes the rest (shims, mounts, cgroups, netns, sysctls) and
 // lists anything still left, which fails the run. See docs in test/support/kube/README.md.
 import { randomBytes } from 'node:crypto';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -304,15 +304,24 @@ function kubeProxyConfig(kubeconfig: string): string {
 
 // --- images -------------------------------------------------------------------------------------
 
-/** image reference -> docker-archive tar, from tools/build-images.sh (builds what is missing). */
-export function nodeImages(): Record<string, string> {
-  const out = execFileSync('bash', [path.join(repoRoot, 'tools', 'build-images.sh'), '--list'], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-    maxBuffer: 1 << 20,
-  });
+/**
+ * image reference -> docker-archive tar. scripts/test.ts builds the images before the run and
+ * passes the list in BERTH_NODE_IMAGES (a file of "<ref> <tar>" lines), so the run uses exactly
+ * those; otherwise tools/build-images.sh --list is asked (it builds what is missing).
+ */
+export async function nodeImages(): Promise<Record<string, string>> {
+  const listFile = process.env.BERTH_NODE_IMAGES;
+  const text = listFile
+    ? readFileSync(listFile, 'utf8')
+    : await new Promise<string>((resolve, reject) => {
+        const c = spawn('bash', [path.join(repoRoot, 'tools', 'build-images.sh'), '--list'], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        c.stdout.on('data', (b: Buffer) => (out += b.toString()));
+        c.on('error', reject);
+        c.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`tools/build-images.sh --list exited with ${code}`))));
+      });
   const images: Record<string, string> = {};
-  for (const line of out.split('\n')) {
+  for (const line of text.split('\n')) {
     const [ref, tar] = line.trim().split(' ');
     if (ref && tar) images[ref] = tar;
   }
@@ -330,12 +339,12 @@ export interface RealNodeOptions {
 
 export async function startRealNodeCluster(opts: RealNodeOptions = {}): Promise<RunningRealNode> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`[berth-node] ${l}\n`));
-  const t0 = Date.now();
-  const deadline = t0 + (opts.timeoutMs ?? 300_000);
   checkRealNodePrerequisites();
   const bins = kubeBinaries();
   const nbins = nodeBinaries();
-  const images = nodeImages();
+  const images = await nodeImages();
+  const t0 = Date.now();
+  const deadline = t0 + (opts.timeoutMs ?? 300_000);
   const pauseRef = Object.keys(images).find((r) => r.startsWith('localhost/pause:'));
   if (!pauseRef) throw new Error('tools/build-images.sh listed no pause image');
 
