@@ -13,6 +13,8 @@ export interface Broker {
   catalog: Catalog;
   instances: Instances;
   bindings: Bindings;
+  /** Resolves true when the operation ends, false when `signal` aborts first (a long-polled last_operation). */
+  operationEnd(operationId: string, signal: AbortSignal): Promise<boolean>;
 }
 
 export function createBroker(deps: { catalog: Catalog; stores: Stores; provisioners: ProvisionerRegistry; engine: OperationEngine }): Broker {
@@ -22,5 +24,6 @@ export function createBroker(deps: { catalog: Catalog; stores: Stores; provision
     catalog: deps.catalog,
     instances: new Instances(deps.stores, rules, queueing),
     bindings: new Bindings(deps.stores, rules, queueing),
+    operationEnd: (operationId, signal) => deps.engine.nextEnd(operationId, signal),
   };
 }

@@ -9,6 +9,8 @@ export interface RequestMeta {
   apiMinor: number;
   requestIdentity: string | undefined;
   originatingIdentity: { platform: string; value: JsonObject } | undefined;
+  /** X-Berth-Wait-Seconds: how long a last_operation poll may be held for its operation's end (0: answer at once). */
+  waitSeconds?: number;
 }
 
 export interface ProvisionRequest {

@@ -12,6 +12,7 @@ import type { JsonObject } from '../osb/model.ts';
 import { MAX_MINOR, MIN_MINOR } from '../osb/versions.ts';
 import { assertStorable } from './body-limits.ts';
 import type { AuthThrottle } from './auth-throttle.ts';
+import { requestedWaitSeconds } from './long-poll.ts';
 
 /** X-Broker-API-Request-Identity, as echoed and logged (bounded). */
 export function requestIdentityOf(headers: IncomingHttpHeaders): string | undefined {
@@ -101,5 +102,5 @@ export function originatingIdentityOf(headers: IncomingHttpHeaders): RequestMeta
 export function checkRequest(auth: Authenticator, req: { headers: IncomingHttpHeaders; url: string; client: string }): RequestMeta {
   const apiMinor = apiMinorOf(req.headers);
   authenticate(auth, req.client, req.headers.authorization, req.url);
-  return { apiMinor, requestIdentity: requestIdentityOf(req.headers), originatingIdentity: originatingIdentityOf(req.headers) };
+  return { apiMinor, requestIdentity: requestIdentityOf(req.headers), originatingIdentity: originatingIdentityOf(req.headers), waitSeconds: requestedWaitSeconds(req.headers) };
 }

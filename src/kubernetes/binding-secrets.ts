@@ -11,6 +11,12 @@ import { BINDING_ID_ANNOTATION, BINDING_LABEL, INSTANCE_ID_ANNOTATION, INSTANCE_
 import type { KubernetesAccess } from './client.ts';
 import { kubernetesFailure, statusOf } from './errors.ts';
 
+/**
+ * A bind context field Berth's controller sets: it writes the binding Secret
+ * itself, so the broker must not write a second copy. Other platforms never send it.
+ */
+export const CONTROLLER_WRITES_SECRET = 'berth_controller_writes_secret';
+
 export function bindingSecretName(instanceId: string, bindingId: string): string {
   return `berth-binding-${idHash(instanceId, bindingId)}`;
 }
@@ -35,6 +41,8 @@ export function bindingSecretNamespace(
 ): string | undefined {
   if (!kube.configured) return undefined;
   if (!context || context.platform !== 'kubernetes' || typeof context.namespace !== 'string' || context.namespace === '') return undefined;
+  // Berth's own controller (src/controller/) writes the Secret itself and says so; no second copy.
+  if (context[CONTROLLER_WRITES_SECRET] === true) return undefined;
   return (plan.options.bindingSecret ?? enabledByDefault) ? context.namespace : undefined;
 }
 

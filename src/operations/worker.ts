@@ -105,6 +105,11 @@ export class OperationEngine {
     first?.();
   }
 
+  /** Resolves true at the next end signal of `operationId`, false when `signal` aborts (a long-polled last_operation). */
+  nextEnd(operationId: string, signal: AbortSignal): Promise<boolean> {
+    return this.#signals.next(operationId, signal);
+  }
+
   /** A request ended (halted) an operation: wake whoever waits for it, here and on the other replicas. */
   operationEnded(operationId: string): void {
     this.#signals.ended(operationId);

@@ -237,6 +237,7 @@ export class OsbClient {
         else resolve(value!);
       };
       const req = send(target, { method, headers, agent: this.#agent }, (res) => {
+        opts.onHeaders?.(res.headers);
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', (err) => finish(new OsbTransportError('network', method, shownPath, err)));

@@ -26,7 +26,7 @@
 //   await broker.deprovision(id, { service_id, plan_id });
 //   broker.close();                                                                          // drops kept-alive sockets
 //
-// Every call takes `{ acceptsIncomplete, originatingIdentity, requestIdentity, timeoutMs, signal, headers }`
+// Every call takes `{ acceptsIncomplete, originatingIdentity, requestIdentity, timeoutMs, signal, headers, onHeaders }`
 // (the first only where the spec has it). Results carry the broker's body fields (spec names), the HTTP
 // `status`, an `outcome` word where the status matters, and `retryAfterSeconds` when the broker sent Retry-After.
 //

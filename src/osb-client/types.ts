@@ -99,6 +99,8 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Extra request headers for this call (e.g. a platform-specific signal to the broker). */
   headers?: Record<string, string>;
+  /** Called with the answer's headers (lower-case names), whatever its status. */
+  onHeaders?: (headers: Record<string, string | string[] | undefined>) => void;
 }
 
 /** Options of the calls that may answer asynchronously. */

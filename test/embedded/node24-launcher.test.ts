@@ -70,7 +70,7 @@ test('bin/berth runs the CLI on Node 24 when the node on PATH is older', async (
       encoding: 'utf8',
     });
     assert.equal(help.status, 0, help.stderr);
-    assert.match(help.stdout, /^usage: berth <command>/);
+    assert.match(help.stdout, /^Usage: berth <command>/);
   } finally {
     rmSync(bin, { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });

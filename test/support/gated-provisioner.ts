@@ -1,6 +1,7 @@
 // A test seam that drives the operation engine: kind `gated`, asynchronous,
 // whose operations finish at once, hold until a test releases them, or fail,
 // as the plan says. Loaded through BERTH_PROVISIONER_MODULES.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { PermanentError, type BindResult, type JsonObject, type Provisioner } from '../../src/provisioners/provisioner.ts';
 
 type Behaviour = 'succeed' | 'hold' | 'fail';
@@ -9,6 +10,8 @@ interface GateConfig {
   behaviour: Behaviour;
   bindBehaviour: Behaviour;
   sync: boolean;
+  /** Provisions take this long (a slow but steady service, for timing benchmarks). */
+  delayMs: number;
 }
 
 const waiters = new Map<string, Array<() => void>>();
@@ -59,7 +62,8 @@ class GatedProvisioner implements Provisioner {
     const bindBehaviour = (block.bind_behaviour ?? 'succeed') as Behaviour;
     if (!allowed.includes(behaviour)) return { problems: [{ path: 'behaviour', message: `must be one of ${allowed.join(', ')}` }] };
     if (!allowed.includes(bindBehaviour)) return { problems: [{ path: 'bind_behaviour', message: `must be one of ${allowed.join(', ')}` }] };
-    return { config: { behaviour, bindBehaviour, sync: block.sync === true } satisfies GateConfig };
+    const delayMs = typeof block.delay_ms === 'number' ? block.delay_ms : 0;
+    return { config: { behaviour, bindBehaviour, sync: block.sync === true, delayMs } satisfies GateConfig };
   }
 
   isAsync(_kind: string, plan: { provisioner: { config: unknown } }): boolean {
@@ -68,6 +72,8 @@ class GatedProvisioner implements Provisioner {
 
   async provision(op: Parameters<Provisioner['provision']>[0]) {
     calls.push({ kind: 'provision', instanceId: op.instance.id });
+    const { delayMs } = op.instance.plan.provisioner.config as GateConfig;
+    if (delayMs > 0) await sleep(delayMs, undefined, { signal: op.signal });
     await act((op.instance.plan.provisioner.config as GateConfig).behaviour, op.instance.id, op.signal);
     return { dashboardUrl: `https://dashboard.example/${encodeURIComponent(op.instance.id)}`, metadata: { labels: { tier: op.instance.plan.name } } };
   }

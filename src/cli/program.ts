@@ -1,0 +1,232 @@
+// The `berth` command line: every command, flag, help text and example, and the dispatch to
+// the module that runs it. This file imports only commander: each command's code is loaded
+// when that command runs, so `berth --help` and `berth get …` do not pay for the broker's
+// own modules (express, knex, pino, provisioners) or for YAML when nobody asked for YAML.
+import { Command, CommanderError, Option } from 'commander';
+import { CliError, EXIT } from './errors.ts';
+
+/** What a command's action receives: its positional arguments and every option (its own and the global ones). */
+export type Options = Record<string, any>;
+export type Handler = (args: string[], opts: Options) => Promise<number | void>;
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** Examples appended to a command's --help. */
+const examples = (...lines: string[]) => `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}\n`;
+
+function lazy(load: () => Promise<Handler>) {
+  return async (...args: unknown[]) => {
+    const command = args[args.length - 1] as Command;
+    const positional = args.slice(0, -2).flatMap((a) => (a === undefined ? [] : Array.isArray(a) ? a : [a as string]));
+    const handler = await load();
+    const code = await handler(positional, command.optsWithGlobals());
+    process.exitCode = code ?? EXIT.ok;
+  };
+}
+
+// Which module runs each broker-mode verb (Kubernetes mode, when it exists, dispatches from the same place).
+const MODULES = {
+  marketplace: () => import('./broker/inspect.ts'),
+  get: () => import('./broker/inspect.ts'),
+  describe: () => import('./broker/inspect.ts'),
+  trace: () => import('./broker/inspect.ts'),
+  provision: () => import('./broker/instances.ts'),
+  update: () => import('./broker/instances.ts'),
+  upgrade: () => import('./broker/instances.ts'),
+  deprovision: () => import('./broker/instances.ts'),
+  bind: () => import('./broker/bindings.ts'),
+  unbind: () => import('./broker/bindings.ts'),
+} as const;
+
+const broker = (verb: keyof typeof MODULES) => lazy(async () => ((await MODULES[verb]()) as unknown as Record<string, Handler>)[verb]!);
+
+const server = (which: 'serve' | 'controller' | 'migrate' | 'keys rotate' | 'catalog validate') =>
+  lazy(async () => {
+    const { runServerCommand } = await import('./server.ts');
+    return (args) => runServerCommand(which, args[0]);
+  });
+
+/** Flags shared by the verbs that send parameters. */
+function withParameters(c: Command): Command {
+  return c
+    .option('-p, --param <key=value>', 'a parameter; typed (5432 is a number, true a boolean, {…} JSON), a.b=c nests; repeatable', collect)
+    .option('-c, --config <json|@file>', 'all parameters as a JSON object, or @file holding JSON or YAML (-p values go on top)');
+}
+
+/** Flags of the verbs that wait for an asynchronous operation. */
+function withWait(c: Command): Command {
+  return c
+    .option('--async', 'return as soon as the broker accepted the request, without waiting')
+    .option('--timeout <duration>', 'how long to wait (e.g. 90s, 10m, 1h)', '30m')
+    .addOption(new Option('--interval <duration>', 'poll interval when the broker sends no Retry-After').default('1s').hideHelp());
+}
+
+export function buildProgram(): Command {
+  const program = new Command('berth');
+  program
+    .usage('<command> [options]')
+    .description('Service instances and bindings from any Open Service Broker (--broker URL), and the Berth broker itself (berth serve).')
+    .option('--broker <url>', 'talk OSB to this broker (env BERTH_BROKER_URL)')
+    .option('--username <name>', 'broker user (env BERTH_BROKER_USERNAME)')
+    .option('--password <password>', 'broker password (env BERTH_BROKER_PASSWORD; prefer it or a credentials file: argv is visible to other users)')
+    .option('--credentials-file <path>', 'YAML/JSON file with url, username, password, caFile (env BERTH_BROKER_CREDENTIALS_FILE)')
+    .option('--ca-file <path>', 'PEM file of the CA to trust for an https broker (env BERTH_BROKER_CA_FILE)')
+    .option('--kubeconfig <path>', 'kubeconfig for Kubernetes mode (env KUBECONFIG)')
+    .option('-n, --namespace <namespace>', 'namespace (Kubernetes mode)')
+    .option('-A, --all-namespaces', 'every namespace (Kubernetes mode)')
+    .option('-o, --output <format>', 'table, wide, json, yaml or name')
+    .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
+    .showHelpAfterError('(add --help for usage and examples)')
+    .exitOverride()
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 success; 1 the operation failed (its description is printed); 2 usage error;
+3 timed out while the operation is still running; 4 cannot reach or authenticate to the broker/cluster.
+${examples(
+  'export BERTH_BROKER_URL=http://127.0.0.1:8080 BERTH_BROKER_USERNAME=berth BERTH_BROKER_PASSWORD=…',
+  'berth marketplace',
+  'berth provision orders-db --offering postgresql --plan small -p extensions=\'["citext"]\'',
+  'berth bind orders-db --name orders-app',
+  'berth describe binding orders-app --show-secrets -o json',
+  'berth unbind orders-app && berth deprovision orders-db',
+)}`,
+    );
+
+  // ---- developers' verbs ------------------------------------------------------------------
+
+  program
+    .command('marketplace')
+    .description('offerings with their plans (free or paid) and descriptions; --offering shows plans with their parameters')
+    .option('--offering <name>', "one offering's plans and the parameters each accepts")
+    .addHelpText('after', examples('berth marketplace', 'berth marketplace --offering postgresql', 'berth marketplace -o json'))
+    .action(broker('marketplace'));
+
+  withWait(
+    withParameters(
+      program
+        .command('provision <name>')
+        .description('create a service instance and wait until it is ready')
+        .requiredOption('--offering <offering>', 'offering (service) name or id')
+        .requiredOption('--plan <plan>', 'plan name or id'),
+    ).option('--from-secret <secret[/key]>', 'parameters from a Secret (Kubernetes mode)'),
+  )
+    .addHelpText(
+      'after',
+      examples(
+        'berth provision orders-db --offering postgresql --plan small',
+        'berth provision stripe --offering user-provided --plan standard -p credentials=\'{"key":"sk_test_…"}\'',
+        'berth provision cache --offering redis --plan small -c @params.yaml --async',
+        'berth provision orders-db --offering postgresql --plan small -o json | jq .instance_id',
+      ),
+    )
+    .action(broker('provision'));
+
+  withWait(withParameters(program.command('update <name>').description("change an instance's plan or parameters").option('--plan <plan>', 'the new plan')))
+    .addHelpText('after', examples('berth update orders-db --plan large', 'berth update orders-db -p extensions=\'["citext","pg_trgm"]\''))
+    .action(broker('update'));
+
+  withWait(program.command('upgrade <name>').description("move an instance to its plan's current maintenance version"))
+    .addHelpText('after', examples('berth upgrade orders-db', 'berth upgrade orders-db --async'))
+    .action(broker('upgrade'));
+
+  withWait(
+    withParameters(
+      program
+        .command('bind <instance>')
+        .description('create a binding (credentials) for an instance')
+        .option('--name <binding>', 'binding name (default: the instance name)')
+        .option('--secret-name <secret>', 'Secret to write the credentials to (Kubernetes mode)')
+        .option('--show-secrets', 'print the credentials (-o json/yaml)'),
+    ),
+  )
+    .addHelpText('after', examples('berth bind orders-db', 'berth bind orders-db --name orders-app -o json --show-secrets | jq .binding.credentials'))
+    .action(broker('bind'));
+
+  withWait(program.command('unbind <binding>').description('delete a binding (its credentials stop working)'))
+    .addHelpText('after', examples('berth unbind orders-app'))
+    .action(broker('unbind'));
+
+  withWait(program.command('deprovision <name>').description('delete a service instance (unbind its bindings first)'))
+    .addHelpText('after', examples('berth deprovision orders-db', 'berth deprovision orders-db --async'))
+    .action(broker('deprovision'));
+
+  program
+    .command('get <kind> [name]')
+    .description('list instances, bindings, offerings or plans (kubectl-style columns)')
+    .addHelpText('after', examples('berth get instances', 'berth get instances -o wide', 'berth get bindings -o name', 'berth get plans -o yaml', 'berth get instance orders-db -o json'))
+    .action(broker('get'));
+
+  program
+    .command('describe <kind> <name>')
+    .description('an instance or binding in detail: last operation with times, bindings, dashboard URL, credentials with --show-secrets')
+    .option('--show-secrets', 'show parameters and credentials')
+    .addHelpText('after', examples('berth describe instance orders-db', 'berth describe binding orders-app --show-secrets'))
+    .action(broker('describe'));
+
+  program
+    .command('trace <instance>')
+    .description('the tree instance → bindings → what the provisioner made, each with its state and full messages')
+    .addHelpText('after', examples('berth trace orders-db'))
+    .action(broker('trace'));
+
+  program
+    .command('completion <shell>')
+    .description('print a bash or zsh completion script')
+    .addHelpText(
+      'after',
+      examples('source <(berth completion bash)            # bash, e.g. in ~/.bashrc', 'berth completion zsh > "${fpath[1]}/_berth"    # zsh, then restart the shell'),
+    )
+    .action(
+      lazy(async () => {
+        const { completionScript } = await import('./completion.ts');
+        return async ([shell]) => {
+          process.stdout.write(completionScript(program, shell!));
+        };
+      }),
+    );
+
+  // ---- the broker itself --------------------------------------------------------------------
+
+  program.command('serve').description('start the Berth broker (the default command; what `npm start` runs; BERTH_CONTROLLER=true also runs the Kubernetes controller)').action(server('serve'));
+  program.command('controller').description('run the Kubernetes controller (services.berth.dev resources) against a broker').action(server('controller'));
+  program.command('migrate').description('apply database migrations and exit').action(server('migrate'));
+  program
+    .command('keys')
+    .description('encryption keys')
+    .command('rotate')
+    .description('re-seal every stored secret under the first key of BERTH_ENCRYPTION_KEYS')
+    .action(server('keys rotate'));
+  program
+    .command('catalog')
+    .description('the broker catalog file')
+    .command('validate [file]')
+    .description('check a catalog file (and what its provisioners can check offline)')
+    .action(server('catalog validate'));
+
+  return program;
+}
+
+/** Runs the CLI; resolves with the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  // `berth` alone starts the broker, as it always has (containers run it so); any other
+  // first word that is not a command is an error, not an argument to serve.
+  if (argv.length === 0) argv = ['serve'];
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // commander has printed the message (and --help its text) already.
+      return err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version' ? EXIT.ok : EXIT.usage;
+    }
+    if (err instanceof CliError) {
+      process.stderr.write(`berth: ${err.message}\n`);
+      return err.exitCode;
+    }
+    // Not a message for a user: a bug. The stack helps whoever reports it.
+    process.stderr.write(`berth: unexpected error (a bug in berth; please report it): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return EXIT.failed;
+  }
+}

@@ -1,0 +1,397 @@
+// Reconciles one ServiceInstance: provision (PUT with metadata.uid as the OSB
+// instance id), update (PATCH when the plan or the parameters, parametersFrom
+// Secrets included, changed), follow operations, and on deletion unbind-first
+// then deprovision (or orphan). Level-triggered: each pass compares the spec's
+// hash with the hash the broker last accepted, so a resource that did not change
+// costs no broker call.
+import type { V1Secret } from '@kubernetes/client-node';
+import { OsbError, OsbTransportError, type LastOperation as OsbLastOperation, type OsbClient } from '../osb-client/index.ts';
+import { BrokerUnavailable, type Broker } from './brokers.ts';
+import { RetryLater, StatusDraft, hashOf, nowIso, type ReconcileContext } from './context.ts';
+import type { ObjectRef } from './kube.ts';
+import { failpoint } from '../failpoints.ts';
+import { FINALIZER, LOCAL_BROKER, RECONCILE_AT_ANNOTATION, hasFinalizer, isPaused, type ServiceInstance, type ServiceInstanceStatus } from './resources.ts';
+
+export const instanceKey = (namespace: string, name: string): string => `instance/${namespace}/${name}`;
+
+const ref = (si: ServiceInstance): ObjectRef => ({ kind: 'ServiceInstance', metadata: si.metadata as ObjectRef['metadata'] });
+const brokerOf = (si: ServiceInstance): string => si.spec.brokerRef?.name ?? LOCAL_BROKER;
+
+/** The Kubernetes profile of the OSB context, as Service Catalog sent it. */
+export function kubernetesContext(ctx: ReconcileContext, namespace: string, name: string, annotations: Record<string, string> | undefined) {
+  return { platform: 'kubernetes', namespace, clusterid: ctx.clusterId, instance_name: name, ...(annotations ? { instance_annotations: annotations } : {}) };
+}
+
+export async function reconcileInstance(ctx: ReconcileContext, namespace: string, name: string): Promise<void> {
+  const si = ctx.instances.get(name, namespace);
+  if (!si) return;
+  const draft = new StatusDraft<ServiceInstanceStatus>(ref(si), si.status);
+  if (isPaused(si.metadata)) {
+    draft.condition('Synced', 'False', 'ReconcilePaused', `Reconciliation is paused by the annotation services.berth.dev/paused.`);
+    return draft.commit(ctx.kube, { observed: false });
+  }
+  if (si.metadata.deletionTimestamp) return finalize(ctx, si, draft);
+  if (!hasFinalizer(si.metadata)) {
+    await ctx.kube.setFinalizer(ref(si), true);
+    return; // the update event brings it back
+  }
+
+  let broker: Broker;
+  try {
+    broker = await ctx.brokers.get(brokerOf(si));
+  } catch (err) {
+    return unavailable(ctx, si, draft, err);
+  }
+  const found = await ctx.brokers.lookup(broker, si.spec.offering, si.spec.plan).catch((err: unknown) => err as Error);
+  if (found instanceof Error) return unavailable(ctx, si, draft, found);
+  if (typeof found === 'string') {
+    draft.condition('Synced', 'False', 'PlanNotFound', found);
+    if (!draft.status.provisioned) draft.condition('Ready', 'False', 'PlanNotFound', found);
+    await draft.commit(ctx.kube);
+    ctx.queue.addAfter(instanceKey(namespace, name), 60_000);
+    return;
+  }
+  const { service, plan } = found;
+  const s = draft.status;
+  s.instanceID = si.metadata.uid;
+  s.brokerName = broker.name;
+  s.offeringID = service.id;
+  s.planUpdateable = plan.plan_updateable ?? service.plan_updateable ?? false;
+  if (!s.provisioned) s.planID = plan.id;
+
+  const parameters = parametersOf(ctx, si);
+  if (typeof parameters === 'string') {
+    draft.condition('Synced', 'False', 'ParametersFromNotFound', parameters);
+    if (!s.provisioned) draft.condition('Ready', 'False', 'ParametersFromNotFound', parameters);
+    return draft.commit(ctx.kube); // the Secret informer brings it back when the Secret appears
+  }
+  const hash = hashOf({ plan: plan.id, parameters });
+  const ids = { service_id: service.id, plan_id: s.planID ?? plan.id };
+
+  if (s.lastOperation?.state === 'in progress') return follow(ctx, si, draft, broker, ids);
+
+  // A forced resync: read the instance back; one the broker lost is provisioned again under the same id.
+  const forced = si.metadata.annotations?.[RECONCILE_AT_ANNOTATION];
+  if (forced && forced !== s.reconciledAt && s.provisioned) {
+    s.reconciledAt = forced;
+    try {
+      ctx.brokerCall('fetch_instance');
+      const fetched = await broker.client.fetchInstance(si.metadata.uid!, ids);
+      if (fetched.dashboard_url) s.dashboardURL = fetched.dashboard_url;
+    } catch (err) {
+      if (err instanceof OsbError && (err.status === 404 || err.status === 410)) {
+        s.provisioned = false;
+        s.appliedHash = undefined;
+      } else if (!(err instanceof OsbError && err.status === 422)) throw err;
+    }
+    draft.event('Normal', 'Resynced', `Resynced at the request of ${RECONCILE_AT_ANNOTATION}=${forced}.`);
+  }
+
+  if (!s.provisioned) {
+    if (s.rejectedHash === hash) return draft.commit(ctx.kube);
+    // A failed create leaves a failed instance under this id at the broker: remove it before trying again.
+    if (s.lastOperation?.type === 'create' && s.lastOperation.state === 'failed') await deprovisionQuietly(ctx, broker.client, si.metadata.uid!, ids);
+    return provision(ctx, si, draft, broker, ids, parameters, hash);
+  }
+  if (s.appliedHash !== hash && s.rejectedHash !== hash) return update(ctx, si, draft, broker, plan.id, parameters, hash);
+
+  // Steady state: nothing to ask the broker. A refused spec keeps Synced=False with the broker's words.
+  if (s.rejectedHash !== hash) {
+    if (s.lastOperation?.state !== 'failed') draft.condition('Ready', 'True', 'Available', 'The instance is ready.');
+    draft.condition('Synced', 'True', 'ReconcileSuccess', '');
+    draft.condition('Progressing', 'False', 'Idle', '');
+  }
+  await draft.commit(ctx.kube);
+}
+
+/** The parameters: spec.parameters with each parametersFrom Secret key's JSON object merged over them; or why not. */
+export function parametersOf(ctx: ReconcileContext, si: ServiceInstance): Record<string, unknown> | string {
+  let parameters: Record<string, unknown> = { ...(si.spec.parameters ?? {}) };
+  for (const from of si.spec.parametersFrom ?? []) {
+    const { name, key } = from.secretKeyRef;
+    const secret: V1Secret | undefined = ctx.secrets.get(name, si.metadata.namespace);
+    if (!secret) return `The Secret "${name}" named in parametersFrom does not exist in namespace "${si.metadata.namespace}".`;
+    const raw = secret.data?.[key] !== undefined ? Buffer.from(secret.data[key]!, 'base64').toString('utf8') : secret.stringData?.[key];
+    if (raw === undefined) return `The Secret "${name}" has no key "${key}" (named in parametersFrom).`;
+    let value: unknown;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      return `The value of key "${key}" in Secret "${name}" (parametersFrom) is not JSON; it must be a JSON object.`;
+    }
+    if (!value || typeof value !== 'object' || Array.isArray(value)) return `The value of key "${key}" in Secret "${name}" (parametersFrom) must be a JSON object.`;
+    parameters = { ...parameters, ...(value as Record<string, unknown>) };
+  }
+  return parameters;
+}
+
+async function provision(
+  ctx: ReconcileContext,
+  si: ServiceInstance,
+  draft: StatusDraft<ServiceInstanceStatus>,
+  broker: Broker,
+  ids: { service_id: string; plan_id: string },
+  parameters: Record<string, unknown>,
+  hash: string,
+): Promise<void> {
+  const s = draft.status;
+  const namespace = si.metadata.namespace!;
+  const id = si.metadata.uid!;
+  try {
+    ctx.brokerCall('provision');
+    const r = await broker.client.provision(id, {
+      ...ids,
+      organization_guid: ctx.clusterId,
+      space_guid: namespace,
+      context: kubernetesContext(ctx, namespace, si.metadata.name!, si.metadata.annotations),
+      parameters,
+    });
+    failpoint('controller.provision-answered');
+    if (r.dashboard_url) s.dashboardURL = r.dashboard_url;
+    if (r.outcome === 'accepted') {
+      s.pendingHash = hash;
+      s.lastOperation = { type: 'create', state: 'in progress', operation: r.operation, startTime: nowIso() };
+      draft.condition('Ready', 'False', 'Creating', 'The broker is provisioning the instance.');
+      draft.condition('Synced', 'True', 'ReconcileSuccess', '');
+      draft.condition('Progressing', 'True', 'Provisioning', 'Waiting for the broker to finish provisioning.');
+      await draft.commit(ctx.kube);
+      watch(ctx, si, broker, ids, r.operation);
+      return;
+    }
+    s.provisioned = true;
+    s.appliedHash = hash;
+    s.rejectedHash = undefined;
+    s.planID = ids.plan_id;
+    s.lastOperation = { type: 'create', state: 'succeeded', startTime: nowIso(), endTime: nowIso() };
+    draft.condition('Ready', 'True', 'Available', 'The instance is ready.');
+    draft.condition('Synced', 'True', 'ReconcileSuccess', '');
+    draft.condition('Progressing', 'False', 'Idle', '');
+    await draft.commit(ctx.kube);
+  } catch (err) {
+    await brokerRefused(ctx, si, draft, err, hash, 'create', ids);
+  }
+}
+
+async function update(
+  ctx: ReconcileContext,
+  si: ServiceInstance,
+  draft: StatusDraft<ServiceInstanceStatus>,
+  broker: Broker,
+  planId: string,
+  parameters: Record<string, unknown>,
+  hash: string,
+): Promise<void> {
+  const s = draft.status;
+  const previousPlan = s.planID!;
+  const ids = { service_id: s.offeringID!, plan_id: planId };
+  try {
+    ctx.brokerCall('update');
+    const r = await broker.client.update(si.metadata.uid!, {
+      service_id: s.offeringID!,
+      ...(planId !== previousPlan ? { plan_id: planId } : {}),
+      parameters,
+      context: kubernetesContext(ctx, si.metadata.namespace!, si.metadata.name!, si.metadata.annotations),
+      previous_values: { service_id: s.offeringID, plan_id: previousPlan },
+    });
+    if (r.dashboard_url) s.dashboardURL = r.dashboard_url;
+    if (r.outcome === 'accepted') {
+      s.pendingHash = hash;
+      s.pendingPlanID = planId;
+      s.lastOperation = { type: 'update', state: 'in progress', operation: r.operation, startTime: nowIso() };
+      draft.condition('Synced', 'True', 'ReconcileSuccess', '');
+      draft.condition('Progressing', 'True', 'Updating', 'Waiting for the broker to finish updating.');
+      await draft.commit(ctx.kube);
+      watch(ctx, si, broker, ids, r.operation);
+      return;
+    }
+    s.appliedHash = hash;
+    s.rejectedHash = undefined;
+    s.planID = planId;
+    s.lastOperation = { type: 'update', state: 'succeeded', startTime: nowIso(), endTime: nowIso() };
+    draft.condition('Ready', 'True', 'Available', 'The instance is ready.');
+    draft.condition('Synced', 'True', 'ReconcileSuccess', '');
+    draft.condition('Progressing', 'False', 'Idle', '');
+    draft.event('Normal', 'Updated', 'The broker updated the instance.');
+    await draft.commit(ctx.kube);
+  } catch (err) {
+    await brokerRefused(ctx, si, draft, err, hash, 'update', ids);
+  }
+}
+
+/** Starts following the operation; the queue gets the key back when it ends. */
+function watch(ctx: ReconcileContext, si: ServiceInstance, broker: Broker, ids: { service_id: string; plan_id: string }, operation: string | undefined): void {
+  const id = si.metadata.uid!;
+  ctx.watchOperation(instanceKey(si.metadata.namespace!, si.metadata.name!), broker.client, (client, waitSeconds, onHeaders) => {
+    ctx.brokerCall('instance_last_operation');
+    return client.instanceLastOperation(id, { operation, ...ids }, waitSeconds > 0 ? { headers: { 'X-Berth-Wait-Seconds': String(waitSeconds) }, timeoutMs: (waitSeconds + 30) * 1000, onHeaders } : { onHeaders });
+  });
+}
+
+/** One look at the operation in progress; when it ended, the status says how. */
+async function follow(ctx: ReconcileContext, si: ServiceInstance, draft: StatusDraft<ServiceInstanceStatus>, broker: Broker, ids: { service_id: string; plan_id: string }): Promise<void> {
+  const s = draft.status;
+  const last = s.lastOperation!;
+  let op: OsbLastOperation;
+  try {
+    ctx.brokerCall('instance_last_operation');
+    op = await broker.client.instanceLastOperation(si.metadata.uid!, { operation: last.operation, ...ids });
+  } catch (err) {
+    if (err instanceof OsbError && (err.status === 404 || err.status === 400)) {
+      // The broker does not know the operation (lost): a fresh PUT or DELETE under the same id converges.
+      s.lastOperation = { ...last, state: 'failed', description: err.brokerMessage, endTime: nowIso() };
+      if (last.type === 'create') s.lastOperation = undefined;
+      await draft.commit(ctx.kube);
+      throw new RetryLater(`the broker lost operation ${last.operation}`);
+    }
+    throw err;
+  }
+  if (op.state === 'in progress') {
+    if (op.description && op.description !== last.description) {
+      s.lastOperation = { ...last, description: op.description };
+      draft.condition('Progressing', 'True', last.type === 'create' ? 'Provisioning' : last.type === 'delete' ? 'Deprovisioning' : 'Updating', op.description);
+      await draft.commit(ctx.kube);
+    }
+    watch(ctx, si, broker, ids, last.operation);
+    return;
+  }
+  failpoint('controller.operation-ended');
+  const description = op.description ?? '';
+  s.lastOperation = { ...last, state: op.state === 'gone' ? 'succeeded' : op.state, description: op.description, endTime: nowIso() };
+  draft.condition('Progressing', 'False', 'Idle', '');
+  if (last.type === 'delete') {
+    if (op.state === 'failed') {
+      draft.condition('Ready', 'False', 'DeleteFailed', description || 'The broker could not deprovision the instance.');
+      await draft.commit(ctx.kube);
+      throw new RetryLater('deprovision failed');
+    }
+    await draft.commit(ctx.kube);
+    return ctx.queue.add(instanceKey(si.metadata.namespace!, si.metadata.name!));
+  }
+  if (op.state === 'succeeded') {
+    if (last.type === 'create') s.provisioned = true;
+    s.appliedHash = s.pendingHash;
+    s.rejectedHash = undefined;
+    if (s.pendingPlanID) s.planID = s.pendingPlanID;
+    s.pendingHash = undefined;
+    s.pendingPlanID = undefined;
+    draft.condition('Ready', 'True', 'Available', 'The instance is ready.');
+    draft.condition('Synced', 'True', 'ReconcileSuccess', '');
+    if (last.type === 'update') draft.event('Normal', 'Updated', description || 'The broker updated the instance.');
+  } else if (op.state === 'gone') {
+    s.provisioned = false;
+    s.lastOperation = undefined;
+    s.pendingHash = undefined;
+  } else {
+    s.rejectedHash = s.pendingHash;
+    s.pendingHash = undefined;
+    s.pendingPlanID = undefined;
+    const usable = last.type === 'update' && op.instance_usable !== false;
+    draft.condition('Ready', usable ? 'True' : 'False', last.type === 'create' ? 'CreateFailed' : 'UpdateFailed', description || `The broker's ${last.type} operation failed.`);
+  }
+  await draft.commit(ctx.kube);
+  // Whatever changed meanwhile (a newer spec) is looked at now.
+  ctx.queue.add(instanceKey(si.metadata.namespace!, si.metadata.name!));
+}
+
+/** Turns a failed broker call into conditions: 400/409 wait for a new spec; 422, 5xx and no answer retry with backoff. */
+async function brokerRefused(
+  ctx: ReconcileContext,
+  si: ServiceInstance,
+  draft: StatusDraft<ServiceInstanceStatus>,
+  err: unknown,
+  hash: string,
+  type: 'create' | 'update',
+  ids: { service_id: string; plan_id: string },
+): Promise<void> {
+  const s = draft.status;
+  if (err instanceof OsbError && (err.status === 400 || err.status === 409)) {
+    s.rejectedHash = hash;
+    draft.condition('Synced', 'False', 'BrokerRefused', err.brokerMessage);
+    if (type === 'create') draft.condition('Ready', 'False', 'BrokerRefused', err.brokerMessage);
+    draft.condition('Progressing', 'False', 'Idle', '');
+    await draft.commit(ctx.kube);
+    return; // until the spec (or a parametersFrom Secret) changes
+  }
+  const orphaned = type === 'create' && ((err instanceof OsbError && err.status >= 500) || (err instanceof OsbTransportError && err.kind === 'timeout'));
+  const message = err instanceof OsbError ? err.brokerMessage : (err as Error).message;
+  const reason = err instanceof OsbError && err.status === 422 ? 'BrokerBusy' : 'BrokerError';
+  draft.condition('Synced', 'False', reason, message);
+  if (type === 'create') draft.condition('Ready', 'False', reason, message);
+  await draft.commit(ctx.kube);
+  if (orphaned) {
+    // The broker may have created the instance without answering: undo it before trying again (Service Catalog's orphan mitigation).
+    await ctx.kube.event(ref(si), 'Warning', 'OrphanMitigation', `Deprovisioning ${si.metadata.uid} after "${message}" on create.`);
+    await deprovisionQuietly(ctx, (await ctx.brokers.get(brokerOf(si))).client, si.metadata.uid!, ids);
+  }
+  throw new RetryLater(message);
+}
+
+async function deprovisionQuietly(ctx: ReconcileContext, client: OsbClient, id: string, ids: { service_id: string; plan_id: string }): Promise<void> {
+  try {
+    ctx.brokerCall('deprovision');
+    await client.deprovision(id, ids);
+  } catch (err) {
+    ctx.log.debug({ err, instance: id }, 'orphan mitigation: deprovision failed; retried with the next attempt');
+  }
+}
+
+async function unavailable(ctx: ReconcileContext, si: ServiceInstance, draft: StatusDraft<ServiceInstanceStatus>, err: unknown): Promise<void> {
+  const reason = err instanceof BrokerUnavailable ? err.reason : 'BrokerUnavailable';
+  draft.condition('Synced', 'False', reason, (err as Error).message);
+  if (!draft.status.provisioned) draft.condition('Ready', 'False', reason, (err as Error).message);
+  await draft.commit(ctx.kube);
+  throw new RetryLater((err as Error).message);
+}
+
+async function finalize(ctx: ReconcileContext, si: ServiceInstance, draft: StatusDraft<ServiceInstanceStatus>): Promise<void> {
+  if (!hasFinalizer(si.metadata)) return;
+  const s = draft.status;
+  if (si.spec.deletionPolicy === 'Orphan') {
+    await ctx.kube.event(ref(si), 'Normal', 'Orphaned', `deletionPolicy is Orphan: instance ${si.metadata.uid} stays at the broker.`);
+    return ctx.kube.setFinalizer(ref(si), false);
+  }
+  const waiting = ctx.bindings.list(si.metadata.namespace).filter((b) => b.spec.instanceRef.name === si.metadata.name);
+  if (waiting.length > 0) {
+    draft.condition('Progressing', 'True', 'WaitingForBindings', `Waiting for ${waiting.length} ServiceBinding(s) to be deleted first: ${waiting.map((b) => b.metadata.name).join(', ')}.`);
+    return draft.commit(ctx.kube, { observed: false }); // a binding's deletion brings it back
+  }
+  let broker: Broker;
+  try {
+    broker = await ctx.brokers.get(brokerOf(si));
+  } catch (err) {
+    return unavailable(ctx, si, draft, err);
+  }
+  let ids = s.offeringID && s.planID ? { service_id: s.offeringID, plan_id: s.planID } : undefined;
+  if (!ids) {
+    const found = await ctx.brokers.lookup(broker, si.spec.offering, si.spec.plan);
+    if (typeof found === 'string') return ctx.kube.setFinalizer(ref(si), false); // never provisioned: nothing to undo
+    ids = { service_id: found.service.id, plan_id: found.plan.id };
+  }
+  if (s.lastOperation?.state === 'in progress') {
+    if (s.lastOperation.type === 'delete') return follow(ctx, si, draft, broker, ids);
+    // A create or update still runs: the broker refuses a delete meanwhile (422), so wait for its end first.
+    return follow(ctx, si, draft, broker, ids);
+  }
+  if (s.lastOperation?.type === 'delete' && s.lastOperation.state === 'succeeded') return ctx.kube.setFinalizer(ref(si), false);
+  try {
+    ctx.brokerCall('deprovision');
+    const r = await broker.client.deprovision(si.metadata.uid!, ids);
+    if (r.outcome === 'accepted') {
+      s.lastOperation = { type: 'delete', state: 'in progress', operation: r.operation, startTime: nowIso() };
+      draft.condition('Ready', 'False', 'Deleting', 'The broker is deprovisioning the instance.');
+      draft.condition('Progressing', 'True', 'Deprovisioning', 'Waiting for the broker to finish deprovisioning.');
+      await draft.commit(ctx.kube, { observed: false });
+      watch(ctx, si, broker, ids, r.operation);
+      return;
+    }
+    await ctx.kube.event(ref(si), 'Normal', 'Deprovisioned', `Instance ${si.metadata.uid} is deprovisioned at broker "${broker.name}".`);
+    await ctx.kube.setFinalizer(ref(si), false);
+  } catch (err) {
+    const message = err instanceof OsbError ? err.brokerMessage : (err as Error).message;
+    draft.condition('Synced', 'False', err instanceof OsbError && err.status === 422 ? 'BrokerBusy' : 'DeprovisionFailed', message);
+    await draft.commit(ctx.kube, { observed: false });
+    throw new RetryLater(message);
+  }
+}
+
+export { FINALIZER };

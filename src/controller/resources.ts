@@ -1,0 +1,134 @@
+// The custom resources of services.berth.dev/v1alpha1 as the controller reads and
+// writes them (the CRDs are deploy/crds/*.yaml), and the names it uses on them.
+import type { V1ObjectMeta } from '@kubernetes/client-node';
+
+export const GROUP = 'services.berth.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const PLURALS = {
+  ServiceInstance: 'serviceinstances',
+  ServiceBinding: 'servicebindings',
+  ServiceOffering: 'serviceofferings',
+  ServicePlan: 'serviceplans',
+  ClusterServiceBroker: 'clusterservicebrokers',
+} as const;
+
+/** Held by instances and bindings until the broker has let go of them. */
+export const FINALIZER = `${GROUP}/finalizer`;
+/** `"true"`: the controller leaves the resource alone (Synced=False, reason ReconcilePaused). */
+export const PAUSED_ANNOTATION = `${GROUP}/paused`;
+/** Any new value forces a resync: the instance is read back from the broker, the binding Secret rewritten. */
+export const RECONCILE_AT_ANNOTATION = `${GROUP}/reconcile-at`;
+/** The broker a ServiceInstance uses when spec.brokerRef is absent: the local Berth. */
+export const LOCAL_BROKER = 'berth';
+/** Labels of the Secrets the controller writes, and of the offerings and plans it publishes. */
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY = 'berth-controller';
+export const BROKER_LABEL = `${GROUP}/broker`;
+
+export type ConditionStatus = 'True' | 'False' | 'Unknown';
+
+export interface Condition {
+  type: string;
+  status: ConditionStatus;
+  observedGeneration?: number;
+  lastTransitionTime: string;
+  reason: string;
+  message: string;
+}
+
+export interface LastOperation {
+  type: string;
+  state: 'in progress' | 'succeeded' | 'failed';
+  operation?: string;
+  description?: string;
+  startTime?: string;
+  endTime?: string;
+}
+
+interface Resource<Spec, Status> {
+  apiVersion?: string;
+  kind?: string;
+  metadata: V1ObjectMeta;
+  spec: Spec;
+  status?: Status;
+}
+
+export interface SecretKeyRef {
+  name: string;
+  key: string;
+}
+
+export interface ServiceInstanceSpec {
+  offering: string;
+  plan: string;
+  brokerRef?: { name: string };
+  parameters?: Record<string, unknown>;
+  parametersFrom?: { secretKeyRef: SecretKeyRef }[];
+  deletionPolicy?: 'Delete' | 'Orphan';
+}
+
+export interface ServiceInstanceStatus {
+  observedGeneration?: number;
+  instanceID?: string;
+  brokerName?: string;
+  offeringID?: string;
+  planID?: string;
+  planUpdateable?: boolean;
+  provisioned?: boolean;
+  appliedHash?: string;
+  /** The hash an operation in progress applies (becomes appliedHash or rejectedHash when it ends). */
+  pendingHash?: string;
+  /** The plan an update in progress moves to. */
+  pendingPlanID?: string;
+  rejectedHash?: string;
+  dashboardURL?: string;
+  maintenanceInfo?: { version?: string; description?: string };
+  lastOperation?: LastOperation;
+  /** The reconcile-at annotation value last acted on. */
+  reconciledAt?: string;
+  conditions?: Condition[];
+}
+
+export type ServiceInstance = Resource<ServiceInstanceSpec, ServiceInstanceStatus>;
+
+export interface ServiceBindingSpec {
+  instanceRef: { name: string };
+  secretName?: string;
+  parameters?: Record<string, unknown>;
+}
+
+export interface ServiceBindingStatus {
+  observedGeneration?: number;
+  binding?: { name: string };
+  bindingID?: string;
+  instanceID?: string;
+  brokerName?: string;
+  serviceID?: string;
+  planID?: string;
+  bound?: boolean;
+  rejectedHash?: string;
+  pendingHash?: string;
+  lastOperation?: LastOperation;
+  reconciledAt?: string;
+  conditions?: Condition[];
+}
+
+export type ServiceBinding = Resource<ServiceBindingSpec, ServiceBindingStatus>;
+
+export interface ClusterServiceBrokerSpec {
+  url: string;
+  apiVersion?: string;
+  authSecretRef?: { name: string };
+}
+
+export interface ClusterServiceBrokerStatus {
+  observedGeneration?: number;
+  offerings?: number;
+  conditions?: Condition[];
+}
+
+export type ClusterServiceBroker = Resource<ClusterServiceBrokerSpec, ClusterServiceBrokerStatus>;
+
+export const isPaused = (meta: V1ObjectMeta): boolean => meta.annotations?.[PAUSED_ANNOTATION] === 'true';
+export const hasFinalizer = (meta: V1ObjectMeta): boolean => (meta.finalizers ?? []).includes(FINALIZER);

@@ -1,0 +1,90 @@
+// `berth controller`, and the controller beside `berth serve` in one process
+// (BERTH_CONTROLLER=true): reads its settings from the environment Berth's config
+// module passed through, and runs until stopped.
+//
+//   BERTH_BROKER_URL                the local Berth's URL (default http://127.0.0.1:$PORT; beside serve: its own URL)
+//   BROKER_USERNAME/BROKER_PASSWORD the local Berth's credentials (as for serve)
+//   BERTH_CONTROLLER_NAMESPACE      the Lease's and ClusterServiceBroker auth Secrets' namespace (default $POD_NAMESPACE or berth-system)
+//   BERTH_CONTROLLER_LEASE_SECONDS  lease duration (default 15)
+//   BERTH_CONTROLLER_WORKERS        reconciles in parallel (default 8)
+//   BERTH_CONTROLLER_METRICS_PORT   serve /metrics and /healthz on 127.0.0.1 (or BERTH_CONTROLLER_METRICS_HOST) at this port
+//   BERTH_CONTROLLER_LEASE_NAME     the Lease's name (default berth-controller)
+//   BERTH_CONTROLLER_SELECTOR       reconcile only resources matching this label selector (one shard of a cluster)
+//   BERTH_CONTROLLER_LONG_POLL      false: poll Berth's last_operation as Retry-After says instead of long-polling
+import { createServer, type Server } from 'node:http';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { Config } from '../config.ts';
+import { KubernetesAccess } from '../kubernetes/client.ts';
+import { Controller } from './controller.ts';
+
+const envSchema = z.object({
+  BERTH_BROKER_URL: z.string().url().optional(),
+  BERTH_CONTROLLER_NAMESPACE: z.string().min(1).optional(),
+  POD_NAMESPACE: z.string().min(1).optional(),
+  BERTH_CONTROLLER_LEASE_SECONDS: z.coerce.number().int().min(2).max(600).default(15),
+  BERTH_CONTROLLER_WORKERS: z.coerce.number().int().min(1).max(64).default(8),
+  BERTH_CONTROLLER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  BERTH_CONTROLLER_METRICS_HOST: z.string().default('127.0.0.1'),
+  BERTH_CONTROLLER_ID: z.string().min(1).optional(),
+  BERTH_CONTROLLER_LEASE_NAME: z.string().min(1).default('berth-controller'),
+  BERTH_CONTROLLER_SELECTOR: z.string().min(1).optional(),
+  BERTH_CONTROLLER_LONG_POLL: z.enum(['true', 'false']).default('true'),
+});
+
+export interface RunningController {
+  controller: Controller;
+  metricsUrl: string | undefined;
+  stop(): Promise<void>;
+}
+
+/** Starts the controller; `brokerUrl` overrides BERTH_BROKER_URL (the URL of a Berth started in this process). */
+export async function startController(config: Config, log: Logger, opts: { brokerUrl?: string; onLostLeadership?: () => void } = {}): Promise<RunningController> {
+  const parsed = envSchema.safeParse(config.env);
+  if (!parsed.success) {
+    throw new Error(`controller settings: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  const env = parsed.data;
+  const kube = new KubernetesAccess(config);
+  const kubeConfig = await kube.kubeConfig();
+  const controller = new Controller({
+    kubeConfig,
+    log,
+    broker: { url: opts.brokerUrl ?? env.BERTH_BROKER_URL ?? `http://127.0.0.1:${config.port}`, auth: config.credentials[0] },
+    namespace: env.BERTH_CONTROLLER_NAMESPACE ?? env.POD_NAMESPACE ?? 'berth-system',
+    workers: env.BERTH_CONTROLLER_WORKERS,
+    leaseSeconds: env.BERTH_CONTROLLER_LEASE_SECONDS,
+    identity: env.BERTH_CONTROLLER_ID,
+    leaseName: env.BERTH_CONTROLLER_LEASE_NAME,
+    selector: env.BERTH_CONTROLLER_SELECTOR,
+    longPoll: env.BERTH_CONTROLLER_LONG_POLL === 'true',
+    onLostLeadership: opts.onLostLeadership,
+  });
+  await controller.start();
+  let server: Server | undefined;
+  let metricsUrl: string | undefined;
+  if (env.BERTH_CONTROLLER_METRICS_PORT !== undefined) {
+    server = createServer((req, res) => {
+      if (req.url === '/metrics') {
+        controller.metrics.metrics().then(
+          (text) => res.writeHead(200, { 'Content-Type': controller.metrics.contentType }).end(text),
+          () => res.writeHead(500).end(),
+        );
+      } else if (req.url === '/healthz') {
+        res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ leading: controller.leading }));
+      } else res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server!.listen(env.BERTH_CONTROLLER_METRICS_PORT, env.BERTH_CONTROLLER_METRICS_HOST, r));
+    const address = server.address() as { port: number };
+    metricsUrl = `http://${env.BERTH_CONTROLLER_METRICS_HOST}:${address.port}`;
+    log.info({ url: metricsUrl }, 'controller metrics are served');
+  }
+  return {
+    controller,
+    metricsUrl,
+    stop: async () => {
+      await controller.stop();
+      await new Promise((r) => (server ? server.close(r) : r(undefined)));
+    },
+  };
+}
