@@ -25,7 +25,7 @@ async function inBatches<T>(items: T[], width: number, fn: (item: T) => Promise<
 
 async function bench(info: ClusterInfo, real: boolean): Promise<void> {
   // The real node runs the locally built image; the kwok node never pulls anything.
-  const imageArgs = real ? ['--set', 'image.repository=localhost/redis', '--set', 'image.tag=7', '--set', 'image.pullPolicy=Never'] : [];
+  const imageArgs = real ? ['--set', 'image.repository=localhost/redis', '--set-string', 'image.tag=7', '--set', 'image.pullPolicy=Never'] : [];
   const db = await createTestDatabase('berth_bench');
   const helmEnv = {
     ...process.env,
