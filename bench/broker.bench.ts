@@ -3,7 +3,9 @@
 // and last_operation over 10,000 instances, polled as platforms poll it: with no
 // query, with ?operation=… only, and as Cloud Foundry does
 // (?operation=…&plan_id=…&service_id=…). Each server is its own process; rounds
-// alternate which goes first; the medians and their ratio are printed.
+// rotate which goes first; the medians and their ratio are printed.
+// BENCH_REFERENCE=<another checkout> adds that checkout's Berth to every round
+// (e.g. the previous release), on its own database, for a side-by-side figure.
 import autocannon from 'autocannon';
 import { spawn } from 'node:child_process';
 import { writeFileSync, mkdtempSync } from 'node:fs';
@@ -43,7 +45,7 @@ async function bare(mode: string, arg: string): Promise<{ url: string; stop: () 
 }
 
 /** Seeds finished instances; returns [instance id, its operation id] pairs. */
-async function seed(url: string): Promise<Array<[string, string]>> {
+async function seed(url: string, given?: Array<[string, string]>): Promise<Array<[string, string]>> {
   const box = new SecretBox(TEST_KEYS);
   const knex = knexFactory({ client: 'pg', connection: url });
   const ids: Array<[string, string]> = [];
@@ -54,7 +56,7 @@ async function seed(url: string): Promise<Array<[string, string]>> {
       const id = `bench-${i}`;
       // Ciphertexts are bound to their cell, so each row gets its own.
       const cell = (table: string, row: string, column: string) => ({ table, row: [row], column });
-      const opId = randomUUID();
+      const opId = given ? given[i]![1] : randomUUID();
       ids.push([id, opId]);
       instances.push({
         id,
@@ -75,40 +77,45 @@ async function seed(url: string): Promise<Array<[string, string]>> {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-/** Interleaved rounds (the order alternates), then the medians and their ratio. */
-async function compare(name: string, berthUrl: string, bareUrl: string, path: () => string, target: number): Promise<void> {
-  await measure(bareUrl, path, 2); // warm-up: JIT, connection pools
-  await measure(berthUrl, path, 2);
-  const berth: number[] = [];
-  const base: number[] = [];
-  const berthP99: number[] = [];
-  let errors = 0;
+/** Interleaved rounds (the order rotates), then the medians and their ratio to bare node:http. */
+async function compare(name: string, servers: Array<{ name: string; url: string }>, bareUrl: string, path: () => string, target: number): Promise<void> {
+  const all = [{ name: 'bare', url: bareUrl }, ...servers];
+  for (const s of all) await measure(s.url, path, 2); // warm-up: JIT, connection pools
+  const rps = new Map<string, number[]>(all.map((s) => [s.name, []]));
+  const p99 = new Map<string, number[]>(all.map((s) => [s.name, []]));
+  const errors = new Map<string, number>(all.map((s) => [s.name, 0]));
   for (let round = 0; round < ROUNDS; round++) {
-    const order = round % 2 === 0 ? (['bare', 'berth'] as const) : (['berth', 'bare'] as const);
-    for (const who of order) {
-      const r = await measure(who === 'bare' ? bareUrl : berthUrl, path, SECONDS);
-      if (who === 'bare') base.push(r.rps);
-      else {
-        berth.push(r.rps);
-        berthP99.push(r.p99);
-        errors += r.errors;
-      }
+    for (let i = 0; i < all.length; i++) {
+      const s = all[(round + i) % all.length]!;
+      const r = await measure(s.url, path, SECONDS);
+      rps.get(s.name)!.push(r.rps);
+      p99.get(s.name)!.push(r.p99);
+      errors.set(s.name, errors.get(s.name)! + r.errors);
     }
   }
-  const ratio = median(berth) / median(base);
-  console.log(
-    `${name.padEnd(44)} Berth ${median(berth).toFixed(0).padStart(6)} req/s (p99 ${median(berthP99)} ms, ${errors} errors) | bare ${median(base).toFixed(0).padStart(6)} req/s | ratio ${ratio.toFixed(2)} (target >= ${target}) ${ratio >= target ? 'OK' : 'BELOW TARGET'}`,
-  );
+  const base = median(rps.get('bare')!);
+  console.log(`${name}: bare node:http ${base.toFixed(0)} req/s (p99 ${median(p99.get('bare')!)} ms)`);
+  for (const s of servers) {
+    const ratio = median(rps.get(s.name)!) / base;
+    console.log(
+      `  ${s.name.padEnd(10)} ${median(rps.get(s.name)!).toFixed(0).padStart(6)} req/s (p99 ${median(p99.get(s.name)!)} ms, ${errors.get(s.name)} errors) | ratio ${ratio.toFixed(2)} (target >= ${target}) ${ratio >= target ? 'OK' : 'BELOW TARGET'}`,
+    );
+  }
 }
 
-const db = await createTestDatabase('berth_bench');
-const berth = await spawnBerth({
-  DATABASE_URL: db.url,
+const env = (url: string) => ({
+  DATABASE_URL: url,
   LOG_LEVEL: 'warn',
   CATALOG_PATH: join(REPO, 'test/fixtures/catalog-conformance.yaml'),
   BERTH_PROVISIONER_MODULES: join(REPO, 'test/support/gated-provisioner.ts'),
   BERTH_WORKER_CONCURRENCY: '1',
 });
+const db = await createTestDatabase('berth_bench');
+const berth = await spawnBerth(env(db.url));
+const reference = process.env.BENCH_REFERENCE;
+const refDb = reference ? await createTestDatabase('berth_bench_ref') : undefined;
+const ref = reference ? await spawnBerth(env(refDb!.url), { repo: reference }) : undefined;
+const servers = [{ name: 'Berth', url: berth.url }, ...(ref ? [{ name: 'reference', url: ref.url }] : [])];
 const stops: Array<() => void> = [];
 try {
   console.log(`${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${SECONDS} s per server, medians`);
@@ -117,9 +124,11 @@ try {
   writeFileSync(catalogFile, catalogBytes);
   const bareCatalog = await bare('catalog', catalogFile);
   stops.push(bareCatalog.stop);
-  await compare('GET /v2/catalog', berth.url, bareCatalog.url, () => '/v2/catalog', 0.9);
+  await compare('GET /v2/catalog', servers, bareCatalog.url, () => '/v2/catalog', 0.9);
 
   const ids = await seed(db.url);
+  // The reference gets the same rows (same ids) in its own database.
+  if (refDb) await seed(refDb.url, ids);
   const bareLast = await bare('last-operation', db.url);
   stops.push(bareLast.stop);
   const pick = () => ids[Math.floor(Math.random() * ids.length)]!;
@@ -127,12 +136,16 @@ try {
     const [id, op] = pick();
     return `/v2/service_instances/${id}/last_operation${query(op)}`;
   };
-  await compare(`last_operation, no query (${INSTANCES} instances)`, berth.url, bareLast.url, lastOperation(() => ''), 0.8);
-  await compare('last_operation?operation=…', berth.url, bareLast.url, lastOperation((op) => `?operation=${op}`), 0.8);
-  await compare('last_operation, Cloud Foundry query', berth.url, bareLast.url, lastOperation((op) => `?operation=${op}&plan_id=plan-fast&service_id=svc-gated`), 0.8);
+  await compare(`last_operation, no query (${INSTANCES} instances)`, servers, bareLast.url, lastOperation(() => ''), 0.8);
+  await compare('last_operation?operation=…', servers, bareLast.url, lastOperation((op) => `?operation=${op}`), 0.8);
+  await compare('last_operation, Cloud Foundry query', servers, bareLast.url, lastOperation((op) => `?operation=${op}&plan_id=plan-fast&service_id=svc-gated`), 0.8);
 } finally {
   for (const stop of stops) stop();
-  berth.child.kill('SIGTERM');
-  await berth.exited;
+  for (const p of [berth, ref]) {
+    if (!p) continue;
+    p.child.kill('SIGTERM');
+    await p.exited;
+  }
   await db.drop();
+  await refDb?.drop();
 }

@@ -20,7 +20,7 @@ import { credentialMatcher } from './http/checks.ts';
 import { createLogger } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { atMostEvery } from './observability/probes.ts';
-import { createBerthHttpServer } from './http-server.ts';
+import { createBerthHttpServer } from './http/server.ts';
 import { AuthThrottle } from './http/auth-throttle.ts';
 import { Gauge } from 'prom-client';
 import { ProvisionerRegistry, type Provisioner } from './provisioners/provisioner.ts';
@@ -33,6 +33,8 @@ export interface Berth {
   /** For tests that look at rows directly. */
   stores: Stores;
   database: Database;
+  /** The credentials it accepts (generated ones in embedded mode): what a controller in this process uses. */
+  credentials: Credential[];
   /** Graceful stop: stop claiming, finish or hand back operations, close HTTP, close the database. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -201,7 +203,7 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
       await database.close();
       log.info('stopped');
     })());
-  return { url, stores, database, stop };
+  return { url, stores, database, credentials, stop };
 }
 
 /** Where embedded mode keeps its generated encryption keys (used when BERTH_ENCRYPTION_KEYS is unset). */

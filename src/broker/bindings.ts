@@ -110,7 +110,7 @@ export class Bindings extends BrokerPart {
       const halted = active?.kind === 'bind' ? active.id : undefined;
       if (halted) {
         // OSB §Unbinding: a delete during binding halts the creation and deletes.
-        await tx.queue.finish(halted, { state: 'failed', description: 'Binding was halted because an unbind was requested.' }, undefined);
+        await tx.queue.finish(halted, { state: 'failed', description: 'Binding was halted because an unbind was requested.', failureCause: 'halted' }, undefined);
       }
       await tx.bindings.patch(req.instanceId, req.bindingId, { state: lifecycle.unbind.during });
       const operation = await this.queueing.enqueue(tx, meta, {

@@ -19,7 +19,7 @@ export interface Broker {
 
 export function createBroker(deps: { catalog: Catalog; stores: Stores; provisioners: ProvisionerRegistry; engine: OperationEngine }): Broker {
   const rules = new Rules(deps.catalog, deps.provisioners);
-  const queueing = new Queueing(deps.stores, deps.engine);
+  const queueing = new Queueing(deps.engine);
   return {
     catalog: deps.catalog,
     instances: new Instances(deps.stores, rules, queueing),

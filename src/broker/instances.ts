@@ -157,7 +157,7 @@ export class Instances extends BrokerPart {
       const halted = active?.kind === 'provision' ? active.id : undefined;
       if (halted) {
         // OSB §Deprovisioning: a delete during provisioning halts the creation and deletes.
-        await tx.queue.finish(halted, { state: 'failed', description: 'Provisioning was halted because a deprovision was requested.' }, undefined);
+        await tx.queue.finish(halted, { state: 'failed', description: 'Provisioning was halted because a deprovision was requested.', failureCause: 'halted' }, undefined);
       }
       await tx.instances.patch(req.instanceId, { state: lifecycle.deprovision.during });
       const operation = await this.queueing.enqueue(tx, meta, {

@@ -22,11 +22,9 @@ export type NewOperation = {
 export type Decision<T> = { answer: T | Accepted; operation?: undefined; halted?: undefined } | { answer?: undefined; operation: string; halted?: string };
 
 export class Queueing {
-  readonly #stores: Stores;
   readonly #engine: OperationEngine;
 
-  constructor(stores: Stores, engine: OperationEngine) {
-    this.#stores = stores;
+  constructor(engine: OperationEngine) {
     this.#engine = engine;
   }
 
@@ -93,8 +91,7 @@ export class Queueing {
   async #failure(op: OperationRecord): Promise<OsbError> {
     // Halted by the platform's own delete (OSB §Blocking Operations): the request lost to a
     // concurrent one, which is a 4xx (no orphan mitigation: the delete already cleans up).
-    const next = await this.#stores.operations.latest(op.instanceId, op.bindingId);
-    if (next && next.id !== op.id && 'halted' in next.request && next.request.halted === op.id) return errors.halted(op.description);
+    if (op.failureCause === 'halted') return errors.halted(op.description);
     const usability = reportedUsability(op.kind, op);
     // The request's own data made it fail (e.g. a namespace that does not exist), and what it made was undone:
     // the client has to change the request (OSB: 400 for invalid data).

@@ -2,6 +2,9 @@
 // the module that runs it. This file imports only commander: each command's code is loaded
 // when that command runs, so `berth --help` and `berth get …` do not pay for the broker's
 // own modules (express, knex, pino, provisioners) or for YAML when nobody asked for YAML.
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { CliError, EXIT } from './errors.ts';
 
@@ -14,31 +17,58 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 /** Examples appended to a command's --help. */
 const examples = (...lines: string[]) => `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}\n`;
 
-function lazy(load: () => Promise<Handler>) {
+function lazy(load: (opts: Options) => Promise<Handler>) {
   return async (...args: unknown[]) => {
     const command = args[args.length - 1] as Command;
     const positional = args.slice(0, -2).flatMap((a) => (a === undefined ? [] : Array.isArray(a) ? a : [a as string]));
-    const handler = await load();
-    const code = await handler(positional, command.optsWithGlobals());
+    const opts = command.optsWithGlobals();
+    const handler = await load(opts);
+    const code = await handler(positional, opts);
     process.exitCode = code ?? EXIT.ok;
   };
 }
 
-// Which module runs each broker-mode verb (Kubernetes mode, when it exists, dispatches from the same place).
+// Which module runs each verb in each mode.
 const MODULES = {
-  marketplace: () => import('./broker/inspect.ts'),
-  get: () => import('./broker/inspect.ts'),
-  describe: () => import('./broker/inspect.ts'),
-  trace: () => import('./broker/inspect.ts'),
-  provision: () => import('./broker/instances.ts'),
-  update: () => import('./broker/instances.ts'),
-  upgrade: () => import('./broker/instances.ts'),
-  deprovision: () => import('./broker/instances.ts'),
-  bind: () => import('./broker/bindings.ts'),
-  unbind: () => import('./broker/bindings.ts'),
+  broker: {
+    marketplace: () => import('./broker/inspect.ts'),
+    get: () => import('./broker/inspect.ts'),
+    describe: () => import('./broker/inspect.ts'),
+    trace: () => import('./broker/inspect.ts'),
+    provision: () => import('./broker/instances.ts'),
+    update: () => import('./broker/instances.ts'),
+    upgrade: () => import('./broker/instances.ts'),
+    deprovision: () => import('./broker/instances.ts'),
+    bind: () => import('./broker/bindings.ts'),
+    unbind: () => import('./broker/bindings.ts'),
+  },
+  kubernetes: {
+    marketplace: () => import('./kube/inspect.ts'),
+    get: () => import('./kube/inspect.ts'),
+    describe: () => import('./kube/inspect.ts'),
+    trace: () => import('./kube/inspect.ts'),
+    provision: () => import('./kube/instances.ts'),
+    update: () => import('./kube/instances.ts'),
+    upgrade: () => import('./kube/instances.ts'),
+    deprovision: () => import('./kube/instances.ts'),
+    bind: () => import('./kube/bindings.ts'),
+    unbind: () => import('./kube/bindings.ts'),
+  },
 } as const;
 
-const broker = (verb: keyof typeof MODULES) => lazy(async () => ((await MODULES[verb]()) as unknown as Record<string, Handler>)[verb]!);
+/**
+ * Broker mode when a broker is named (flag, variable or credentials file); else Kubernetes mode when a kubeconfig is
+ * there; else broker mode, which then says that there is nothing to talk to.
+ */
+export function modeOf(opts: Options, env: NodeJS.ProcessEnv = process.env): 'broker' | 'kubernetes' {
+  if (opts.broker || env.BERTH_BROKER_URL || opts.credentialsFile || env.BERTH_BROKER_CREDENTIALS_FILE) return 'broker';
+  if (opts.kubeconfig || env.KUBECONFIG || existsSync(join(env.HOME || homedir(), '.kube', 'config'))) return 'kubernetes';
+  return 'broker';
+}
+
+type Verb = keyof (typeof MODULES)['broker'];
+const verb = (name: Verb) =>
+  lazy(async (opts) => ((await MODULES[modeOf(opts)][name]()) as unknown as Record<string, Handler>)[name]!);
 
 const server = (which: 'serve' | 'controller' | 'migrate' | 'keys rotate' | 'catalog validate') =>
   lazy(async () => {
@@ -65,14 +95,16 @@ export function buildProgram(): Command {
   const program = new Command('berth');
   program
     .usage('<command> [options]')
-    .description('Service instances and bindings from any Open Service Broker (--broker URL), and the Berth broker itself (berth serve).')
+    .description(
+      "Service instances and bindings: the cluster's ServiceInstance/ServiceBinding resources (Kubernetes mode, with a kubeconfig), or any Open Service Broker directly (broker mode, --broker URL); and the Berth broker itself (berth serve).",
+    )
     .option('--broker <url>', 'talk OSB to this broker (env BERTH_BROKER_URL)')
     .option('--username <name>', 'broker user (env BERTH_BROKER_USERNAME)')
     .option('--password <password>', 'broker password (env BERTH_BROKER_PASSWORD; prefer it or a credentials file: argv is visible to other users)')
     .option('--credentials-file <path>', 'YAML/JSON file with url, username, password, caFile (env BERTH_BROKER_CREDENTIALS_FILE)')
     .option('--ca-file <path>', 'PEM file of the CA to trust for an https broker (env BERTH_BROKER_CA_FILE)')
     .option('--kubeconfig <path>', 'kubeconfig for Kubernetes mode (env KUBECONFIG)')
-    .option('-n, --namespace <namespace>', 'namespace (Kubernetes mode)')
+    .option('-n, --namespace <namespace>', "namespace (Kubernetes mode; default: the context's)")
     .option('-A, --all-namespaces', 'every namespace (Kubernetes mode)')
     .option('-o, --output <format>', 'table, wide, json, yaml or name')
     .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
@@ -100,7 +132,7 @@ ${examples(
     .description('offerings with their plans (free or paid) and descriptions; --offering shows plans with their parameters')
     .option('--offering <name>', "one offering's plans and the parameters each accepts")
     .addHelpText('after', examples('berth marketplace', 'berth marketplace --offering postgresql', 'berth marketplace -o json'))
-    .action(broker('marketplace'));
+    .action(verb('marketplace'));
 
   withWait(
     withParameters(
@@ -109,7 +141,9 @@ ${examples(
         .description('create a service instance and wait until it is ready')
         .requiredOption('--offering <offering>', 'offering (service) name or id')
         .requiredOption('--plan <plan>', 'plan name or id'),
-    ).option('--from-secret <secret[/key]>', 'parameters from a Secret (Kubernetes mode)'),
+    )
+      .option('--from-secret <secret[/key]>', 'parameters from a key (default "parameters") of a Secret holding a JSON object (Kubernetes mode)')
+      .option('-l, --label <key=value>', 'a label on the ServiceInstance (Kubernetes mode); repeatable', collect),
   )
     .addHelpText(
       'after',
@@ -120,15 +154,15 @@ ${examples(
         'berth provision orders-db --offering postgresql --plan small -o json | jq .instance_id',
       ),
     )
-    .action(broker('provision'));
+    .action(verb('provision'));
 
   withWait(withParameters(program.command('update <name>').description("change an instance's plan or parameters").option('--plan <plan>', 'the new plan')))
     .addHelpText('after', examples('berth update orders-db --plan large', 'berth update orders-db -p extensions=\'["citext","pg_trgm"]\''))
-    .action(broker('update'));
+    .action(verb('update'));
 
   withWait(program.command('upgrade <name>').description("move an instance to its plan's current maintenance version"))
     .addHelpText('after', examples('berth upgrade orders-db', 'berth upgrade orders-db --async'))
-    .action(broker('upgrade'));
+    .action(verb('upgrade'));
 
   withWait(
     withParameters(
@@ -136,39 +170,40 @@ ${examples(
         .command('bind <instance>')
         .description('create a binding (credentials) for an instance')
         .option('--name <binding>', 'binding name (default: the instance name)')
-        .option('--secret-name <secret>', 'Secret to write the credentials to (Kubernetes mode)')
+        .option('--secret-name <secret>', 'Secret to write the credentials to (Kubernetes mode; default: the binding name)')
+        .option('-l, --label <key=value>', 'a label on the ServiceBinding (Kubernetes mode); repeatable', collect)
         .option('--show-secrets', 'print the credentials (-o json/yaml)'),
     ),
   )
     .addHelpText('after', examples('berth bind orders-db', 'berth bind orders-db --name orders-app -o json --show-secrets | jq .binding.credentials'))
-    .action(broker('bind'));
+    .action(verb('bind'));
 
   withWait(program.command('unbind <binding>').description('delete a binding (its credentials stop working)'))
     .addHelpText('after', examples('berth unbind orders-app'))
-    .action(broker('unbind'));
+    .action(verb('unbind'));
 
   withWait(program.command('deprovision <name>').description('delete a service instance (unbind its bindings first)'))
     .addHelpText('after', examples('berth deprovision orders-db', 'berth deprovision orders-db --async'))
-    .action(broker('deprovision'));
+    .action(verb('deprovision'));
 
   program
     .command('get <kind> [name]')
     .description('list instances, bindings, offerings or plans (kubectl-style columns)')
     .addHelpText('after', examples('berth get instances', 'berth get instances -o wide', 'berth get bindings -o name', 'berth get plans -o yaml', 'berth get instance orders-db -o json'))
-    .action(broker('get'));
+    .action(verb('get'));
 
   program
     .command('describe <kind> <name>')
     .description('an instance or binding in detail: last operation with times, bindings, dashboard URL, credentials with --show-secrets')
     .option('--show-secrets', 'show parameters and credentials')
     .addHelpText('after', examples('berth describe instance orders-db', 'berth describe binding orders-app --show-secrets'))
-    .action(broker('describe'));
+    .action(verb('describe'));
 
   program
     .command('trace <instance>')
     .description('the tree instance → bindings → what the provisioner made, each with its state and full messages')
     .addHelpText('after', examples('berth trace orders-db'))
-    .action(broker('trace'));
+    .action(verb('trace'));
 
   program
     .command('completion <shell>')

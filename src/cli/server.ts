@@ -52,7 +52,7 @@ export async function runServerCommand(command: 'serve' | 'controller' | 'migrat
       throw err;
     }
     // The Kubernetes controller beside the broker, for a one-process setup (src/controller/start.ts).
-    const controller = config.env.BERTH_CONTROLLER === 'true' ? await (await import('../controller/start.ts')).startController(config, log, { brokerUrl: berth.url }) : undefined;
+    const controller = config.env.BERTH_CONTROLLER === 'true' ? await (await import('../controller/start.ts')).startController(config, log, { brokerUrl: berth.url, brokerAuth: berth.credentials[0] }) : undefined;
     await signalled;
     try {
       await controller?.stop();

@@ -62,7 +62,6 @@ export class Controller {
   #informers: Informer<KubernetesObject>[] = [];
   #watches: OperationWatches | undefined;
   #brokers: Brokers | undefined;
-  #running: Promise<unknown> | undefined;
   #stopped = false;
   readonly #brokerCalls: Counter<'call'>;
   readonly #reconciles: Counter<'kind' | 'result'>;
@@ -101,7 +100,7 @@ export class Controller {
     });
     void this.#elector.run(
       () => {
-        this.#running = this.#lead().catch((err) => {
+        void this.#lead().catch((err) => {
           this.#log.error({ err }, 'the controller failed to start leading');
           this.#o.onLostLeadership?.();
         });
@@ -149,7 +148,7 @@ export class Controller {
       },
       list: (namespace) => cache.list(namespace),
     });
-    const watches = new OperationWatches((key) => this.#queue.add(key), this.#log, this.#o.longPoll ?? true);
+    const watches = new OperationWatches((key) => this.#queue.add(key, true), this.#log, this.#o.longPoll ?? true);
     this.#watches = watches;
     const brokers = new Brokers({
       local: this.#o.broker,

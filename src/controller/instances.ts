@@ -40,10 +40,10 @@ export async function reconcileInstance(ctx: ReconcileContext, namespace: string
   try {
     broker = await ctx.brokers.get(brokerOf(si));
   } catch (err) {
-    return unavailable(ctx, si, draft, err);
+    return unavailable(ctx, draft, err);
   }
   const found = await ctx.brokers.lookup(broker, si.spec.offering, si.spec.plan).catch((err: unknown) => err as Error);
-  if (found instanceof Error) return unavailable(ctx, si, draft, found);
+  if (found instanceof Error) return unavailable(ctx, draft, found);
   if (typeof found === 'string') {
     draft.condition('Synced', 'False', 'PlanNotFound', found);
     if (!draft.status.provisioned) draft.condition('Ready', 'False', 'PlanNotFound', found);
@@ -335,7 +335,7 @@ async function deprovisionQuietly(ctx: ReconcileContext, client: OsbClient, id: 
   }
 }
 
-async function unavailable(ctx: ReconcileContext, si: ServiceInstance, draft: StatusDraft<ServiceInstanceStatus>, err: unknown): Promise<void> {
+async function unavailable(ctx: ReconcileContext, draft: StatusDraft<ServiceInstanceStatus>, err: unknown): Promise<void> {
   const reason = err instanceof BrokerUnavailable ? err.reason : 'BrokerUnavailable';
   draft.condition('Synced', 'False', reason, (err as Error).message);
   if (!draft.status.provisioned) draft.condition('Ready', 'False', reason, (err as Error).message);
@@ -359,7 +359,7 @@ async function finalize(ctx: ReconcileContext, si: ServiceInstance, draft: Statu
   try {
     broker = await ctx.brokers.get(brokerOf(si));
   } catch (err) {
-    return unavailable(ctx, si, draft, err);
+    return unavailable(ctx, draft, err);
   }
   let ids = s.offeringID && s.planID ? { service_id: s.offeringID, plan_id: s.planID } : undefined;
   if (!ids) {

@@ -38,8 +38,12 @@ export interface RunningController {
   stop(): Promise<void>;
 }
 
-/** Starts the controller; `brokerUrl` overrides BERTH_BROKER_URL (the URL of a Berth started in this process). */
-export async function startController(config: Config, log: Logger, opts: { brokerUrl?: string; onLostLeadership?: () => void } = {}): Promise<RunningController> {
+/** Starts the controller; `brokerUrl` and `brokerAuth` (a Berth started in this process, its generated credentials too) override the environment's. */
+export async function startController(
+  config: Config,
+  log: Logger,
+  opts: { brokerUrl?: string; brokerAuth?: { username: string; password: string }; onLostLeadership?: () => void } = {},
+): Promise<RunningController> {
   const parsed = envSchema.safeParse(config.env);
   if (!parsed.success) {
     throw new Error(`controller settings: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
@@ -50,7 +54,7 @@ export async function startController(config: Config, log: Logger, opts: { broke
   const controller = new Controller({
     kubeConfig,
     log,
-    broker: { url: opts.brokerUrl ?? env.BERTH_BROKER_URL ?? `http://127.0.0.1:${config.port}`, auth: config.credentials[0] },
+    broker: { url: opts.brokerUrl ?? env.BERTH_BROKER_URL ?? `http://127.0.0.1:${config.port}`, auth: opts.brokerAuth ?? config.credentials[0] },
     namespace: env.BERTH_CONTROLLER_NAMESPACE ?? env.POD_NAMESPACE ?? 'berth-system',
     workers: env.BERTH_CONTROLLER_WORKERS,
     leaseSeconds: env.BERTH_CONTROLLER_LEASE_SECONDS,

@@ -9,6 +9,8 @@ const CAP_MS = 60_000;
 
 export class WorkQueue {
   readonly #queue = new Set<string>();
+  /** Keys whose broker operation just ended: taken before the rest, so Ready follows the end without waiting its turn. */
+  readonly #urgent = new Set<string>();
   readonly #processing = new Set<string>();
   readonly #dirty = new Set<string>();
   readonly #failures = new Map<string, number>();
@@ -16,13 +18,16 @@ export class WorkQueue {
   #wake: (() => void) | undefined;
   #stopped = false;
 
-  add(key: string): void {
+  add(key: string, urgent = false): void {
     if (this.#stopped) return;
     if (this.#processing.has(key)) {
       this.#dirty.add(key);
       return;
     }
-    this.#queue.add(key);
+    if (urgent) {
+      this.#queue.delete(key);
+      this.#urgent.add(key);
+    } else if (!this.#urgent.has(key)) this.#queue.add(key);
     this.#wake?.();
   }
 
@@ -57,7 +62,7 @@ export class WorkQueue {
   }
 
   get length(): number {
-    return this.#queue.size;
+    return this.#queue.size + this.#urgent.size;
   }
 
   /** Runs `workers` loops calling `handle` for each key until stop(). */
@@ -67,7 +72,7 @@ export class WorkQueue {
 
   async #worker(handle: (key: string) => Promise<void>): Promise<void> {
     while (!this.#stopped) {
-      const key = this.#queue.values().next().value as string | undefined;
+      const key = (this.#urgent.values().next().value ?? this.#queue.values().next().value) as string | undefined;
       if (key === undefined) {
         await new Promise<void>((resolve) => {
           const previous = this.#wake;
@@ -79,6 +84,7 @@ export class WorkQueue {
         });
         continue;
       }
+      this.#urgent.delete(key);
       this.#queue.delete(key);
       this.#processing.add(key);
       try {

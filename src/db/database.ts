@@ -9,7 +9,7 @@ import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { migrationSource, migrationSourceWith, latestMigration, type MigrationContext } from '../../migrations/index.ts';
+import { migrationSource, migrationSourceWith, latestMigration, type MigrationContext } from './migrations/index.ts';
 import { embeddedTemplate, seedDataDir } from './embedded-template.ts';
 
 // int8 (counts, bigserial) as numbers: every value we keep fits comfortably.

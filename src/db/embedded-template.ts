@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 
 const REPO_ROOT = join(import.meta.dirname, '../..');
 const CACHE = join(REPO_ROOT, 'node_modules/.cache/berth');
-const MIGRATIONS = join(REPO_ROOT, 'migrations');
+const MIGRATIONS = join(import.meta.dirname, 'migrations');
 
 /** Initialises and migrates a PGlite cluster in `<dataDir>/pgdata`. */
 export type BuildDataDir = (dataDir: string) => Promise<void>;

@@ -35,12 +35,18 @@ const digest = (s: string | Buffer) => createHash('sha256').update(s).digest();
 /** Checks an Authorization header against one or more pairs (several allow rotation), in constant time. */
 export function credentialMatcher(credentials: Credential[]): (header: string | undefined) => boolean {
   const wanted = credentials.map((c) => digest(`${c.username}:${c.password}`));
+  // Platforms send the canonical header: its digest is compared first (one hash, no decoding).
+  const canonical = credentials.map((c) => digest(`Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`));
   return (header = '') => {
+    const direct = digest(header);
+    let hit = false;
+    // Not short-circuited: every pair is compared, so the time does not tell which pair (or whether any) matched.
+    for (const w of canonical) hit = timingSafeEqual(direct, w) || hit;
+    if (hit) return true;
     const m = /^Basic +([A-Za-z0-9+/=]+) *$/i.exec(header);
     // The whole "user:password" string is compared, so passwords may contain colons.
     const got = digest(m ? Buffer.from(m[1]!, 'base64') : Buffer.from(`\0${header}`));
     let ok = false;
-    // Not short-circuited: every pair is compared, so the time does not tell which pair (or whether any) matched.
     for (const w of wanted) ok = timingSafeEqual(got, w) || ok;
     return m !== null && ok;
   };

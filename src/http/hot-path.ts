@@ -20,19 +20,24 @@ const CATALOG = /^\/v2\/catalog\/?$/;
 const LAST_OPERATION = /^\/v2\/service_instances\/([^/]+)\/last_operation\/?$/;
 
 export function createHotPath(deps: { routes: { catalog: Route; instanceLastOperation: Route }; auth: Authenticator; log: Logger; metrics: Metrics }) {
-  const answer = async (req: IncomingMessage, res: ServerResponse, pattern: string, route: Route, params: Record<string, string>, query: string) => {
+  const answer = (req: IncomingMessage, res: ServerResponse, pattern: string, route: Route, params: Record<string, string>, query: string) => {
     const started = process.hrtime.bigint();
     const requestIdentity = requestIdentityOf(req.headers);
-    let reply: Reply;
+    const finish = (reply: Reply) => {
+      if (requestIdentity) reply = { ...reply, headers: { ...reply.headers, 'X-Broker-API-Request-Identity': requestIdentity } };
+      send(res, reply);
+      observe(deps.log, deps.metrics, { method: 'GET', route: pattern, status: reply.status, started, requestIdentity });
+    };
+    const fail = (err: unknown) => finish(errorReply(toOsbError(err, deps.log, pattern)));
     try {
       const meta = checkRequest(deps.auth, { headers: req.headers, url: req.url!, client: clientOf(req) });
-      reply = await route({ params: decodeParams(params), query: parseQuery(query), body: undefined, meta });
+      const reply = route({ params: decodeParams(params), query: query === '' ? {} : parseQuery(query), body: undefined, meta });
+      // The catalog answers at once: no promise to wait for.
+      if (reply instanceof Promise) reply.then(finish, fail).catch((err: unknown) => deps.log.error({ err }, 'answering a request failed'));
+      else finish(reply);
     } catch (err) {
-      reply = errorReply(toOsbError(err, deps.log, pattern));
+      fail(err);
     }
-    if (requestIdentity) reply = { ...reply, headers: { ...reply.headers, 'X-Broker-API-Request-Identity': requestIdentity } };
-    send(res, reply);
-    observe(deps.log, deps.metrics, { method: 'GET', route: pattern, status: reply.status, started, requestIdentity });
   };
 
   /** Returns true when it took the request. */
@@ -42,12 +47,12 @@ export function createHotPath(deps: { routes: { catalog: Route; instanceLastOper
     const path = q === -1 ? req.url : req.url.slice(0, q);
     const query = q === -1 ? '' : req.url.slice(q + 1);
     if (CATALOG.test(path)) {
-      void answer(req, res, '/catalog', deps.routes.catalog, {}, query);
+      answer(req, res, '/catalog', deps.routes.catalog, {}, query);
       return true;
     }
     const m = LAST_OPERATION.exec(path);
     if (!m) return false;
-    void answer(req, res, '/service_instances/:instance_id/last_operation', deps.routes.instanceLastOperation, { instance_id: m[1]! }, query);
+    answer(req, res, '/service_instances/:instance_id/last_operation', deps.routes.instanceLastOperation, { instance_id: m[1]! }, query);
     return true;
   };
 }

@@ -39,6 +39,9 @@ export function send(res: ServerResponse, reply: Reply): void {
   res.end(body);
 }
 
+/** The metric children of one route, method and status, looked up once (prom-client hashes labels on every call otherwise). */
+const children = new WeakMap<Metrics, Map<string, { count: { inc(): void }; time: { observe(v: number): void } }>>();
+
 /** Counts and times a request, and logs it (at error for a 5xx). `route` is the route pattern, or "unmatched". */
 export function observe(
   log: Logger,
@@ -46,8 +49,21 @@ export function observe(
   r: { method: string; route: string; status: number; started: bigint; requestIdentity: string | undefined },
 ): void {
   const seconds = Number(process.hrtime.bigint() - r.started) / 1e9;
-  metrics.httpRequests.inc({ route: r.route, method: r.method, status: String(r.status) });
-  metrics.httpDuration.observe({ route: r.route, method: r.method }, seconds);
+  let byKey = children.get(metrics);
+  if (!byKey) children.set(metrics, (byKey = new Map()));
+  const key = `${r.route} ${r.method} ${r.status}`;
+  let child = byKey.get(key);
+  if (!child) {
+    child = {
+      count: metrics.httpRequests.labels({ route: r.route, method: r.method, status: String(r.status) }),
+      time: metrics.httpDuration.labels({ route: r.route, method: r.method }),
+    };
+    byKey.set(key, child);
+  }
+  child.count.inc();
+  child.time.observe(seconds);
   const level = r.status >= 500 ? 'error' : 'debug';
-  log[level]({ method: r.method, route: r.route, status: r.status, ms: Math.round(seconds * 1000), requestIdentity: r.requestIdentity }, 'request');
+  if (log.isLevelEnabled(level)) {
+    log[level]({ method: r.method, route: r.route, status: r.status, ms: Math.round(seconds * 1000), requestIdentity: r.requestIdentity }, 'request');
+  }
 }

@@ -25,7 +25,7 @@ export async function retry<T>(work: (attempt: number) => Promise<T>, policy: Re
     } catch (err) {
       const exhausted = (policy.attempts !== undefined && attempt >= policy.attempts) || (policy.until !== undefined && Date.now() > policy.until);
       if (exhausted || (policy.retryable !== undefined && !policy.retryable(err))) throw err;
-      await delay(policy.delayMs(attempt), undefined, { signal: policy.signal });
+      await delay(policy.delayMs(attempt), undefined, { signal: policy.signal }).catch(() => policy.signal?.throwIfAborted());
     }
   }
 }

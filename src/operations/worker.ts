@@ -21,6 +21,7 @@ import { UndecryptableError } from '../secret-box.ts';
 import { pause } from '../lib/abortable.ts';
 import { retry } from '../lib/retry.ts';
 import { kinds, onFailure, pastTense, type Success } from './kinds.ts';
+import { DeadlineExceeded, Lease } from './lease.ts';
 import { LeaseLost, Run, type RunDeps } from './run.ts';
 import { OperationSignals } from './signals.ts';
 
@@ -38,7 +39,6 @@ const RETRY_BASE_MS = 1000;
 const RETRY_MAX_MS = 60_000;
 
 class ShuttingDown extends Error {}
-class DeadlineExceeded extends Error {}
 
 export class OperationEngine {
   readonly owner = `${process.pid}-${randomUUID()}`;
@@ -248,39 +248,8 @@ export class OperationEngine {
     this.#metrics?.operationsInFlight.inc();
     const started = Date.now();
     const log = this.#log.child({ operation: op.id, kind: op.kind, instance: op.instanceId, binding: op.bindingId, attempt: op.attempts });
-    // When the last successful renewal was *sent*: the lease runs from about then.
-    let lastRenewal = Date.now();
-    let renewing = false;
-    const renewLease = async () => {
-      // Never past the deadline: the lease ends with it at the latest, so a worker stuck beyond
-      // it (a statement that ignores the abort) cannot keep the operation from being failed.
-      const leaseMs = op.deadlineAt ? Math.min(this.#opts.leaseMs, op.deadlineAt.getTime() - Date.now()) : this.#opts.leaseMs;
-      if (leaseMs <= 0 || controller.signal.reason instanceof DeadlineExceeded) return;
-      // Database unreachable (or too slow to answer): keep working only while our lease
-      // is surely still valid, and stop before it can expire and be taken over elsewhere.
-      if (Date.now() - lastRenewal > this.#opts.leaseMs * 0.8) {
-        controller.abort(new LeaseLost('the lease could not be renewed in time (database unreachable)'));
-        return;
-      }
-      if (renewing) return;
-      renewing = true;
-      const sent = Date.now();
-      try {
-        if (await this.#stores.queue.renew(op.id, this.owner, leaseMs)) lastRenewal = sent;
-        else controller.abort(new LeaseLost('the operation was ended or taken over elsewhere'));
-      } catch {
-        // Checked on the next tick.
-      } finally {
-        renewing = false;
-      }
-    };
-    const renew = setInterval(renewLease, Math.max(50, Math.floor(this.#opts.leaseMs / 4)));
-    this.#running.get(op.id)!.recheck = () => void renewLease();
-    let deadlineTimer: NodeJS.Timeout | undefined;
-    if (op.deadlineAt) {
-      const left = op.deadlineAt.getTime() - Date.now();
-      deadlineTimer = setTimeout(() => controller.abort(new DeadlineExceeded()), Math.max(0, left));
-    }
+    const lease = new Lease(this.#stores.queue, op, this.owner, this.#opts.leaseMs, controller);
+    this.#running.get(op.id)!.recheck = () => lease.recheck();
     try {
       // Sealed under a key no longer configured (or altered): no attempt can succeed, so it ends now, naming the key.
       if (op.unreadableRequest !== undefined) throw new PermanentError(op.unreadableRequest);
@@ -293,8 +262,7 @@ export class OperationEngine {
     } catch (err) {
       await this.#handleFailure(op, err, controller.signal, log, started);
     } finally {
-      clearInterval(renew);
-      if (deadlineTimer) clearTimeout(deadlineTimer);
+      lease.release();
       this.#running.delete(op.id);
       this.#metrics?.operationsInFlight.dec();
       resolveDone();

@@ -175,7 +175,7 @@ describe('berth in broker mode', () => {
     }
     const noBroker = await w.berth(['get', 'instances'], { BERTH_BROKER_URL: undefined });
     expectExit(noBroker, 2);
-    assert.match(noBroker.stderr, /no broker to talk to: pass --broker URL, or set BERTH_BROKER_URL/);
+    assert.match(noBroker.stderr, /no broker or cluster to talk to: pass --broker URL \(or set BERTH_BROKER_URL.*or a kubeconfig \(--kubeconfig, KUBECONFIG or ~\/\.kube\/config\) for Kubernetes mode/);
     const listed = await w.berth(['get', 'instances', '-o', 'name']);
     assert.doesNotMatch(listed.stdout, /instance\/x\n/);
   });

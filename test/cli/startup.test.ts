@@ -96,3 +96,12 @@ test('zsh completion offers the words that may follow (.ci/run installs zsh)', (
   assert.ok(offered('berth', '').includes('provision'));
   assert.ok(offered('berth', 'provision', 'x', '').includes('--offering'));
 });
+
+test('a reader that goes away (berth … | head) ends berth quietly, with no error event', () => {
+  // The reader closes its input at once, so every write of berth's meets a closed pipe.
+  const out = execFileSync('bash', ['-c', `${join(REPO, 'bin/berth')} --help 2>"$1" | (exec 0<&-; sleep 1); echo "\${PIPESTATUS[0]}"; cat "$1"`, 'bash', join(dir, 'stderr')], {
+    env: { PATH, HOME: dir },
+    encoding: 'utf8',
+  });
+  assert.equal(out, '0\n');
+});

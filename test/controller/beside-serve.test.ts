@@ -34,9 +34,12 @@ describe('controller beside serve, in one process', () => {
   });
   after(async () => {
     if (ns) await kube.deleteNamespace(ns).catch(() => undefined);
-    berth?.child.kill('SIGTERM');
-    if (berth) assert.equal(await berth.exited, 0, berth.output());
-    await db?.drop();
+    try {
+      berth?.child.kill('SIGTERM');
+      if (berth) assert.equal(await berth.exited, 0, berth.output());
+    } finally {
+      await db?.drop();
+    }
   });
 
   test('an instance reaches Ready through the controller inside berth serve', async () => {

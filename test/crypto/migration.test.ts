@@ -8,7 +8,7 @@ import knexFactory, { type Knex } from 'knex';
 import { startTestBerth, TEST_KEYS, type TestBerth } from '../support/berth.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { CATALOG, MODULES } from '../conformance/suite.ts';
-import { migrationSource } from '../../migrations/index.ts';
+import { migrationSource } from '../../src/db/migrations/index.ts';
 import { migrateLatest } from '../../src/db/database.ts';
 import { SecretBox } from '../../src/secret-box.ts';
 import { bindingCell, instanceCell, sealV1 } from './support.ts';

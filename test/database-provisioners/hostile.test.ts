@@ -16,7 +16,6 @@ import {
   pgDatabaseExists,
   pgRoleExists,
   withMysql,
-  withPg,
 } from './support.ts';
 
 let h: DbBerth;
@@ -158,11 +157,13 @@ test('binding parameters and unknown instance parameters cannot choose names or 
   await serversIntact();
 });
 
-test('an id with a NUL character is refused or fails without creating anything', async () => {
+test('an id with a NUL character is refused with 400 and creates nothing', async () => {
   const id = h.tracker.instance(`nul\u0000'; DROP ROLE postgres; --`);
   const r = await h.client.provision(id, { service_id: PG.service, plan_id: PG.small, organization_guid: 'o', space_guid: 's' });
-  assert.ok(r.status >= 400 || r.status === 202, r.text);
-  if (r.status === 202) await h.client.waitForInstance(id, r.body.operation, 60_000);
-  await withPg(async () => {});
+  assert.equal(r.status, 400, r.text);
+  assert.match(r.body.description, /NUL/);
+  // Neither the database nor the owner role the id would have got exists.
+  assert.equal(await pgDatabaseExists(pgNames.database(id)), false);
+  assert.equal(await pgRoleExists(pgNames.ownerRole(id)), false);
   await serversIntact();
 });

@@ -40,12 +40,12 @@ test('base32 matches RFC 4648 (lower case, no padding)', () => {
   for (const [input, out] of vectors) assert.equal(base32(Buffer.from(input)), out);
 });
 
-test('names are deterministic, bounded, made of [a-z0-9_] and distinct', () => {
+// Stability across releases is pinned by golden values in test/unit/lib/hash-names.test.ts.
+test('names are bounded, made of [a-z0-9_] and distinct', () => {
   const ids = ['a', 'b', 'x'.repeat(1024), '€'.repeat(1024), `'; DROP ROLE x; --`, 'ünï', '', 'a\u0000b'];
   const seen = new Set<string>();
   for (const id of ids) {
     const names = [pgNames.database(id), pgNames.ownerRole(id), mysqlNames.database(id)];
-    assert.deepEqual(names, [pgNames.database(id), pgNames.ownerRole(id), mysqlNames.database(id)]);
     for (const n of names) {
       assert.match(n, /^[a-z][a-z0-9_]+$/);
       assert.ok(Buffer.byteLength(n) <= 63);

@@ -215,7 +215,6 @@ describe('durability: chaos (kill -9 at random moments)', () => {
       `${kills.length} kills, ${lifecycles} lifecycles, ${accepted.length} operations answered 202, ${summary.operations} operations in all, ` +
         `${takeovers!.n} resumed by another process, ${interrupted!.n} steps cut off by a kill, ${summary.createdResources} resources created, ${summary.stepRuns} step runs`,
     );
-    assert.equal(kills.length, KILLS);
     // With several request streams in flight, some kill lands mid-operation; if none did, the run proved nothing.
     assert.ok(takeovers!.n > 0, 'at least one operation was resumed by a later process');
 

@@ -35,9 +35,18 @@ describe('durability: failures, retries and orphan cleanup', () => {
     });
   });
 
+  // Checked after whichever tests ran (all, or one picked with --test-name-pattern): never order-bound.
   after(async () => {
-    await t?.stop();
-    await dbs?.drop();
+    try {
+      if (t) {
+        const ops = await query(dbs.berth.url, `SELECT count(*)::int AS n FROM operations`);
+        assert.ok(ops[0].n >= 1, 'the tests that ran left operations to check');
+        await checkInvariants(dbs.berth.url, dbs.recording.url);
+      }
+    } finally {
+      await t?.stop();
+      await dbs?.drop();
+    }
   });
 
   const waitInstance = async (id: string, operation: string) => {
@@ -194,11 +203,5 @@ describe('durability: failures, retries and orphan cleanup', () => {
     const firstDelete = runs.findIndex((x) => x.operation_id === d.body.operation);
     assert.ok(firstDelete > runs.findLastIndex((x) => x.operation_id === p.body.operation), 'the delete ran only after the create had stopped');
     assert.deepEqual(await liveResources(dbs.recording.url, id), []);
-  });
-
-  it('leaves the databases consistent', async () => {
-    const ops = await query(dbs.berth.url, `SELECT count(*)::int AS n FROM operations`);
-    assert.ok(ops[0].n >= 10);
-    await checkInvariants(dbs.berth.url, dbs.recording.url);
   });
 });

@@ -11,7 +11,7 @@ import { loadCatalog } from '../../src/catalog/catalog.ts';
 import { PlanSnapshots, snapshotOf } from '../../src/catalog/plan-snapshot.ts';
 import type { CatalogPlan } from '../../src/catalog/catalog.ts';
 import { migrateLatest } from '../../src/db/database.ts';
-import { migrationSourceWith } from '../../migrations/index.ts';
+import { migrationSourceWith } from '../../src/db/migrations/index.ts';
 import { loadProvisioners } from '../../src/main.ts';
 import { loadConfig } from '../../src/config.ts';
 import pino from 'pino';
@@ -61,7 +61,7 @@ test('backfills the plans of existing instances and of their unfinished operatio
   const config = loadConfig({ CATALOG_PATH: RECORDING_CATALOG, BERTH_PROVISIONER_MODULES: RECORDING_MODULE });
   const provisioners = await loadProvisioners(config, pino({ level: 'silent' }));
   const catalog = loadCatalog(RECORDING_CATALOG, provisioners.parseConfig);
-  assert.deepEqual(await migrateLatest(knex, { catalog }), ['20261203100000_plan_snapshot', '20261203200000_reseal_bound', '20261203300000_failure_cause']);
+  assert.deepEqual(await migrateLatest(knex, { catalog }), ['20261203100000_plan_snapshot', '20261203200000_reseal_bound', '20261203300000_failure_cause', '20261203400000_failure_cause_halted']);
 
   const expected = JSON.parse(JSON.stringify(snapshotOf(catalog.plan(RECORDING_PLANS.async)!)));
   const snapshots = Object.fromEntries(

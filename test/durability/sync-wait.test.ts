@@ -42,7 +42,9 @@ for (const backend of ['postgres', 'embedded'] as const) {
       t = await startTestBerth({
         databaseUrl: db?.url,
         catalogPath: CATALOG,
-        env: { BERTH_PROVISIONER_MODULES: MODULES, BERTH_SYNC_WAIT_SECONDS: '3' },
+        // 8 s: long enough for an ungated synchronous request on embedded PGlite to finish on a 2-core machine at load
+        // 30 (3 s was not), short enough for the test of the wait itself.
+        env: { BERTH_PROVISIONER_MODULES: MODULES, BERTH_SYNC_WAIT_SECONDS: '8' },
       });
     });
     after(async () => {
@@ -127,7 +129,7 @@ for (const backend of ['postgres', 'embedded'] as const) {
         const pollsWhileHeld = attempts;
         release(id);
         for (const [bindingId, reply] of [['first', await first], ['second', await second]] as const) {
-          // 201, or 202 on a machine too loaded to finish within the 3 s wait.
+          // 201, or 202 on a machine too loaded to finish within the 8 s wait.
           assert.ok(reply.status === 201 || reply.status === 202, reply.text);
           if (reply.status === 202) assert.equal((await t.client.waitForBinding(id, bindingId, reply.body.operation, 30_000)).body.state, 'succeeded');
         }

@@ -51,7 +51,7 @@ export function brokerKubeconfig(kube: SharedCluster): Promise<string> {
 }
 
 /** Policies reach the API server through an informer: wait until a write they forbid is refused (dry run, changes nothing). */
-async function policiesEnforced(kube: SharedCluster, kubeconfigPath: string): Promise<void> {
+async function policiesEnforced(_kube: SharedCluster, kubeconfigPath: string): Promise<void> {
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfigPath);
   const core = kc.makeApiClient(CoreV1Api);

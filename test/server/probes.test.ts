@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Knex } from 'knex';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
-import { startLoggedBerth, tcpProxy, type LoggedBerth } from './support.ts';
+import { startLoggedBerth, tcpProxy } from './support.ts';
 
 /** Counts the queries Berth sends whose SQL matches. */
 function countQueries(knex: Knex, pattern: RegExp): { readonly n: number } {

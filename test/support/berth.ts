@@ -51,9 +51,10 @@ export interface BerthProcess {
 }
 
 /** Starts `berth serve` as a child process on a free port and waits until it answers /healthz. */
-export async function spawnBerth(env: Record<string, string>, opts: { port?: number; timeoutMs?: number } = {}): Promise<BerthProcess> {
+export async function spawnBerth(env: Record<string, string>, opts: { port?: number; timeoutMs?: number; repo?: string } = {}): Promise<BerthProcess> {
   const port = opts.port ?? (await freePort());
-  const child = spawn(process.execPath, [join(REPO, 'src/cli.ts'), 'serve'], {
+  // `repo`: another checkout's Berth (benchmarks compare two versions side by side).
+  const child = spawn(process.execPath, [join(opts.repo ?? REPO, 'src/cli.ts'), 'serve'], {
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,

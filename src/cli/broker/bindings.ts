@@ -67,7 +67,7 @@ export async function bind([instance]: string[], opts: Options): Promise<number>
   checkName(instance!, 'instance');
   const name: string = opts.name ?? instance!;
   checkName(name, 'binding');
-  refuseKubernetesFlags(opts, ['namespace', 'allNamespaces', 'secretName']);
+  refuseKubernetesFlags(opts, ['namespace', 'allNamespaces', 'secretName', 'label']);
   if (opts.output !== undefined) formatOf(opts.output);
   waitSettings(opts);
   const parameters = await parametersOf(opts);

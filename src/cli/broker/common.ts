@@ -19,7 +19,7 @@ export async function withSession<T>(opts: Options, body: (s: Session) => Promis
 
 /** Flags that only mean something against a cluster. */
 export function refuseKubernetesFlags(opts: Options, flags: string[]): void {
-  const names: Record<string, string> = { namespace: '-n/--namespace', allNamespaces: '-A/--all-namespaces', secretName: '--secret-name', fromSecret: '--from-secret', kubeconfig: '--kubeconfig' };
+  const names: Record<string, string> = { namespace: '-n/--namespace', allNamespaces: '-A/--all-namespaces', secretName: '--secret-name', fromSecret: '--from-secret', kubeconfig: '--kubeconfig', label: '-l/--label' };
   const given = flags.filter((f) => opts[f] !== undefined && opts[f] !== false);
   if (given.length > 0) throw usageError(`${given.map((f) => names[f] ?? f).join(', ')} only apply in Kubernetes mode; in broker mode (--broker) leave ${given.length > 1 ? 'them' : 'it'} out`);
 }

@@ -222,7 +222,7 @@ export async function trace([name]: string[], opts: Options): Promise<number> {
     });
     out.push(
       '',
-      `In broker mode berth sees what the broker reports over OSB; what the provisioner made (a Helm release and its workloads, or a database and its roles) is in the broker's own records: in Kubernetes mode, or in the broker's logs.`,
+      `In broker mode berth sees what the broker reports over OSB; what the provisioner made (a Helm release and its workloads, or a database and its roles) is in the broker's own records and logs. In Kubernetes mode trace also shows the binding Secrets and the controller's Events.`,
     );
     process.stdout.write(`${out.join('\n')}\n`);
     return EXIT.ok;

@@ -132,7 +132,7 @@ async function provisionConflict(s: Session, name: string, requested: { offering
 
 export async function provision([name]: string[], opts: Options): Promise<number> {
   checkName(name!, 'instance');
-  refuseKubernetesFlags(opts, ['namespace', 'allNamespaces', 'fromSecret']);
+  refuseKubernetesFlags(opts, ['namespace', 'allNamespaces', 'fromSecret', 'label']);
   if (opts.output !== undefined) formatOf(opts.output);
   waitSettings(opts);
   const parameters = await parametersOf(opts);

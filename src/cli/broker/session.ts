@@ -8,7 +8,7 @@
 //             (~/.berth/broker-credentials.json, or $BERTH_DATA_DIR's)
 //   CA        --ca-file, BERTH_BROKER_CA_FILE, the credentials file's `caFile`
 // The credentials file is --credentials-file or BERTH_BROKER_CREDENTIALS_FILE (YAML or JSON).
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { OsbClient, OsbError, OsbTransportError, type CatalogPlan, type CatalogService, type Catalog } from '../../osb-client/index.ts';
@@ -52,10 +52,6 @@ async function readCredentialsFile(path: string): Promise<CredentialsFile> {
   throw usageError(`the credentials file ${path} must be YAML or JSON with url, username, password and optionally caFile`);
 }
 
-function kubeconfigAvailable(opts: Options): boolean {
-  return Boolean(opts.kubeconfig || process.env.KUBECONFIG || existsSync(join(homedir(), '.kube', 'config')));
-}
-
 /** The credentials an embedded Berth on this machine generated, for a broker URL on a loopback address. */
 function embeddedCredentials(url: URL): { username: string; password: string } | undefined {
   if (!['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname)) return undefined;
@@ -74,13 +70,9 @@ export async function openSession(opts: Options): Promise<Session> {
   const file = fileName ? await readCredentialsFile(fileName) : {};
   const rawUrl: string | undefined = opts.broker ?? env.BERTH_BROKER_URL ?? file.url;
   if (!rawUrl) {
-    if (kubeconfigAvailable(opts)) {
-      throw new CliError(
-        EXIT.usage,
-        'Kubernetes mode (ServiceInstance/ServiceBinding resources) is not available in this version of berth; talk to the broker directly with --broker URL (or BERTH_BROKER_URL).',
-      );
-    }
-    throw usageError('no broker to talk to: pass --broker URL, or set BERTH_BROKER_URL (with BERTH_BROKER_USERNAME and BERTH_BROKER_PASSWORD), or give --credentials-file.');
+    throw usageError(
+      'no broker or cluster to talk to: pass --broker URL (or set BERTH_BROKER_URL, with BERTH_BROKER_USERNAME and BERTH_BROKER_PASSWORD, or give --credentials-file) for broker mode, or a kubeconfig (--kubeconfig, KUBECONFIG or ~/.kube/config) for Kubernetes mode.',
+    );
   }
   let url: URL;
   try {

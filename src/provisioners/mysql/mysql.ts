@@ -27,7 +27,7 @@ import type { JsonObject } from '../../osb/model.ts';
 import type { BindingOperation, BindResult, InstanceOperation, InstanceView, Provisioner } from '../provisioner.ts';
 import { SqlProvisioner } from '../sql/frame.ts';
 import { mysqlNames, quoteMysqlIdent as ident, quoteMysqlString as str } from '../sql/names.ts';
-import { cancellable, SERVER_NAME, urlWith, type DatabaseServer } from '../sql/server.ts';
+import { adminStep, SERVER_NAME, urlWith, type DatabaseServer } from '../sql/server.ts';
 
 const planConfigSchema = z.strictObject({
   /** Server name: its admin URL is BERTH_MYSQL_<NAME>_URL (or _URL_FILE). */
@@ -180,12 +180,7 @@ export class MysqlProvisioner extends SqlProvisioner<MysqlPlanConfig> implements
         }
         return fn(c);
       };
-      const result = await cancellable(session(), signal, () => this.#cancel(server, c.threadId));
-      signal.throwIfAborted();
-      return result;
-    } catch (err) {
-      signal.throwIfAborted();
-      throw classify(err, server);
+      return await adminStep({ work: session, cancel: () => this.#cancel(server, c.threadId) }, signal, (err) => classify(err, server));
     } finally {
       // After an abort the connection may be mid-statement: close it without waiting for an answer.
       if (signal.aborted) c.destroy();

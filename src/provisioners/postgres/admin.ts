@@ -7,7 +7,7 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { PermanentError } from '../../osb/errors.ts';
-import { cancellable, urlWith, type DatabaseServer } from '../sql/server.ts';
+import { adminStep, cancellable, urlWith, type DatabaseServer } from '../sql/server.ts';
 
 /** SQLSTATEs that retrying will not fix: bad admin credentials, missing privileges, unsupported server, invalid values. */
 const PERMANENT_CODES = new Set(['28P01', '28000', '3D000', '42501', '42601', '0A000', '58P01', '22023']);
@@ -95,13 +95,17 @@ export class PostgresAdmin {
     const client = new pg.Client(adminClientOptions(urlWith(server.adminUrl, { database })));
     client.on('error', (err) => this.#log.debug({ err: err.message, server: server.name }, 'admin connection failed'));
     try {
-      await client.connect();
-      const result = await cancellable(fn(client), signal, () => this.#cancel(server, client));
-      signal.throwIfAborted();
-      return result;
-    } catch (err) {
-      signal.throwIfAborted();
-      throw classify(err, server);
+      return await adminStep(
+        {
+          prepare: async () => {
+            await client.connect();
+          },
+          work: () => fn(client),
+          cancel: () => this.#cancel(server, client),
+        },
+        signal,
+        (err) => classify(err, server),
+      );
     } finally {
       await client.end().catch(() => {});
     }

@@ -133,3 +133,23 @@ export async function cancellable<T>(work: Promise<T>, signal: AbortSignal, canc
     signal.removeEventListener('abort', onAbort!);
   }
 }
+
+/**
+ * One admin step: `prepare` (e.g. connecting), then `work`, cancellable; an abort wins over the step's
+ * own outcome, and any other failure goes through `classify` (permanent or transient).
+ */
+export async function adminStep<T>(
+  step: { prepare?: () => Promise<void>; work: () => Promise<T>; cancel: () => Promise<void> },
+  signal: AbortSignal,
+  classify: (err: unknown) => unknown,
+): Promise<T> {
+  try {
+    await step.prepare?.();
+    const result = await cancellable(step.work(), signal, step.cancel);
+    signal.throwIfAborted();
+    return result;
+  } catch (err) {
+    signal.throwIfAborted();
+    throw classify(err);
+  }
+}

@@ -2,13 +2,14 @@
 // extensions so the same database works however Berth is started.
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
-import type { Catalog } from '../src/catalog/catalog.ts';
-import type { SecretBox } from '../src/secret-box.ts';
+import type { Catalog } from '../../catalog/catalog.ts';
+import type { SecretBox } from '../../secret-box.ts';
 import * as initial from './20261127000000_initial.ts';
 import * as claimIndex from './20261127100000_claim_index.ts';
 import * as planSnapshot from './20261203100000_plan_snapshot.ts';
 import * as resealBound from './20261203200000_reseal_bound.ts';
 import * as failureCause from './20261203300000_failure_cause.ts';
+import * as failureCauseHalted from './20261203400000_failure_cause_halted.ts';
 
 /** What the starting process knows beyond the database, for migrations that backfill or rewrite from it. */
 export interface MigrationContext {
@@ -32,6 +33,7 @@ const migrations: readonly Migration[] = [
   ['20261203100000_plan_snapshot', planSnapshot],
   ['20261203200000_reseal_bound', resealBound],
   ['20261203300000_failure_cause', failureCause],
+  ['20261203400000_failure_cause_halted', failureCauseHalted],
 ];
 
 /** The migrations, given what they may backfill from. */

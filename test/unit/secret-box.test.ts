@@ -4,7 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { SecretBox, UndecryptableError } from '../../src/secret-box.ts';
-import { bindingCell, instanceCell, sealV1 } from './support.ts';
+import { bindingCell, instanceCell, sealV1 } from '../crypto/support.ts';
 
 const K1 = SecretBox.generateKeySpec('k1');
 const K2 = SecretBox.generateKeySpec('k2');

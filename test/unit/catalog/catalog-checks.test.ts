@@ -6,14 +6,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import pino from 'pino';
-import { CatalogError, loadCatalog, parseCatalog } from '../../src/catalog/catalog.ts';
-import { compileParameterSchema, describeErrors } from '../../src/catalog/schemas.ts';
-import { loadConfig } from '../../src/config.ts';
-import { ProvisionerRegistry } from '../../src/provisioners/provisioner.ts';
-import { builtInProvisioners } from '../../src/provisioners/index.ts';
-import { KubernetesAccess } from '../../src/kubernetes/client.ts';
-import { parseHelmPlan } from '../../src/provisioners/helm/config.ts';
-import { REPO, TEST_CREDENTIALS, TEST_KEYS } from '../support/berth.ts';
+import { CatalogError, loadCatalog, parseCatalog } from '../../../src/catalog/catalog.ts';
+import { compileParameterSchema, describeErrors } from '../../../src/catalog/schemas.ts';
+import { loadConfig } from '../../../src/config.ts';
+import { ProvisionerRegistry } from '../../../src/provisioners/provisioner.ts';
+import { builtInProvisioners } from '../../../src/provisioners/index.ts';
+import { KubernetesAccess } from '../../../src/kubernetes/client.ts';
+import { parseHelmPlan } from '../../../src/provisioners/helm/config.ts';
+import { REPO, TEST_CREDENTIALS, TEST_KEYS } from '../../support/berth.ts';
 
 const DRAFT7 = 'http://json-schema.org/draft-07/schema#';
 

@@ -2,10 +2,10 @@
 // message, how a conflicting repeat names the differing field, and --timeout durations.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildParameters, firstDifference, typedValue, type JsonObject } from '../../src/cli/parameters.ts';
-import { parseDuration } from '../../src/cli/broker/wait.ts';
-import { parameterDigests } from '../../src/cli/broker/state.ts';
-import { CliError } from '../../src/cli/errors.ts';
+import { buildParameters, firstDifference, typedValue, type JsonObject } from '../../../src/cli/parameters.ts';
+import { parseDuration } from '../../../src/cli/broker/wait.ts';
+import { parameterDigests } from '../../../src/cli/broker/state.ts';
+import { CliError } from '../../../src/cli/errors.ts';
 
 test('-p values: JSON where JSON reads them, strings otherwise', () => {
   const table: Array<[string, unknown]> = [

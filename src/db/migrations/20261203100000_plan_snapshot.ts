@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import type { MigrationContext } from './index.ts';
-import { snapshotOf } from '../src/catalog/plan-snapshot.ts';
+import { snapshotOf } from '../../catalog/plan-snapshot.ts';
 
 // Operations and deletes must not depend on the catalog of the replica that runs
 // them: each instance and operation records the plan it was accepted with

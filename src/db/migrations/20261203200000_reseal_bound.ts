@@ -6,7 +6,7 @@
 // key is no longer configured are left as they are and reported.
 import type { Knex } from 'knex';
 import type { MigrationContext } from './index.ts';
-import { resealRows, type SecretTable } from '../src/store/reseal.ts';
+import { resealRows, type SecretTable } from '../../store/reseal.ts';
 
 // The sealed columns as of this migration.
 const TABLES: readonly SecretTable[] = [

@@ -1,0 +1,129 @@
+// berth provision | update | deprovision in Kubernetes mode: ServiceInstance resources, which
+// the controller (berth controller) provisions at the broker.
+import { API_VERSION, GROUP, VERSION, type ServiceInstance } from '../../controller/resources.ts';
+import { statusOf } from '../../kubernetes/errors.ts';
+import { checkName } from '../broker/instances.ts';
+import { waitSettings } from '../broker/common.ts';
+import { CliError, EXIT, usageError } from '../errors.ts';
+import { formatOf, render } from '../output.ts';
+import { firstDifference, parametersOf } from '../parameters.ts';
+import type { Options } from '../program.ts';
+import { getResource, waitForResource } from './objects.ts';
+import { isMissingObject, openKubeSession } from './session.ts';
+import { instanceView } from './views.ts';
+
+/** `--label k=v` flags as metadata.labels. */
+export function labelsOf(opts: Options): Record<string, string> | undefined {
+  const pairs: string[] = opts.label ?? [];
+  if (pairs.length === 0) return undefined;
+  return Object.fromEntries(
+    pairs.map((p) => {
+      const eq = p.indexOf('=');
+      if (eq <= 0) throw usageError(`--label ${p} is not key=value`);
+      return [p.slice(0, eq), p.slice(eq + 1)];
+    }),
+  );
+}
+
+/** `--from-secret SECRET[/KEY]`: a Secret key holding a JSON object of parameters (KEY defaults to "parameters"). */
+function parametersFrom(opts: Options): ServiceInstance['spec']['parametersFrom'] {
+  if (!opts.fromSecret) return undefined;
+  const [name, key = 'parameters', ...rest] = String(opts.fromSecret).split('/');
+  if (!name || rest.length > 0) throw usageError(`--from-secret ${opts.fromSecret} is not SECRET or SECRET/KEY`);
+  return [{ secretKeyRef: { name, key } }];
+}
+
+export async function printResource(o: ServiceInstance, opts: Options, sentence: string, view = instanceView, kind = 'serviceinstance'): Promise<void> {
+  const format = opts.output === undefined ? undefined : formatOf(opts.output);
+  if (format === undefined) process.stdout.write(`${kind}/${o.metadata.name} ${sentence}\n`);
+  else process.stdout.write(await render([o as never], view as never, format, { single: true }));
+}
+
+export async function provision([name]: string[], opts: Options): Promise<number> {
+  checkName(name!, 'instance');
+  if (opts.output !== undefined) formatOf(opts.output);
+  const wait = waitSettings(opts);
+  const parameters = await parametersOf(opts);
+  const labels = labelsOf(opts);
+  const s = await openKubeSession(opts);
+  const spec: ServiceInstance['spec'] = { offering: opts.offering, plan: opts.plan, ...(parameters ? { parameters } : {}), ...(parametersFrom(opts) ? { parametersFrom: parametersFrom(opts) } : {}) };
+  const body: ServiceInstance = { apiVersion: API_VERSION, kind: 'ServiceInstance', metadata: { name, namespace: s.namespace, ...(labels ? { labels } : {}) }, spec };
+  let sentence = 'created';
+  try {
+    await s.custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: s.namespace, plural: 'serviceinstances', body });
+  } catch (err) {
+    if (statusOf(err) !== 409) throw s.explain(err, `creating ServiceInstance ${s.namespace}/${name}`);
+    const existing = (await getResource(s, 'ServiceInstance', s.namespace, name!)) as ServiceInstance | undefined;
+    if (!existing) throw s.explain(err, `creating ServiceInstance ${s.namespace}/${name}`);
+    const field = firstDifference(
+      { offering: existing.spec.offering, plan: existing.spec.plan, parameters: existing.spec.parameters ?? {}, parametersFrom: existing.spec.parametersFrom ?? [] },
+      { offering: spec.offering, plan: spec.plan, parameters: spec.parameters ?? {}, parametersFrom: spec.parametersFrom ?? [] },
+      ['offering', 'plan', 'parameters', 'parametersFrom'],
+    );
+    if (field) {
+      const next = field.startsWith('plan ') || field.startsWith('parameters') ? `Change it with \`berth update ${name} …\`, or pick another name.` : 'Pick another name, or deprovision it first.';
+      throw new CliError(EXIT.failed, `instance ${name} already exists in namespace ${s.namespace} with different settings: ${field}. ${next}`);
+    }
+    sentence = 'already exists (unchanged)';
+  }
+  const check = `berth describe instance ${name} -n ${s.namespace}`;
+  if (wait.async) {
+    if (sentence === 'created') process.stderr.write(`Provisioning ${name} is in progress. Use \`${check}\` to check on it.\n`);
+    await printResource((await getResource(s, 'ServiceInstance', s.namespace, name!)) as ServiceInstance, opts, sentence);
+    return EXIT.ok;
+  }
+  const ready = (await waitForResource(s, 'ServiceInstance', s.namespace, name!, 'ready', { label: `provisioning ${name}`, ...wait, checkHint: check })) as ServiceInstance;
+  await printResource(ready, opts, sentence);
+  return EXIT.ok;
+}
+
+export async function update([name]: string[], opts: Options): Promise<number> {
+  checkName(name!, 'instance');
+  if (opts.output !== undefined) formatOf(opts.output);
+  const wait = waitSettings(opts);
+  const parameters = await parametersOf(opts);
+  if (!opts.plan && !parameters && !opts.fromSecret) throw usageError('nothing to update: give --plan, -p key=value, -c or --from-secret (see berth update --help)');
+  const s = await openKubeSession(opts);
+  const patch = { spec: { ...(opts.plan ? { plan: opts.plan } : {}), ...(parameters ? { parameters } : {}), ...(opts.fromSecret ? { parametersFrom: parametersFrom(opts) } : {}) } };
+  try {
+    await s.custom.patchNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: s.namespace, plural: 'serviceinstances', name: name!, body: patch }, s.mergePatch());
+  } catch (err) {
+    if (isMissingObject(err)) throw new CliError(EXIT.failed, `instance ${name} does not exist in namespace ${s.namespace} (see berth get instances).`);
+    throw s.explain(err, `updating ServiceInstance ${s.namespace}/${name}`);
+  }
+  const check = `berth describe instance ${name} -n ${s.namespace}`;
+  if (wait.async) {
+    process.stderr.write(`Updating ${name} is in progress. Use \`${check}\` to check on it.\n`);
+    return EXIT.ok;
+  }
+  const ready = (await waitForResource(s, 'ServiceInstance', s.namespace, name!, 'ready', { label: `updating ${name}`, ...wait, checkHint: check })) as ServiceInstance;
+  await printResource(ready, opts, 'updated');
+  return EXIT.ok;
+}
+
+export async function upgrade(): Promise<number> {
+  throw usageError('berth upgrade is not available in Kubernetes mode yet (the ServiceInstance resource has no maintenance version to ask for); use --broker URL to upgrade at the broker.');
+}
+
+export async function deprovision([name]: string[], opts: Options): Promise<number> {
+  checkName(name!, 'instance');
+  const wait = waitSettings(opts);
+  const s = await openKubeSession(opts);
+  try {
+    await s.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: s.namespace, plural: 'serviceinstances', name: name! });
+  } catch (err) {
+    if (isMissingObject(err)) {
+      process.stdout.write(`serviceinstance/${name} does not exist (nothing to delete)\n`);
+      return EXIT.ok;
+    }
+    throw s.explain(err, `deleting ServiceInstance ${s.namespace}/${name}`);
+  }
+  const check = `berth describe instance ${name} -n ${s.namespace}`;
+  if (wait.async) {
+    process.stdout.write(`serviceinstance/${name} deprovisioning\n`);
+    return EXIT.ok;
+  }
+  await waitForResource(s, 'ServiceInstance', s.namespace, name!, 'gone', { label: `deprovisioning ${name}`, ...wait, checkHint: check });
+  process.stdout.write(`serviceinstance/${name} deleted\n`);
+  return EXIT.ok;
+}
