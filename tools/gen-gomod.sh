@@ -31,7 +31,7 @@ header="$(sed -n '1,/^module /p' "$TOOLS_DIR/go.mod" | sed '$d')"
   printf 'module berth.local/tools\n\ngo %s\n\n' "$gover"
   [[ -n "$godebug" ]] && printf 'godebug %s\n\n' "$godebug"
   printf 'require (\n\tgo.etcd.io/etcd/server/v3 %s\n\tk8s.io/kubernetes %s\n)\n\n' "$etcd" "$V"
-  printf 'tool (\n\tgo.etcd.io/etcd/server/v3\n\tk8s.io/kubernetes/cmd/kube-apiserver\n\tk8s.io/kubernetes/cmd/kube-controller-manager\n\tk8s.io/kubernetes/cmd/kube-scheduler\n)\n\n'
+  printf 'tool (\n\tgo.etcd.io/etcd/server/v3\n\tk8s.io/kubernetes/cmd/kube-apiserver\n\tk8s.io/kubernetes/cmd/kube-controller-manager\n\tk8s.io/kubernetes/cmd/kube-scheduler\n\tk8s.io/kubernetes/cmd/kubelet\n\tk8s.io/kubernetes/cmd/kube-proxy\n)\n\n'
   printf 'replace (\n'
   for m in "${staging[@]}"; do printf '\t%s => %s %s\n' "$m" "$m" "$STAGING_V"; done
   printf ')\n'

@@ -372,6 +372,8 @@ export function conformanceSuite(label: string, databaseUrl: () => Promise<{ url
       const fetchDuring = await call('GET', '/v2/service_instances/upd-1');
       assert.equal(fetchDuring.status, 422, 'fetch during an update is a ConcurrencyError');
       assert.equal(fetchDuring.body.error, 'ConcurrencyError');
+      // The update to the held plan holds until now, so the fetch above met it running (it raced the worker before).
+      release('upd-1');
       assert.equal((await client.waitForInstance('upd-1', u.body.operation)).body.state, 'succeeded');
       const g = await call('GET', '/v2/service_instances/upd-1');
       assert.equal(g.body.plan_id, 'plan-held');

@@ -9,6 +9,8 @@ type Behaviour = 'succeed' | 'hold' | 'fail';
 interface GateConfig {
   behaviour: Behaviour;
   bindBehaviour: Behaviour;
+  /** Updates to this plan: by default they fail when `behaviour` is fail and succeed otherwise. */
+  updateBehaviour: Behaviour;
   sync: boolean;
   /** Provisions take this long (a slow but steady service, for timing benchmarks). */
   delayMs: number;
@@ -62,8 +64,10 @@ class GatedProvisioner implements Provisioner {
     const bindBehaviour = (block.bind_behaviour ?? 'succeed') as Behaviour;
     if (!allowed.includes(behaviour)) return { problems: [{ path: 'behaviour', message: `must be one of ${allowed.join(', ')}` }] };
     if (!allowed.includes(bindBehaviour)) return { problems: [{ path: 'bind_behaviour', message: `must be one of ${allowed.join(', ')}` }] };
+    const updateBehaviour = (block.update_behaviour ?? (behaviour === 'fail' ? 'fail' : 'succeed')) as Behaviour;
+    if (!allowed.includes(updateBehaviour)) return { problems: [{ path: 'update_behaviour', message: `must be one of ${allowed.join(', ')}` }] };
     const delayMs = typeof block.delay_ms === 'number' ? block.delay_ms : 0;
-    return { config: { behaviour, bindBehaviour, sync: block.sync === true, delayMs } satisfies GateConfig };
+    return { config: { behaviour, bindBehaviour, updateBehaviour, sync: block.sync === true, delayMs } satisfies GateConfig };
   }
 
   isAsync(_kind: string, plan: { provisioner: { config: unknown } }): boolean {
@@ -80,7 +84,7 @@ class GatedProvisioner implements Provisioner {
 
   async update(op: Parameters<Provisioner['update']>[0]) {
     calls.push({ kind: 'update', instanceId: op.instance.id });
-    await act((op.instance.plan.provisioner.config as GateConfig).behaviour === 'fail' ? 'fail' : 'succeed', op.instance.id, op.signal);
+    await act((op.instance.plan.provisioner.config as GateConfig).updateBehaviour, op.instance.id, op.signal);
   }
 
   async deprovision(op: Parameters<Provisioner['deprovision']>[0]) {

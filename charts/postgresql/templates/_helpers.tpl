@@ -21,13 +21,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{/*
-Labels that do not change across chart versions, plus commonLabels; used on the
-volumeClaimTemplate, whose labels cannot be changed after creation.
-The chart's own labels win over a commonLabels entry with the same key.
+Labels that do not change across chart versions or upgrades; used on the
+volumeClaimTemplate, whose labels cannot be changed after creation. Not
+commonLabels: they may change on an upgrade (Berth puts the plan there), and
+a StatefulSet refuses any change to its volumeClaimTemplates.
 */}}
 {{- define "postgresql.stableLabels" -}}
-{{- $own := dict "app.kubernetes.io/name" .Chart.Name "app.kubernetes.io/instance" .Release.Name "app.kubernetes.io/managed-by" .Release.Service -}}
-{{- toYaml (merge $own (.Values.commonLabels | default dict)) -}}
+{{- toYaml (dict "app.kubernetes.io/name" .Chart.Name "app.kubernetes.io/instance" .Release.Name "app.kubernetes.io/managed-by" .Release.Service) -}}
 {{- end -}}
 
 {{/* Labels for every object. */}}

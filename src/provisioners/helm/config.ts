@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { parsePlanBlock, type JsonObject } from '../provisioner.ts';
 import type { PlanConfigContext } from '../../catalog/catalog.ts';
+import { perBindingSchema } from './per-binding.ts';
 
 const dnsLabel = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 
@@ -34,12 +35,21 @@ export const helmPlanSchema = z
          * Each entry is one of:
          *   "secret:<secret name>:<key>"      a key of a Secret the chart creates
          *   "service:<service name>"          the Service's cluster DNS name
+         *   "service-ip:<service name>"       the Service's ClusterIP (clusters without DNS)
          *   "service:<service name>:<port>"   a Service port (by name or number)
          *   "template:<text>"                 text with {entry} / {entry|url} of other entries
          *   anything else                     literal text
          * Names and text may use {release}, {namespace} and {instance_id}.
          */
         entries: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/), z.string()),
+        /**
+         * A login per binding inside the server the release runs, instead of the chart's
+         * one admin login: `engine` (postgresql | redis), the Service/port to reach it
+         * through the Kubernetes API, and where the admin login is (entry syntax). The
+         * entries `username` and `password` (and templates using them) then carry the
+         * binding's own login. Absent: every binding gets what the entries name.
+         */
+        per_binding: perBindingSchema.optional(),
       })
       .optional(),
   })

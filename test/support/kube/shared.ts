@@ -25,8 +25,15 @@ import {
 } from '@kubernetes/client-node';
 import { writeKubeconfig } from './api.ts';
 import type { ClusterInfo } from './cluster.ts';
+import type { RealNodeInfo } from './real-node.ts';
 
 export const CLUSTER_ENV = 'BERTH_KUBE_CLUSTER';
+/** Like CLUSTER_ENV, for the cluster with one real node (real-node.ts). */
+export const REAL_NODE_ENV = 'BERTH_REAL_NODE_CLUSTER';
+
+export function realNodePointerFile(ownerPid: number): string {
+  return path.join(os.tmpdir(), `berth-kube-node-owner-${ownerPid}.json`);
+}
 
 /** Pointer file the global setup writes: contains the path of cluster.json. */
 export function pointerFile(ownerPid: number): string {
@@ -84,6 +91,37 @@ export interface SharedCluster extends ClusterInfo {
 }
 
 let memo: Promise<SharedCluster> | undefined;
+let realMemo: Promise<RealNodeCluster> | undefined;
+
+export interface RealNodeCluster extends SharedCluster {
+  realNode: RealNodeInfo['realNode'];
+}
+
+/**
+ * The cluster with one real node of this test run (started by the global setup when
+ * BERTH_REAL_NODE=1; scripts/test.ts sets it for files under test/real-node/ and
+ * test/helm/*.real-node.test.ts). Pods really run; images are the localhost/... ones.
+ */
+export function realNodeCluster(): Promise<RealNodeCluster> {
+  realMemo ??= Promise.resolve().then(() => {
+    let file = process.env[REAL_NODE_ENV];
+    if (!file || !existsSync(file)) {
+      for (const pid of [process.ppid, process.pid]) {
+        const p = realNodePointerFile(pid);
+        if (existsSync(p)) file = readFileSync(p, 'utf8').trim();
+      }
+    }
+    if (!file || !existsSync(file)) {
+      throw new Error(
+        'no real-node test cluster is running for this test process. Run real-node tests with `node scripts/test.ts <files>` ' +
+          '(it sets BERTH_REAL_NODE=1 for files under test/real-node/ or named *.real-node.test.ts).',
+      );
+    }
+    const info = JSON.parse(readFileSync(file, 'utf8')) as RealNodeInfo;
+    return { ...makeShared(info), realNode: info.realNode };
+  });
+  return realMemo;
+}
 
 function locateInfo(): string {
   const fromEnv = process.env[CLUSTER_ENV];

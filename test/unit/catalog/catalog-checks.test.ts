@@ -177,3 +177,28 @@ test('a recursive schema is refused at load (validation could take exponential t
   assert.ok('validate' in shared, JSON.stringify(shared));
   assert.equal(shared.validate({ a: 'x', c: ['y', 'z'] }), true);
 });
+
+test('helm: credentials.per_binding names an engine Berth can create logins on, and where the admin login is', () => {
+  const base = { chart: 'charts/postgresql', credentials: { type: 'postgresql', entries: { host: 'service:{release}' } } };
+  const pg = parseHelmPlan({
+    ...base,
+    credentials: {
+      ...base.credentials,
+      per_binding: {
+        engine: 'postgresql',
+        admin_username: 'secret:{release}-credentials:username',
+        admin_password: 'secret:{release}-credentials:password',
+        database: 'secret:{release}-credentials:database',
+      },
+    },
+  });
+  assert.ok('config' in pg);
+  const redis = parseHelmPlan({ ...base, credentials: { ...base.credentials, per_binding: { engine: 'redis', admin_password: 'secret:x:password' } } });
+  assert.ok('config' in redis);
+  const unknown = parseHelmPlan({ ...base, credentials: { ...base.credentials, per_binding: { engine: 'mongodb', admin_password: 'x' } } });
+  assert.ok('problems' in unknown);
+  assert.match(unknown.problems[0]!.path, /^credentials\.per_binding/);
+  const noDatabase = parseHelmPlan({ ...base, credentials: { ...base.credentials, per_binding: { engine: 'postgresql', admin_username: 'a', admin_password: 'b' } } });
+  assert.ok('problems' in noDatabase);
+  assert.match(noDatabase.problems.map((p) => p.path).join(' '), /credentials\.per_binding\.database/);
+});
