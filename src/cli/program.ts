@@ -28,32 +28,23 @@ function lazy(load: (opts: Options) => Promise<Handler>) {
   };
 }
 
-// Which module runs each verb in each mode.
+// Which module runs each verb: the same file in each mode's folder.
+const FILE_OF = {
+  marketplace: 'inspect',
+  get: 'inspect',
+  describe: 'inspect',
+  trace: 'inspect',
+  provision: 'instances',
+  update: 'instances',
+  upgrade: 'instances',
+  deprovision: 'instances',
+  bind: 'bindings',
+  unbind: 'bindings',
+} as const;
+
 const MODULES = {
-  broker: {
-    marketplace: () => import('./broker/inspect.ts'),
-    get: () => import('./broker/inspect.ts'),
-    describe: () => import('./broker/inspect.ts'),
-    trace: () => import('./broker/inspect.ts'),
-    provision: () => import('./broker/instances.ts'),
-    update: () => import('./broker/instances.ts'),
-    upgrade: () => import('./broker/instances.ts'),
-    deprovision: () => import('./broker/instances.ts'),
-    bind: () => import('./broker/bindings.ts'),
-    unbind: () => import('./broker/bindings.ts'),
-  },
-  kubernetes: {
-    marketplace: () => import('./kube/inspect.ts'),
-    get: () => import('./kube/inspect.ts'),
-    describe: () => import('./kube/inspect.ts'),
-    trace: () => import('./kube/inspect.ts'),
-    provision: () => import('./kube/instances.ts'),
-    update: () => import('./kube/instances.ts'),
-    upgrade: () => import('./kube/instances.ts'),
-    deprovision: () => import('./kube/instances.ts'),
-    bind: () => import('./kube/bindings.ts'),
-    unbind: () => import('./kube/bindings.ts'),
-  },
+  broker: { inspect: () => import('./broker/inspect.ts'), instances: () => import('./broker/instances.ts'), bindings: () => import('./broker/bindings.ts') },
+  kubernetes: { inspect: () => import('./kube/inspect.ts'), instances: () => import('./kube/instances.ts'), bindings: () => import('./kube/bindings.ts') },
 } as const;
 
 /**
@@ -66,9 +57,9 @@ export function modeOf(opts: Options, env: NodeJS.ProcessEnv = process.env): 'br
   return 'broker';
 }
 
-type Verb = keyof (typeof MODULES)['broker'];
+type Verb = keyof typeof FILE_OF;
 const verb = (name: Verb) =>
-  lazy(async (opts) => ((await MODULES[modeOf(opts)][name]()) as unknown as Record<string, Handler>)[name]!);
+  lazy(async (opts) => ((await MODULES[modeOf(opts)][FILE_OF[name]]()) as unknown as Record<string, Handler>)[name]!);
 
 const server = (which: 'serve' | 'controller' | 'migrate' | 'keys rotate' | 'catalog validate') =>
   lazy(async () => {

@@ -7,7 +7,8 @@ import type { V1Secret } from '@kubernetes/client-node';
 import { OsbError, OsbTransportError, type JsonObject, type LastOperation as OsbLastOperation } from '../osb-client/index.ts';
 import { CONTROLLER_WRITES_SECRET, secretEntries, secretKeyProblem } from '../kubernetes/binding-secrets.ts';
 import { BrokerUnavailable, type Broker } from './brokers.ts';
-import { RetryLater, StatusDraft, hashOf, nowIso, type ReconcileContext } from './context.ts';
+import { pollOptions } from './operation-watch.ts';
+import { RetryLater, StatusDraft, commitAccepted, hashOf, nowIso, type ReconcileContext } from './context.ts';
 import { isReady } from './conditions.ts';
 import { kubernetesContext } from './instances.ts';
 import type { ObjectRef } from './kube.ts';
@@ -109,12 +110,7 @@ export async function reconcileBinding(ctx: ReconcileContext, namespace: string,
     });
     failpoint('controller.bind-answered');
     if (r.outcome === 'accepted') {
-      s.pendingHash = hash;
-      s.lastOperation = { type: 'bind', state: 'in progress', operation: r.operation, startTime: nowIso() };
-      draft.condition('Ready', 'False', 'Binding', 'The broker is creating the binding.');
-      draft.condition('Synced', 'True', 'ReconcileSuccess', '');
-      draft.condition('Progressing', 'True', 'Binding', 'Waiting for the broker to finish the bind.');
-      await draft.commit(ctx.kube);
+      await commitAccepted(ctx.kube, draft, { type: 'bind', operation: r.operation, hash, ready: ['Binding', 'The broker is creating the binding.'], progressing: ['Binding', 'Waiting for the broker to finish the bind.'] });
       watch(ctx, b, broker, ids, r.operation);
       return;
     }
@@ -144,7 +140,7 @@ function watch(ctx: ReconcileContext, b: ServiceBinding, broker: Broker, ids: { 
   const instanceId = b.status?.instanceID ?? ctx.instances.get(b.spec.instanceRef.name, b.metadata.namespace)?.metadata.uid;
   ctx.watchOperation(bindingKey(b.metadata.namespace!, b.metadata.name!), broker.client, (client, waitSeconds, onHeaders) => {
     ctx.brokerCall('binding_last_operation');
-    return client.bindingLastOperation(instanceId!, b.metadata.uid!, { operation, ...ids }, waitSeconds > 0 ? { headers: { 'X-Berth-Wait-Seconds': String(waitSeconds) }, timeoutMs: (waitSeconds + 30) * 1000, onHeaders } : { onHeaders });
+    return client.bindingLastOperation(instanceId!, b.metadata.uid!, { operation, ...ids }, pollOptions(waitSeconds, onHeaders));
   });
 }
 
@@ -280,10 +276,7 @@ async function finalize(ctx: ReconcileContext, b: ServiceBinding, draft: StatusD
       ctx.brokerCall('unbind');
       const r = await broker.client.unbind(instanceId, b.metadata.uid!, ids);
       if (r.outcome === 'accepted') {
-        s.lastOperation = { type: 'unbind', state: 'in progress', operation: r.operation, startTime: nowIso() };
-        draft.condition('Ready', 'False', 'Unbinding', 'The broker is deleting the binding.');
-        draft.condition('Progressing', 'True', 'Unbinding', 'Waiting for the broker to finish the unbind.');
-        await draft.commit(ctx.kube, { observed: false });
+        await commitAccepted(ctx.kube, draft, { type: 'unbind', operation: r.operation, ready: ['Unbinding', 'The broker is deleting the binding.'], progressing: ['Unbinding', 'Waiting for the broker to finish the unbind.'] });
         watch(ctx, b, broker, ids, r.operation);
         return;
       }

@@ -157,39 +157,34 @@ export class Brokers {
     const api = this.#custom();
     const labels = { [MANAGED_BY_LABEL]: MANAGED_BY, [BROKER_LABEL]: broker };
     const wanted = new Map<string, { plural: string; body: object }>();
+    const want = (kind: 'ServiceOffering' | 'ServicePlan', name: string, spec: object): void => {
+      const plural = PLURALS[kind];
+      wanted.set(`${plural}/${name}`, { plural, body: { apiVersion: `${GROUP}/${VERSION}`, kind, metadata: { name, labels }, spec } });
+    };
     for (const s of catalog.services) {
-      const offeringName = objectName(broker, s.name);
-      wanted.set(`${PLURALS.ServiceOffering}/${offeringName}`, {
-        plural: PLURALS.ServiceOffering,
-        body: {
-          apiVersion: `${GROUP}/${VERSION}`,
-          kind: 'ServiceOffering',
-          metadata: { name: offeringName, labels },
-          spec: { broker, name: s.name, id: s.id, description: s.description, bindable: s.bindable, planUpdateable: s.plan_updateable ?? false, tags: s.tags ?? [], metadata: s.metadata ?? {} },
-        },
+      want('ServiceOffering', objectName(broker, s.name), {
+        broker,
+        name: s.name,
+        id: s.id,
+        description: s.description,
+        bindable: s.bindable,
+        planUpdateable: s.plan_updateable ?? false,
+        tags: s.tags ?? [],
+        metadata: s.metadata ?? {},
       });
       for (const p of s.plans) {
-        const planName = objectName(broker, `${s.name}.${p.name}`);
-        wanted.set(`${PLURALS.ServicePlan}/${planName}`, {
-          plural: PLURALS.ServicePlan,
-          body: {
-            apiVersion: `${GROUP}/${VERSION}`,
-            kind: 'ServicePlan',
-            metadata: { name: planName, labels },
-            spec: {
-              broker,
-              offering: s.name,
-              name: p.name,
-              id: p.id,
-              description: p.description,
-              free: p.free ?? true,
-              bindable: p.bindable ?? s.bindable,
-              planUpdateable: p.plan_updateable ?? s.plan_updateable ?? false,
-              ...(p.maximum_polling_duration ? { maximumPollingDuration: p.maximum_polling_duration } : {}),
-              ...(p.maintenance_info ? { maintenanceInfo: p.maintenance_info } : {}),
-              schemas: p.schemas ?? {},
-            },
-          },
+        want('ServicePlan', objectName(broker, `${s.name}.${p.name}`), {
+          broker,
+          offering: s.name,
+          name: p.name,
+          id: p.id,
+          description: p.description,
+          free: p.free ?? true,
+          bindable: p.bindable ?? s.bindable,
+          planUpdateable: p.plan_updateable ?? s.plan_updateable ?? false,
+          ...(p.maximum_polling_duration ? { maximumPollingDuration: p.maximum_polling_duration } : {}),
+          ...(p.maintenance_info ? { maintenanceInfo: p.maintenance_info } : {}),
+          schemas: p.schemas ?? {},
         });
       }
     }

@@ -8,7 +8,7 @@ import type { Brokers } from './brokers.ts';
 import type { KubeWriter, ObjectRef } from './kube.ts';
 import { canonical } from './kube.ts';
 import { setCondition, type ConditionChange } from './conditions.ts';
-import type { ClusterServiceBroker, Condition, ConditionStatus, ServiceBinding, ServiceInstance } from './resources.ts';
+import type { ClusterServiceBroker, Condition, ConditionStatus, LastOperation, ServiceBinding, ServiceInstance } from './resources.ts';
 import type { WorkQueue } from './work-queue.ts';
 import type { OsbClient, LastOperation as OsbLastOperation } from '../osb-client/index.ts';
 
@@ -76,6 +76,27 @@ export class StatusDraft<S extends { conditions?: Condition[]; observedGeneratio
     }
     for (const e of this.#events) await kube.event(this.#ref, e.type, e.reason, e.message);
   }
+}
+
+/**
+ * The broker accepted an asynchronous operation: the status says it is in
+ * progress until the watch sees it end. An operation that applies the spec
+ * (bind, provision, update) carries its `hash`, which becomes `pendingHash`, and
+ * marks the spec synced and observed; a deletion applies no spec, so it carries
+ * none and leaves both alone. `ready` is left as it is when not given (an
+ * update keeps the instance usable).
+ */
+export async function commitAccepted<S extends { conditions?: Condition[]; observedGeneration?: number; lastOperation?: LastOperation; pendingHash?: string }>(
+  kube: KubeWriter,
+  draft: StatusDraft<S>,
+  accepted: { type: LastOperation['type']; operation: string | undefined; hash?: string; ready?: [reason: string, message: string]; progressing: [reason: string, message: string] },
+): Promise<void> {
+  if (accepted.hash !== undefined) draft.status.pendingHash = accepted.hash;
+  draft.status.lastOperation = { type: accepted.type, state: 'in progress', operation: accepted.operation, startTime: nowIso() };
+  if (accepted.ready) draft.condition('Ready', 'False', ...accepted.ready);
+  if (accepted.hash !== undefined) draft.condition('Synced', 'True', 'ReconcileSuccess', '');
+  draft.condition('Progressing', 'True', ...accepted.progressing);
+  await draft.commit(kube, { observed: accepted.hash !== undefined });
 }
 
 export function hashOf(value: unknown): string {

@@ -7,7 +7,8 @@
 import type { V1Secret } from '@kubernetes/client-node';
 import { OsbError, OsbTransportError, type LastOperation as OsbLastOperation, type OsbClient } from '../osb-client/index.ts';
 import { BrokerUnavailable, type Broker } from './brokers.ts';
-import { RetryLater, StatusDraft, hashOf, nowIso, type ReconcileContext } from './context.ts';
+import { pollOptions } from './operation-watch.ts';
+import { RetryLater, StatusDraft, commitAccepted, hashOf, nowIso, type ReconcileContext } from './context.ts';
 import type { ObjectRef } from './kube.ts';
 import { failpoint } from '../failpoints.ts';
 import { FINALIZER, LOCAL_BROKER, RECONCILE_AT_ANNOTATION, hasFinalizer, isPaused, type ServiceInstance, type ServiceInstanceStatus } from './resources.ts';
@@ -149,27 +150,28 @@ async function provision(
     failpoint('controller.provision-answered');
     if (r.dashboard_url) s.dashboardURL = r.dashboard_url;
     if (r.outcome === 'accepted') {
-      s.pendingHash = hash;
-      s.lastOperation = { type: 'create', state: 'in progress', operation: r.operation, startTime: nowIso() };
-      draft.condition('Ready', 'False', 'Creating', 'The broker is provisioning the instance.');
-      draft.condition('Synced', 'True', 'ReconcileSuccess', '');
-      draft.condition('Progressing', 'True', 'Provisioning', 'Waiting for the broker to finish provisioning.');
-      await draft.commit(ctx.kube);
+      await commitAccepted(ctx.kube, draft, { type: 'create', operation: r.operation, hash, ready: ['Creating', 'The broker is provisioning the instance.'], progressing: ['Provisioning', 'Waiting for the broker to finish provisioning.'] });
       watch(ctx, si, broker, ids, r.operation);
       return;
     }
     s.provisioned = true;
-    s.appliedHash = hash;
-    s.rejectedHash = undefined;
-    s.planID = ids.plan_id;
-    s.lastOperation = { type: 'create', state: 'succeeded', startTime: nowIso(), endTime: nowIso() };
-    draft.condition('Ready', 'True', 'Available', 'The instance is ready.');
-    draft.condition('Synced', 'True', 'ReconcileSuccess', '');
-    draft.condition('Progressing', 'False', 'Idle', '');
+    applied(draft, 'create', hash, ids.plan_id);
     await draft.commit(ctx.kube);
   } catch (err) {
     await brokerRefused(ctx, si, draft, err, hash, 'create', ids);
   }
+}
+
+/** The broker answered a provision or update synchronously: the instance has what the spec asked for. */
+function applied(draft: StatusDraft<ServiceInstanceStatus>, type: 'create' | 'update', hash: string, planId: string): void {
+  const s = draft.status;
+  s.appliedHash = hash;
+  s.rejectedHash = undefined;
+  s.planID = planId;
+  s.lastOperation = { type, state: 'succeeded', startTime: nowIso(), endTime: nowIso() };
+  draft.condition('Ready', 'True', 'Available', 'The instance is ready.');
+  draft.condition('Synced', 'True', 'ReconcileSuccess', '');
+  draft.condition('Progressing', 'False', 'Idle', '');
 }
 
 async function update(
@@ -195,22 +197,12 @@ async function update(
     });
     if (r.dashboard_url) s.dashboardURL = r.dashboard_url;
     if (r.outcome === 'accepted') {
-      s.pendingHash = hash;
       s.pendingPlanID = planId;
-      s.lastOperation = { type: 'update', state: 'in progress', operation: r.operation, startTime: nowIso() };
-      draft.condition('Synced', 'True', 'ReconcileSuccess', '');
-      draft.condition('Progressing', 'True', 'Updating', 'Waiting for the broker to finish updating.');
-      await draft.commit(ctx.kube);
+      await commitAccepted(ctx.kube, draft, { type: 'update', operation: r.operation, hash, progressing: ['Updating', 'Waiting for the broker to finish updating.'] });
       watch(ctx, si, broker, ids, r.operation);
       return;
     }
-    s.appliedHash = hash;
-    s.rejectedHash = undefined;
-    s.planID = planId;
-    s.lastOperation = { type: 'update', state: 'succeeded', startTime: nowIso(), endTime: nowIso() };
-    draft.condition('Ready', 'True', 'Available', 'The instance is ready.');
-    draft.condition('Synced', 'True', 'ReconcileSuccess', '');
-    draft.condition('Progressing', 'False', 'Idle', '');
+    applied(draft, 'update', hash, planId);
     draft.event('Normal', 'Updated', 'The broker updated the instance.');
     await draft.commit(ctx.kube);
   } catch (err) {
@@ -223,7 +215,7 @@ function watch(ctx: ReconcileContext, si: ServiceInstance, broker: Broker, ids: 
   const id = si.metadata.uid!;
   ctx.watchOperation(instanceKey(si.metadata.namespace!, si.metadata.name!), broker.client, (client, waitSeconds, onHeaders) => {
     ctx.brokerCall('instance_last_operation');
-    return client.instanceLastOperation(id, { operation, ...ids }, waitSeconds > 0 ? { headers: { 'X-Berth-Wait-Seconds': String(waitSeconds) }, timeoutMs: (waitSeconds + 30) * 1000, onHeaders } : { onHeaders });
+    return client.instanceLastOperation(id, { operation, ...ids }, pollOptions(waitSeconds, onHeaders));
   });
 }
 
@@ -377,10 +369,7 @@ async function finalize(ctx: ReconcileContext, si: ServiceInstance, draft: Statu
     ctx.brokerCall('deprovision');
     const r = await broker.client.deprovision(si.metadata.uid!, ids);
     if (r.outcome === 'accepted') {
-      s.lastOperation = { type: 'delete', state: 'in progress', operation: r.operation, startTime: nowIso() };
-      draft.condition('Ready', 'False', 'Deleting', 'The broker is deprovisioning the instance.');
-      draft.condition('Progressing', 'True', 'Deprovisioning', 'Waiting for the broker to finish deprovisioning.');
-      await draft.commit(ctx.kube, { observed: false });
+      await commitAccepted(ctx.kube, draft, { type: 'delete', operation: r.operation, ready: ['Deleting', 'The broker is deprovisioning the instance.'], progressing: ['Deprovisioning', 'Waiting for the broker to finish deprovisioning.'] });
       watch(ctx, si, broker, ids, r.operation);
       return;
     }

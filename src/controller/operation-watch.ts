@@ -6,7 +6,7 @@
 // sends none).
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { LastOperation, OsbClient } from '../osb-client/index.ts';
+import type { CallOptions, LastOperation, OsbClient } from '../osb-client/index.ts';
 
 const LONG_POLL_SECONDS = 25;
 /**
@@ -16,6 +16,11 @@ const LONG_POLL_SECONDS = 25;
 export const MAX_LONG_POLLS = 128;
 const FLOOR_MS = 1000;
 const CAP_MS = 60_000;
+
+/** The call options of one last_operation poll: a long poll (with time to answer) when `waitSeconds` is positive. */
+export function pollOptions(waitSeconds: number, onHeaders: (h: Record<string, unknown>) => void): CallOptions {
+  return waitSeconds > 0 ? { headers: { 'X-Berth-Wait-Seconds': String(waitSeconds) }, timeoutMs: (waitSeconds + 30) * 1000, onHeaders } : { onHeaders };
+}
 
 export class OperationWatches {
   readonly #active = new Map<string, AbortController>();

@@ -4,6 +4,8 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
+// A pure type (erased at load): the client still loads nothing of the broker.
+import type { OsbErrorFields } from '../osb/errors.ts';
 import type {
   AsyncCallOptions,
   BindRequest,
@@ -46,12 +48,9 @@ export interface OsbClientOptions {
  * broker's, untruncated; `body` is the parsed body (or undefined when it was not
  * JSON, then `text` holds it).
  */
+// The fields of OsbErrorFields, declared once there; the class gets them by merging.
+export interface OsbError extends OsbErrorFields {}
 export class OsbError extends Error {
-  readonly status: number;
-  readonly error: string | undefined;
-  readonly description: string | undefined;
-  readonly instanceUsable: boolean | undefined;
-  readonly updateRepeatable: boolean | undefined;
   readonly retryAfterSeconds: number | undefined;
   readonly body: JsonObject | undefined;
   readonly text: string;
@@ -63,11 +62,13 @@ export class OsbError extends Error {
     const description = typeof init.body?.description === 'string' ? init.body.description : undefined;
     super(`${init.method} ${init.path}: HTTP ${init.status}${error ? ` ${error}` : ''}${description ? `: ${description}` : ''}`);
     this.name = 'OsbError';
-    this.status = init.status;
-    this.error = error;
-    this.description = description;
-    this.instanceUsable = typeof init.body?.instance_usable === 'boolean' ? init.body.instance_usable : undefined;
-    this.updateRepeatable = typeof init.body?.update_repeatable === 'boolean' ? init.body.update_repeatable : undefined;
+    Object.assign(this, {
+      status: init.status,
+      error,
+      description,
+      instanceUsable: typeof init.body?.instance_usable === 'boolean' ? init.body.instance_usable : undefined,
+      updateRepeatable: typeof init.body?.update_repeatable === 'boolean' ? init.body.update_repeatable : undefined,
+    } satisfies OsbErrorFields);
     this.retryAfterSeconds = init.retryAfterSeconds;
     this.body = init.body;
     this.text = init.text;

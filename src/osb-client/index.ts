@@ -1,6 +1,7 @@
 // A typed client for any Open Service Broker (OSB API v2.13–v2.17). Used by the
 // Kubernetes controller (src/controller/), the `berth` CLI and `berth doctor`;
-// it imports nothing else from Berth and needs no dependency beyond node:.
+// it loads nothing else from Berth (it shares one pure type with src/osb/errors.ts,
+// erased at load) and needs no dependency beyond node:.
 //
 //   import { OsbClient, OsbError, OsbTransportError } from '../osb-client/index.ts';
 //

@@ -117,20 +117,27 @@ export interface Answer {
   retryAfterSeconds: number | undefined;
 }
 
-export interface ProvisionResult extends Answer {
-  /** `created` (201), `exists` (200: identical instance already there), `accepted` (202: poll last_operation). */
-  outcome: 'created' | 'exists' | 'accepted';
-  dashboard_url?: string;
-  operation?: string;
-  metadata?: { labels?: JsonObject; attributes?: JsonObject };
+/** Instance metadata (OSB 2.16+). */
+export interface InstanceMetadata {
+  labels?: JsonObject;
+  attributes?: JsonObject;
 }
 
-export interface UpdateResult extends Answer {
-  /** `updated` (200) or `accepted` (202). */
-  outcome: 'updated' | 'accepted';
+/** What a provision and an update both answer, besides their outcome. */
+export interface InstanceChangeResult extends Answer {
   dashboard_url?: string;
   operation?: string;
-  metadata?: { labels?: JsonObject; attributes?: JsonObject };
+  metadata?: InstanceMetadata;
+}
+
+export interface ProvisionResult extends InstanceChangeResult {
+  /** `created` (201), `exists` (200: identical instance already there), `accepted` (202: poll last_operation). */
+  outcome: 'created' | 'exists' | 'accepted';
+}
+
+export interface UpdateResult extends InstanceChangeResult {
+  /** `updated` (200) or `accepted` (202). */
+  outcome: 'updated' | 'accepted';
 }
 
 export interface DeleteResult extends Answer {
@@ -145,7 +152,7 @@ export interface InstanceResource extends Answer {
   dashboard_url?: string;
   parameters?: JsonObject;
   maintenance_info?: MaintenanceInfo;
-  metadata?: { labels?: JsonObject; attributes?: JsonObject };
+  metadata?: InstanceMetadata;
 }
 
 export interface BindResult extends Answer {

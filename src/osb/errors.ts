@@ -2,12 +2,23 @@
 // (status, error code, description); the broker throws them and one place,
 // src/http/error-handler.ts, turns anything thrown into one. PermanentError is
 // a provisioner's "retrying cannot fix this" (see provisioners/provisioner.ts).
-export class OsbError extends Error {
+
+/**
+ * What an OSB error response says, as the broker sends it and the client
+ * (src/osb-client/) reads it. A pure type, so the client can share it and still
+ * load nothing of the server.
+ */
+export interface OsbErrorFields {
   readonly status: number;
   readonly error: string | undefined;
   readonly description: string | undefined;
   readonly instanceUsable: boolean | undefined;
   readonly updateRepeatable: boolean | undefined;
+}
+
+// The fields above are declared once, there; the class gets them by merging.
+export interface OsbError extends OsbErrorFields {}
+export class OsbError extends Error {
   readonly headers: Record<string, string>;
 
   constructor(
@@ -17,11 +28,7 @@ export class OsbError extends Error {
   ) {
     super(description ?? opts.error ?? `HTTP ${status}`);
     this.name = 'OsbError';
-    this.status = status;
-    this.error = opts.error;
-    this.description = description;
-    this.instanceUsable = opts.instanceUsable;
-    this.updateRepeatable = opts.updateRepeatable;
+    Object.assign(this, { status, error: opts.error, description, instanceUsable: opts.instanceUsable, updateRepeatable: opts.updateRepeatable } satisfies OsbErrorFields);
     this.headers = opts.headers ?? {};
   }
 

@@ -4,7 +4,7 @@ import { CliError, EXIT } from '../errors.ts';
 import { formatOf, render } from '../output.ts';
 import { firstDifference, parametersOf } from '../parameters.ts';
 import type { Options } from '../program.ts';
-import { bindingObject, now, refuseKubernetesFlags, waitSettings, withSession } from './common.ts';
+import { bindingObject, now, refuseKubernetesFlags, reportDelete, waitSettings, withSession } from './common.ts';
 import { checkName, sentence } from './instances.ts';
 import type { Session } from './session.ts';
 import type { BindingEntry, InstanceEntry, OperationEntry } from './state.ts';
@@ -139,17 +139,6 @@ export async function unbind([name]: string[], opts: Options): Promise<number> {
     } catch (err) {
       throw s.explain(err, `unbinding ${name}`);
     }
-    if (result.outcome === 'gone') {
-      forget(s, name!);
-      process.stdout.write(`binding/${name} does not exist (already deleted)\n`);
-      return EXIT.ok;
-    }
-    if (result.outcome === 'accepted' && (await settle(s, name!, entry, 'unbind', result.operation, opts)) === 'async') {
-      process.stdout.write(`binding/${name} unbinding\n`);
-      return EXIT.ok;
-    }
-    forget(s, name!);
-    process.stdout.write(`binding/${name} deleted\n`);
-    return EXIT.ok;
+    return reportDelete(`binding/${name}`, 'unbinding', result, (operation) => settle(s, name!, entry, 'unbind', operation, opts), () => forget(s, name!));
   });
 }

@@ -1,7 +1,7 @@
 // What the broker-mode commands share: opening the session, refusing Kubernetes-only flags,
 // the objects -o json/yaml print, and hiding secrets unless --show-secrets.
-import { OsbError, type LastOperation } from '../../osb-client/index.ts';
-import { usageError } from '../errors.ts';
+import { OsbError, type DeleteResult, type LastOperation } from '../../osb-client/index.ts';
+import { EXIT, usageError } from '../errors.ts';
 import type { Options } from '../program.ts';
 import type { BindingEntry, InstanceEntry, OperationEntry } from './state.ts';
 import { openSession, type Session } from './session.ts';
@@ -129,3 +129,28 @@ export async function bindingObject(s: Session, name: string, entry: BindingEntr
 }
 
 export const now = () => new Date().toISOString();
+
+/**
+ * The end of berth deprovision | unbind: says what the broker's DELETE came to (`ref` is `instance/NAME` or
+ * `binding/NAME`), following an accepted one with `settle`; the local entry is forgotten once the object is gone.
+ */
+export async function reportDelete(
+  ref: string,
+  doing: string,
+  result: DeleteResult,
+  settle: (operation: string | undefined) => Promise<'done' | 'async'>,
+  forget: () => void,
+): Promise<number> {
+  if (result.outcome === 'gone') {
+    forget();
+    process.stdout.write(`${ref} does not exist (already deleted)\n`);
+    return EXIT.ok;
+  }
+  if (result.outcome === 'accepted' && (await settle(result.operation)) === 'async') {
+    process.stdout.write(`${ref} ${doing}\n`);
+    return EXIT.ok;
+  }
+  forget();
+  process.stdout.write(`${ref} deleted\n`);
+  return EXIT.ok;
+}

@@ -4,7 +4,7 @@ import { CliError, EXIT, usageError } from '../errors.ts';
 import { formatOf, render } from '../output.ts';
 import { firstDifference, parametersOf } from '../parameters.ts';
 import type { Options } from '../program.ts';
-import { instanceObject, now, refuseKubernetesFlags, waitSettings, withSession } from './common.ts';
+import { instanceObject, now, refuseKubernetesFlags, reportDelete, waitSettings, withSession } from './common.ts';
 import type { Session } from './session.ts';
 import { parameterDigests, type InstanceEntry, type OperationEntry } from './state.ts';
 import { instanceView } from './views.ts';
@@ -22,7 +22,6 @@ const PLATFORM_IDS = { organization_guid: 'berth-cli', space_guid: 'berth-cli' }
 
 type Verb = OperationEntry['type'];
 const GERUND: Record<Verb, string> = { provision: 'provisioning', update: 'updating', upgrade: 'upgrading', deprovision: 'deprovisioning', bind: 'binding', unbind: 'unbinding' };
-const DONE: Record<Verb, string> = { provision: 'created', update: 'updated', upgrade: 'upgraded', deprovision: 'deleted', bind: 'created', unbind: 'deleted' };
 
 /** Prints the instance after a verb: `instance/NAME created` by default, or the object in the -o format. */
 async function printInstance(s: Session, name: string, opts: Options, sentence: string): Promise<void> {
@@ -303,17 +302,6 @@ export async function deprovision([name]: string[], opts: Options): Promise<numb
     } catch (err) {
       throw s.explain(err, `deprovisioning ${name}`);
     }
-    if (result.outcome === 'gone') {
-      forget(s, name!);
-      process.stdout.write(`instance/${name} does not exist (already deleted)\n`);
-      return EXIT.ok;
-    }
-    if (result.outcome === 'accepted' && (await settle(s, name!, 'deprovision', result.operation, opts, entry)) === 'async') {
-      process.stdout.write(`instance/${name} deprovisioning\n`);
-      return EXIT.ok;
-    }
-    forget(s, name!);
-    process.stdout.write(`instance/${name} ${DONE.deprovision}\n`);
-    return EXIT.ok;
+    return reportDelete(`instance/${name}`, 'deprovisioning', result, (operation) => settle(s, name!, 'deprovision', operation, opts, entry), () => forget(s, name!));
   });
 }

@@ -1,7 +1,7 @@
 // How instances, bindings, offerings and plans look in tables (kubectl's column names) and
 // under -o name; -o json/yaml print the objects themselves.
 import type { CatalogPlan, CatalogService } from '../../osb-client/index.ts';
-import { age, type View } from '../output.ts';
+import { age, type Column, type View } from '../output.ts';
 
 type Obj = Record<string, any>;
 
@@ -35,33 +35,35 @@ export function readiness(o: Obj): { ready: string; reason: string; message: str
   return { ready: 'False', reason: FAILED[op.type] ?? 'Failed', message };
 }
 
-export const instanceView: View<Obj> = {
-  name: (o) => `instance/${o.name}`,
-  full: (o) => o,
-  columns: [
+/** The columns an instance and a binding share, around those of their own and their broker-side id. */
+function readinessColumns(own: Column<Obj>[], id: Column<Obj>): Column<Obj>[] {
+  return [
     { header: 'NAME', value: (o) => o.name },
-    { header: 'OFFERING', value: (o) => o.offering ?? o.service_id ?? '' },
-    { header: 'PLAN', value: (o) => o.plan ?? o.plan_id ?? '' },
+    ...own,
     { header: 'READY', value: (o) => readiness(o).ready },
     { header: 'REASON', value: (o) => readiness(o).reason },
     { header: 'AGE', value: (o) => age(o.created_at) },
-    { header: 'INSTANCE-ID', value: (o) => o.instance_id, wide: true },
+    { ...id, wide: true },
     { header: 'MESSAGE', value: (o) => readiness(o).message, wide: true },
-  ],
+  ];
+}
+
+export const instanceView: View<Obj> = {
+  name: (o) => `instance/${o.name}`,
+  full: (o) => o,
+  columns: readinessColumns(
+    [
+      { header: 'OFFERING', value: (o) => o.offering ?? o.service_id ?? '' },
+      { header: 'PLAN', value: (o) => o.plan ?? o.plan_id ?? '' },
+    ],
+    { header: 'INSTANCE-ID', value: (o) => o.instance_id },
+  ),
 };
 
 export const bindingView: View<Obj> = {
   name: (o) => `binding/${o.name}`,
   full: (o) => o,
-  columns: [
-    { header: 'NAME', value: (o) => o.name },
-    { header: 'INSTANCE', value: (o) => o.instance },
-    { header: 'READY', value: (o) => readiness(o).ready },
-    { header: 'REASON', value: (o) => readiness(o).reason },
-    { header: 'AGE', value: (o) => age(o.created_at) },
-    { header: 'BINDING-ID', value: (o) => o.binding_id, wide: true },
-    { header: 'MESSAGE', value: (o) => readiness(o).message, wide: true },
-  ],
+  columns: readinessColumns([{ header: 'INSTANCE', value: (o) => o.instance }], { header: 'BINDING-ID', value: (o) => o.binding_id }),
 };
 
 export const offeringView: View<CatalogService> = {

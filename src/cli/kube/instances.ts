@@ -1,14 +1,13 @@
 // berth provision | update | deprovision in Kubernetes mode: ServiceInstance resources, which
 // the controller (berth controller) provisions at the broker.
-import { API_VERSION, GROUP, VERSION, type ServiceInstance } from '../../controller/resources.ts';
-import { statusOf } from '../../kubernetes/errors.ts';
+import { GROUP, VERSION, type ServiceInstance } from '../../controller/resources.ts';
 import { checkName } from '../broker/instances.ts';
 import { waitSettings } from '../broker/common.ts';
 import { CliError, EXIT, usageError } from '../errors.ts';
 import { formatOf, render } from '../output.ts';
 import { firstDifference, parametersOf } from '../parameters.ts';
 import type { Options } from '../program.ts';
-import { getResource, waitForResource } from './objects.ts';
+import { createResource, deleteResource, getResource, waitForResource } from './objects.ts';
 import { isMissingObject, openKubeSession } from './session.ts';
 import { instanceView } from './views.ts';
 
@@ -47,25 +46,16 @@ export async function provision([name]: string[], opts: Options): Promise<number
   const labels = labelsOf(opts);
   const s = await openKubeSession(opts);
   const spec: ServiceInstance['spec'] = { offering: opts.offering, plan: opts.plan, ...(parameters ? { parameters } : {}), ...(parametersFrom(opts) ? { parametersFrom: parametersFrom(opts) } : {}) };
-  const body: ServiceInstance = { apiVersion: API_VERSION, kind: 'ServiceInstance', metadata: { name, namespace: s.namespace, ...(labels ? { labels } : {}) }, spec };
-  let sentence = 'created';
-  try {
-    await s.custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: s.namespace, plural: 'serviceinstances', body });
-  } catch (err) {
-    if (statusOf(err) !== 409) throw s.explain(err, `creating ServiceInstance ${s.namespace}/${name}`);
-    const existing = (await getResource(s, 'ServiceInstance', s.namespace, name!)) as ServiceInstance | undefined;
-    if (!existing) throw s.explain(err, `creating ServiceInstance ${s.namespace}/${name}`);
+  const sentence = await createResource<ServiceInstance>(s, 'ServiceInstance', name!, labels, spec, (existing) => {
     const field = firstDifference(
       { offering: existing.spec.offering, plan: existing.spec.plan, parameters: existing.spec.parameters ?? {}, parametersFrom: existing.spec.parametersFrom ?? [] },
       { offering: spec.offering, plan: spec.plan, parameters: spec.parameters ?? {}, parametersFrom: spec.parametersFrom ?? [] },
       ['offering', 'plan', 'parameters', 'parametersFrom'],
     );
-    if (field) {
-      const next = field.startsWith('plan ') || field.startsWith('parameters') ? `Change it with \`berth update ${name} …\`, or pick another name.` : 'Pick another name, or deprovision it first.';
-      throw new CliError(EXIT.failed, `instance ${name} already exists in namespace ${s.namespace} with different settings: ${field}. ${next}`);
-    }
-    sentence = 'already exists (unchanged)';
-  }
+    if (!field) return undefined;
+    const next = field.startsWith('plan ') || field.startsWith('parameters') ? `Change it with \`berth update ${name} …\`, or pick another name.` : 'Pick another name, or deprovision it first.';
+    return `instance ${name} already exists in namespace ${s.namespace} with different settings: ${field}. ${next}`;
+  });
   const check = `berth describe instance ${name} -n ${s.namespace}`;
   if (wait.async) {
     if (sentence === 'created') process.stderr.write(`Provisioning ${name} is in progress. Use \`${check}\` to check on it.\n`);
@@ -107,23 +97,5 @@ export async function upgrade(): Promise<number> {
 
 export async function deprovision([name]: string[], opts: Options): Promise<number> {
   checkName(name!, 'instance');
-  const wait = waitSettings(opts);
-  const s = await openKubeSession(opts);
-  try {
-    await s.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: s.namespace, plural: 'serviceinstances', name: name! });
-  } catch (err) {
-    if (isMissingObject(err)) {
-      process.stdout.write(`serviceinstance/${name} does not exist (nothing to delete)\n`);
-      return EXIT.ok;
-    }
-    throw s.explain(err, `deleting ServiceInstance ${s.namespace}/${name}`);
-  }
-  const check = `berth describe instance ${name} -n ${s.namespace}`;
-  if (wait.async) {
-    process.stdout.write(`serviceinstance/${name} deprovisioning\n`);
-    return EXIT.ok;
-  }
-  await waitForResource(s, 'ServiceInstance', s.namespace, name!, 'gone', { label: `deprovisioning ${name}`, ...wait, checkHint: check });
-  process.stdout.write(`serviceinstance/${name} deleted\n`);
-  return EXIT.ok;
+  return deleteResource('ServiceInstance', name!, opts, { noun: 'instance', doing: 'deprovisioning' });
 }

@@ -2,11 +2,14 @@
 // (conditions Ready, Synced, Progressing with observedGeneration; status.lastOperation), and
 // waiting for it with the same progress display broker mode uses.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GROUP, PLURALS, VERSION, type Condition, type ServiceBinding, type ServiceInstance } from '../../controller/resources.ts';
+import { API_VERSION, GROUP, PLURALS, VERSION, type Condition, type ServiceBinding, type ServiceInstance } from '../../controller/resources.ts';
+import { statusOf } from '../../kubernetes/errors.ts';
 import { CliError, EXIT } from '../errors.ts';
 import { Progress } from '../progress.ts';
 import { durationText } from '../broker/wait.ts';
-import { isMissingObject, type KubeSession } from './session.ts';
+import type { Options } from '../program.ts';
+import { waitSettings } from '../broker/common.ts';
+import { isMissingObject, openKubeSession, type KubeSession } from './session.ts';
 
 export type Kind = 'ServiceInstance' | 'ServiceBinding';
 export type Resource = ServiceInstance | ServiceBinding;
@@ -109,4 +112,56 @@ export async function waitForResource(s: KubeSession, kind: Kind, namespace: str
     EXIT.timedOut,
     `timed out after ${durationText(w.timeoutMs)} while ${w.label} is still in progress${last?.message ? ` (${last.message})` : ''}; the controller goes on: check with \`${w.checkHint}\`.`,
   );
+}
+
+/**
+ * berth deprovision | unbind: deletes the resource (the controller's finalizer asks the broker), then, unless --async,
+ * waits until it is gone. A resource that is not there is nothing to delete, not an error.
+ */
+export async function deleteResource(kind: Kind, name: string, opts: Options, words: { noun: 'instance' | 'binding'; doing: string }): Promise<number> {
+  const wait = waitSettings(opts);
+  const s = await openKubeSession(opts);
+  const ref = `${kind.toLowerCase()}/${name}`;
+  try {
+    await s.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: s.namespace, plural: plural(kind), name });
+  } catch (err) {
+    if (isMissingObject(err)) {
+      process.stdout.write(`${ref} does not exist (nothing to delete)\n`);
+      return EXIT.ok;
+    }
+    throw s.explain(err, `deleting ${kind} ${s.namespace}/${name}`);
+  }
+  if (wait.async) {
+    process.stdout.write(`${ref} ${words.doing}\n`);
+    return EXIT.ok;
+  }
+  await waitForResource(s, kind, s.namespace, name, 'gone', { label: `${words.doing} ${name}`, ...wait, checkHint: `berth describe ${words.noun} ${name} -n ${s.namespace}` });
+  process.stdout.write(`${ref} deleted\n`);
+  return EXIT.ok;
+}
+
+/**
+ * berth provision | bind: creates the resource. One of that name already there is fine when it asks for the same
+ * (then the sentence says so): `conflict` names what differs and what to do about it, or returns undefined.
+ */
+export async function createResource<R extends Resource>(
+  s: KubeSession,
+  kind: Kind,
+  name: string,
+  labels: Record<string, string> | undefined,
+  spec: R['spec'],
+  conflict: (existing: R) => string | undefined,
+): Promise<'created' | 'already exists (unchanged)'> {
+  const body = { apiVersion: API_VERSION, kind, metadata: { name, namespace: s.namespace, ...(labels ? { labels } : {}) }, spec };
+  try {
+    await s.custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: s.namespace, plural: plural(kind), body });
+    return 'created';
+  } catch (err) {
+    if (statusOf(err) !== 409) throw s.explain(err, `creating ${kind} ${s.namespace}/${name}`);
+    const existing = (await getResource(s, kind, s.namespace, name)) as R | undefined;
+    if (!existing) throw s.explain(err, `creating ${kind} ${s.namespace}/${name}`);
+    const problem = conflict(existing);
+    if (problem) throw new CliError(EXIT.failed, problem);
+    return 'already exists (unchanged)';
+  }
 }
