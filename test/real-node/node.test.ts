@@ -98,17 +98,26 @@ describe('a real node', () => {
     const clusterIP = svc.spec?.clusterIP ?? '';
     assert.match(clusterIP, /^10\.96\./);
     // Node 24 from the Berth image: a TCP connect to the Service, then GET /api with the mounted token.
+    // A Service just created has no endpoints until the EndpointSlice controller and kube-proxy have
+    // caught up, and until then its ClusterIP answers "host unreachable" (seen in CI): the client
+    // retries for up to 30 s, as any in-cluster client must, and fails if the Service never answers.
     const script = `
       const net = require('node:net'); const fs = require('node:fs');
       const sa = '/var/run/secrets/kubernetes.io/serviceaccount';
-      const s = net.connect(5432, process.env.TARGET);
-      s.on('connect', async () => {
-        s.destroy();
-        const res = await fetch('https://' + process.env.KUBERNETES_SERVICE_HOST + ':' + process.env.KUBERNETES_SERVICE_PORT + '/api', {
-          headers: { authorization: 'Bearer ' + fs.readFileSync(sa + '/token', 'utf8') } });
-        console.log('service ok; api ' + res.status + ' ' + (await res.json()).kind);
-      });
-      s.on('error', (e) => { console.log('service failed ' + e.message); process.exit(1); });`;
+      const attempt = (left) => {
+        const s = net.connect(5432, process.env.TARGET);
+        s.on('connect', async () => {
+          s.destroy();
+          const res = await fetch('https://' + process.env.KUBERNETES_SERVICE_HOST + ':' + process.env.KUBERNETES_SERVICE_PORT + '/api', {
+            headers: { authorization: 'Bearer ' + fs.readFileSync(sa + '/token', 'utf8') } });
+          console.log('service ok; api ' + res.status + ' ' + (await res.json()).kind);
+        });
+        s.on('error', (e) => {
+          if (left > 0) return setTimeout(() => attempt(left - 1), 1000);
+          console.log('service failed ' + e.message); process.exit(1);
+        });
+      };
+      attempt(30);`;
     await core.createNamespacedPod({
       namespace: ns,
       body: {
