@@ -98,9 +98,10 @@ describe('berth in Kubernetes mode', () => {
 
   test('postgres: the binding Secret logs in; --timeout is exit 3 and a repeat resumes; unbind revokes the login', async () => {
     const provision = ['provision', 'orders-db', '--offering', 'postgresql', '--plan', 'small', ...label()];
-    const timedOut = await berth([...provision, '--timeout', '0.2s']);
+    // 1 ms: the controller cannot have provisioned by then (0.2 s was enough on a quiet machine, and the test raced).
+    const timedOut = await berth([...provision, '--timeout', '1ms']);
     expectExit(timedOut, 3);
-    assert.match(timedOut.stderr, /berth: timed out after 200 ms while provisioning orders-db is still in progress.*check with `berth describe instance orders-db -n /);
+    assert.match(timedOut.stderr, /berth: timed out after 1 ms while provisioning orders-db is still in progress.*check with `berth describe instance orders-db -n /);
     const resumed = await berth(provision);
     expectExit(resumed, 0);
     assert.equal(resumed.stdout, 'serviceinstance/orders-db already exists (unchanged)\n');
