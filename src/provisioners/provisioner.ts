@@ -105,6 +105,31 @@ export interface BindResult {
   volumeMounts?: unknown[];
 }
 
+/**
+ * One thing a provisioner made (or should have made), as `describe` reports it: a database, a role, a Helm
+ * release, a Deployment, a Pod, a container. Never carries a secret value.
+ */
+export interface ProvisionedResource {
+  /** What it is, in the words of where it lives: "Database", "Role", "User", "HelmRelease", "Deployment", "Pod", "Container". */
+  kind: string;
+  name: string;
+  /** ready: there and working; not-ready: there, not (yet) working; failed: there and broken; missing: should be there, is not; unknown: could not be looked at. */
+  state: ResourceState;
+  /** What a reader needs to act on, in full (never cut). */
+  message?: string;
+  /** The OSB binding id this belongs to (a binding's login), so clients can hang it under the binding. */
+  bindingId?: string;
+  children?: ProvisionedResource[];
+}
+
+export type ResourceState = 'ready' | 'not-ready' | 'failed' | 'missing' | 'unknown';
+
+/** A live binding as `describe` sees it: its id and its provisioner state (checkpoints). */
+export interface DescribedBinding {
+  id: string;
+  state: JsonObject;
+}
+
 export interface Provisioner {
   readonly kind: string;
   /** Validates a plan's `provisioner:` block (without `kind`); `plan` tells what else the plan declares. */
@@ -126,6 +151,13 @@ export interface Provisioner {
   deprovision(op: InstanceOperation): Promise<void>;
   bind(op: BindingOperation): Promise<BindResult>;
   unbind(op: BindingOperation): Promise<void>;
+  /**
+   * Read-only: what this instance's provisioning made, looked at now (catalog queries, helm status, the
+   * Kubernetes API), with the login of each binding. Changes nothing; honours `signal`. An empty list means
+   * the kind makes nothing outside Berth's own records. Optional for provisioner modules (BERTH_PROVISIONER_MODULES):
+   * without it, Berth answers that the kind does not describe what it makes; every built-in kind has it.
+   */
+  describe?(instance: InstanceView & { state: JsonObject }, bindings: DescribedBinding[], signal: AbortSignal): Promise<ProvisionedResource[]>;
   /** Releases connections the provisioner keeps (called once, at shutdown). */
   close?(): Promise<void>;
   /** At start: logs what the operator should change on the servers `plans` use (e.g. access other tenants have). Never throws. */
