@@ -210,7 +210,7 @@ export class OsbClient {
   async provisionedResources(instanceId: string, opts: CallOptions = {}): Promise<ProvisionedResources | undefined> {
     const path = `berth/v1/service_instances/${seg(instanceId)}/resources`;
     const a = await this.#request('GET', path, undefined, opts);
-    if (a.status === 200 && a.body && Array.isArray(a.body.resources)) return a.body as unknown as ProvisionedResources;
+    if (a.status === 200) return Array.isArray(a.body?.resources) ? (a.body as unknown as ProvisionedResources) : undefined;
     if ((a.status === 404 && a.body?.error !== 'InstanceNotFound') || a.status === 405 || a.status === 501) return undefined;
     throw new OsbError({ ...a, method: 'GET', path: `/${path}` });
   }

@@ -4,7 +4,7 @@
 // its Pods (phase, readiness, scheduling) and their containers (running,
 // waiting with its reason such as CrashLoopBackOff, the last exit code).
 // Read-only: `helm status` and GETs/LISTs.
-import type { V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
+import type { AppsV1Api, CoreV1Api, V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
 import type { KubernetesAccess } from '../../kubernetes/client.ts';
 import { kubernetesFailure, statusOf } from '../../kubernetes/errors.ts';
 import type { ProvisionedResource, ResourceState } from '../provisioner.ts';
@@ -30,7 +30,8 @@ export async function describeRelease(kube: KubernetesAccess, release: string, n
   const workloads = workloadsIn(status.manifest ?? '');
   let children: ProvisionedResource[];
   try {
-    children = await Promise.all(workloads.map((w) => describeWorkload(kube, namespace, w)));
+    const api = { apps: await kube.api((k8s) => k8s.AppsV1Api), core: await kube.api((k8s) => k8s.CoreV1Api) };
+    children = await Promise.all(workloads.map((w) => describeWorkload(api, namespace, w)));
   } catch (err) {
     throw kubernetesFailure(err, `read the workloads of release ${release} in namespace ${namespace}`);
   }
@@ -45,9 +46,8 @@ export async function describeRelease(kube: KubernetesAccess, release: string, n
   return [{ kind: 'HelmRelease', name: `${namespace}/${release}`, state, message, children }];
 }
 
-async function describeWorkload(kube: KubernetesAccess, namespace: string, w: Workload): Promise<ProvisionedResource> {
-  const apps = await kube.api((k8s) => k8s.AppsV1Api);
-  const core = await kube.api((k8s) => k8s.CoreV1Api);
+/** A Deployment or StatefulSet with its Pods and their containers, read now (also by the CLI, with the developer's own access). */
+export async function describeWorkload({ apps, core }: { apps: AppsV1Api; core: CoreV1Api }, namespace: string, w: Workload): Promise<ProvisionedResource> {
   let obj;
   try {
     obj = w.kind === 'Deployment' ? await apps.readNamespacedDeployment({ name: w.name, namespace }) : await apps.readNamespacedStatefulSet({ name: w.name, namespace });
