@@ -107,6 +107,10 @@ function describeContainer(cs: V1ContainerStatus, init: boolean): ProvisionedRes
     return { kind, name: cs.name, state: done ? 'ready' : t.exitCode === 0 ? 'not-ready' : 'failed', message: `terminated with exit code ${t.exitCode}${t.reason ? ` (${t.reason})` : ''}${t.message ? `: ${t.message}` : ''}; ${counts}` };
   }
   if (cs.state?.running) {
+    // Between two runs of a crash loop the container briefly runs again: after two failed runs it is the loop.
+    if (!cs.ready && restarts >= 2 && last && last.exitCode !== 0) {
+      return { kind, name: cs.name, state: 'failed', message: `crash-looping (CrashLoopBackOff between runs), running again since ${cs.state.running.startedAt ? new Date(cs.state.running.startedAt).toISOString() : '?'}; ${counts}` };
+    }
     return { kind, name: cs.name, state: cs.ready ? 'ready' : 'not-ready', message: `running since ${cs.state.running.startedAt ? new Date(cs.state.running.startedAt).toISOString() : '?'}, ${cs.ready ? 'ready' : 'not ready (readiness probe)'}; ${counts}` };
   }
   return { kind, name: cs.name, state: 'unknown', message: `no state reported yet; ${counts}` };
