@@ -63,7 +63,8 @@ export async function reconcileInstance(ctx: ReconcileContext, namespace: string
   // The version `berth upgrade` asks for must be the plan's current one; a catalog that changed since it was read is read again.
   const wantedVersion = si.spec.maintenanceInfo?.version;
   const stale = wantedVersion !== undefined && wantedVersion !== s.maintenanceInfo?.version && plan.maintenance_info?.version !== wantedVersion;
-  if (forcedNow || (stale && Date.now() - broker.fetchedAt > CATALOG_REREAD_MS)) {
+  // (Not more often than every CATALOG_REREAD_MS: a new catalog replaces the broker's client, and with it the long polls in flight.)
+  if ((forcedNow || stale) && Date.now() - broker.fetchedAt > CATALOG_REREAD_MS) {
     try {
       ctx.brokerCall('catalog');
       broker = await ctx.brokers.refresh(broker.name);
