@@ -63,8 +63,9 @@ export async function reconcileInstance(ctx: ReconcileContext, namespace: string
   // The version `berth upgrade` asks for must be the plan's current one; a catalog that changed since it was read is read again.
   const wantedVersion = si.spec.maintenanceInfo?.version;
   const stale = wantedVersion !== undefined && wantedVersion !== s.maintenanceInfo?.version && plan.maintenance_info?.version !== wantedVersion;
-  // (Not more often than every CATALOG_REREAD_MS: a new catalog replaces the broker's client, and with it the long polls in flight.)
-  if ((forcedNow || stale) && Date.now() - broker.fetchedAt > CATALOG_REREAD_MS) {
+  // A forced resync (someone asked) always reads it again; an unknown version at most every CATALOG_REREAD_MS, since a new
+  // catalog replaces the broker's client (the long polls in flight on it end, and their reconciles poll again).
+  if (forcedNow || (stale && Date.now() - broker.fetchedAt > CATALOG_REREAD_MS)) {
     try {
       ctx.brokerCall('catalog');
       broker = await ctx.brokers.refresh(broker.name);
