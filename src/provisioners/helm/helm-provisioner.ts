@@ -366,6 +366,15 @@ export class HelmProvisioner implements Provisioner {
       if (!(err instanceof HelmError && /not found/i.test(err.stderr))) throw err;
     }
     if (status && typeof status.manifest !== 'string') status.manifest = await helm(['get', 'manifest', release, '--namespace', namespace], this.#helmOptions(signal));
+    if (status && !status.chart?.metadata) {
+      // Not every helm puts the chart into `status --output json`; `get metadata` names it.
+      try {
+        const m = JSON.parse(await helm(['get', 'metadata', release, '--namespace', namespace, '--output', 'json'], this.#helmOptions(signal))) as { chart?: string; version?: string; appVersion?: string };
+        if (m.chart) status.chart = { metadata: { name: m.chart, version: m.version, appVersion: m.appVersion } };
+      } catch {
+        // The chart's name is a help, not a need.
+      }
+    }
     const nodes = await describeRelease(this.#kube, release, namespace, status);
     const pb = c.credentials?.per_binding;
     if (pb && nodes[0]) {
