@@ -5,6 +5,8 @@
 // database server or the cluster. Nothing here changes anything.
 import { errors } from '../osb/errors.ts';
 import type { ProvisionedResource, ProvisionerRegistry } from '../provisioners/provisioner.ts';
+
+export type { ProvisionedResource };
 import type { Stores } from '../store/unit-of-work.ts';
 import type { Rules } from './rules.ts';
 

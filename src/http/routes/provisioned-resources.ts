@@ -2,7 +2,7 @@
 // endpoint (not OSB; platforms never call it) that `berth trace` and the
 // controller use to show what the provisioner made. Same credentials as /v2.
 import type { Broker } from '../../broker/index.ts';
-import type { ProvisionedResource } from '../../provisioners/provisioner.ts';
+import type { ProvisionedResource } from '../../broker/resources.ts';
 import type { Route } from '../reply.ts';
 import { parse, schemas } from '../schemas.ts';
 
