@@ -45,8 +45,8 @@ describe('controller: a Helm plan', () => {
       }, "the release in the controller's record");
       assert.match(traced.stdout, /├─ ServiceBinding\/pg-app  Ready=True[^\n]*\n(│  [^\n]*\n)*│  └─ Secret\/pg-app: written\n/, traced.stdout);
       assert.match(traced.stdout, new RegExp(`└─ provisioned by helm \\(recorded by the controller at [^)]+\\)\\n   └─ HelmRelease/berth-\\w+/${release}: ready\\n      │  helm status deployed, revision 1; chart postgresql-`), traced.stdout);
-      assert.match(traced.stdout, new RegExp(`└─ StatefulSet/${release}: ready\\n\\s+read live now: 1/1 ready, 1 updated`), traced.stdout);
-      assert.match(traced.stdout, new RegExp(`└─ Pod/${release}-0: ready\\n\\s+Ready; phase Running; on node `), traced.stdout);
+      assert.match(traced.stdout, new RegExp(`└─ StatefulSet/${release}: ready\\n[ │]+read live now: 1/1 ready, 1 updated`), traced.stdout);
+      assert.match(traced.stdout, new RegExp(`└─ Pod/${release}-0: ready\\n[ │]+Ready; phase Running; on node `), traced.stdout);
     } finally {
       rmSync(home, { recursive: true, force: true });
     }
