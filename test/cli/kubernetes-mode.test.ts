@@ -85,7 +85,10 @@ describe('berth in Kubernetes mode', () => {
     const trace = await berth(['trace', 'creds']);
     expectExit(trace, 0);
     assert.match(trace.stdout, /^ServiceInstance\/creds  \(user-provided\/standard at broker berth, instance id [0-9a-f-]{36}\)  Ready=True Available/);
-    assert.match(trace.stdout, /\n  last operation: create succeeded\n└─ ServiceBinding\/creds-app  Ready=True SecretWritten: The credentials are in Secret "creds-app"\.\n     last operation: bind succeeded\n   └─ Secret\/creds-app  keys: .*uri/);
+    assert.match(
+      trace.stdout,
+      /\n│  last operation: create succeeded\n├─ ServiceBinding\/creds-app  Ready=True SecretWritten\n│  │  The credentials are in Secret "creds-app"\.\n│  │  last operation: bind succeeded\n│  └─ Secret\/creds-app: written\n│        keys: .*uri\n└─ provisioned by user-provided \(recorded by the controller at [^)]+\)\n      Nothing: a user-provided instance makes nothing/,
+    );
     assert.match(trace.stdout, /\nEvents:\n\s+TYPE\s+REASON\s+AGE\s+MESSAGE\n(.*\n)*\s+Normal\s+Available\s+\d+s\s+The instance is ready\.\n/);
 
     expectExit(await berth(['unbind', 'creds-app']), 0);
