@@ -7,7 +7,8 @@
 // failure is recorded, never fails the reconcile.
 import { OsbError, type ProvisionedResource } from '../osb-client/index.ts';
 import type { Broker } from './brokers.ts';
-import { nowIso, type ReconcileContext, type StatusDraft } from './context.ts';
+import { nowIso, StatusDraft, type ReconcileContext } from './context.ts';
+import type { ObjectRef } from './kube.ts';
 import type { ProvisionedResourcesStatus, RecordedResource, ServiceInstance, ServiceInstanceStatus } from './resources.ts';
 
 /** Entries kept per level: the status is a summary (a chart with many replicas lists the first ones). */
@@ -48,6 +49,16 @@ export async function recordProvisioned(ctx: ReconcileContext, si: ServiceInstan
     summary = { ...draft.status.provisionedResources, takenAt: nowIso(), exposed: true, problem: `The controller could not ask broker "${broker.name}" what it provisioned: ${why}` };
   }
   draft.status.provisionedResources = summary;
+}
+
+/**
+ * After the status that ends an operation is written (Ready first: a developer waits for it), asks what the
+ * provisioner made and writes that as a second, quiet status change (no condition changes, so no Events).
+ */
+export async function recordProvisionedAfter(ctx: ReconcileContext, si: ServiceInstance, committed: ServiceInstanceStatus, broker: Broker): Promise<void> {
+  const draft = new StatusDraft<ServiceInstanceStatus>({ kind: 'ServiceInstance', metadata: si.metadata as ObjectRef['metadata'] }, committed);
+  await recordProvisioned(ctx, si, draft, broker);
+  await draft.commit(ctx.kube, { observed: false });
 }
 
 /** The bound bindings of the instance (their OSB ids), from the informer's cache: no broker call. */

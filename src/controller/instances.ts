@@ -6,7 +6,7 @@
 // costs no broker call.
 import type { V1Secret } from '@kubernetes/client-node';
 import { OsbError, OsbTransportError, type LastOperation as OsbLastOperation, type MaintenanceInfo, type OsbClient } from '../osb-client/index.ts';
-import { bindingsChangedSince, recordMaintenance, recordProvisioned } from './instance-facts.ts';
+import { bindingsChangedSince, recordMaintenance, recordProvisioned, recordProvisionedAfter } from './instance-facts.ts';
 import { BrokerUnavailable, type Broker } from './brokers.ts';
 import { pollOptions } from './operation-watch.ts';
 import { RetryLater, StatusDraft, commitAccepted, hashOf, nowIso, type ReconcileContext } from './context.ts';
@@ -192,8 +192,8 @@ async function provision(
     s.provisioned = true;
     applied(draft, 'create', hash, ids.plan_id);
     await recordMaintenance(ctx, si, draft, broker, ids, maintenance);
-    await recordProvisioned(ctx, si, draft, broker);
     await draft.commit(ctx.kube);
+    await recordProvisionedAfter(ctx, si, draft.status, broker);
   } catch (err) {
     await brokerRefused(ctx, si, draft, err, hash, 'create', ids);
   }
@@ -244,8 +244,8 @@ async function update(
     applied(draft, 'update', hash, planId);
     draft.event('Normal', 'Updated', upgrade ? `The broker upgraded the instance to maintenance version ${upgrade.version}.` : 'The broker updated the instance.');
     await recordMaintenance(ctx, si, draft, broker, ids, upgrade);
-    await recordProvisioned(ctx, si, draft, broker);
     await draft.commit(ctx.kube);
+    await recordProvisionedAfter(ctx, si, draft.status, broker);
   } catch (err) {
     await brokerRefused(ctx, si, draft, err, hash, 'update', ids);
   }
@@ -322,9 +322,9 @@ async function follow(ctx: ReconcileContext, si: ServiceInstance, draft: StatusD
     draft.condition('Ready', usable ? 'True' : 'False', last.type === 'create' ? 'CreateFailed' : 'UpdateFailed', description || `The broker's ${last.type} operation failed.`);
   }
   if (op.state === 'succeeded') await recordMaintenance(ctx, si, draft, broker, { ...ids, plan_id: s.planID ?? ids.plan_id }, sentMaintenance(si, broker, s.planID ?? ids.plan_id, last.type));
-  // After a failure most of all: what was made, and what state it is in, is what a developer needs to see.
-  if (op.state !== 'gone') await recordProvisioned(ctx, si, draft, broker);
   await draft.commit(ctx.kube);
+  // After a failure most of all: what was made, and what state it is in, is what a developer needs to see.
+  if (op.state !== 'gone') await recordProvisionedAfter(ctx, si, draft.status, broker);
   // Whatever changed meanwhile (a newer spec) is looked at now.
   ctx.queue.add(instanceKey(si.metadata.namespace!, si.metadata.name!));
 }
