@@ -12,7 +12,14 @@
 // Shutdown: drain() stops accepting, lets every request in flight finish (its
 // response says `Connection: close`), and resolves when none is left or at the
 // deadline; close() then ends whatever is still open.
+//
+// HTTPS: the same server over TLS when given a certificate (tls-reloader.ts
+// swaps it for new connections when the files change). Connections are then
+// counted once their handshake is done; a client stuck in the handshake is
+// cut off after the headers timeout. Plain HTTP sent to it fails the handshake
+// and the connection is closed.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 
@@ -38,18 +45,43 @@ interface Connection {
   busy: number;
 }
 
+export interface HttpsOptions {
+  cert: Buffer;
+  key: Buffer;
+  /** Client certificates are asked for and verified against this CA; one that fails verification does not end the connection (other credentials may follow). */
+  clientCa: Buffer | undefined;
+}
+
 export function createBerthHttpServer(
   limits: HttpLimits,
   handler: (req: IncomingMessage, res: ServerResponse) => void,
   log: Logger,
+  tls?: HttpsOptions,
 ): BerthHttpServer {
-  const server = createServer({
+  const options = {
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     headersTimeout: limits.headersTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
     // How often Node looks for connections past those timeouts.
     connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
-  });
+  };
+  const server: Server = tls
+    ? createHttpsServer({
+        ...options,
+        cert: tls.cert,
+        key: tls.key,
+        ca: tls.clientCa,
+        requestCert: tls.clientCa !== undefined,
+        rejectUnauthorized: false,
+        handshakeTimeout: limits.headersTimeoutMs,
+      })
+    : createServer(options);
+  if (tls) {
+    // A failed handshake (plain HTTP, an untrusting client, a timeout) is the client's problem: debug only.
+    server.on('tlsClientError', (err: Error & { code?: string }, socket: Socket) => {
+      log.debug({ code: err.code, client: socket.remoteAddress }, 'TLS handshake failed');
+    });
+  }
   // Oldest first (Map keeps insertion order).
   const connections = new Map<Socket, Connection>();
   const inFlight = new Set<ServerResponse>();
@@ -71,7 +103,7 @@ export function createBerthHttpServer(
     return false;
   };
 
-  server.on('connection', (socket: Socket) => {
+  server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => {
     if (connections.size >= limits.maxConnections && !evictOldestIdle()) {
       // Every connection is serving a request: refuse this one rather than run out of descriptors.
       socket.destroy();
