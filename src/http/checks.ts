@@ -190,11 +190,10 @@ export function checkRequest(
 ): RequestMeta | Promise<RequestMeta> {
   const apiMinor = apiMinorOf(req.headers);
   const authenticated = authenticate(auth, req.client, req.headers.authorization, req.url, req.socket);
-  const rest = (): RequestMeta => ({
-    apiMinor,
-    requestIdentity: requestIdentityOf(req.headers),
-    originatingIdentity: originatingIdentityOf(req.headers),
-    waitSeconds: requestedWaitSeconds(req.headers),
-  });
-  return authenticated instanceof Promise ? authenticated.then(rest) : rest();
+  return authenticated instanceof Promise ? authenticated.then(() => metaOf(req.headers, apiMinor)) : metaOf(req.headers, apiMinor);
+}
+
+/** The checks after authentication: what the broker is told about the request. */
+function metaOf(headers: IncomingHttpHeaders, apiMinor: number): RequestMeta {
+  return { apiMinor, requestIdentity: requestIdentityOf(headers), originatingIdentity: originatingIdentityOf(headers), waitSeconds: requestedWaitSeconds(headers) };
 }

@@ -137,7 +137,8 @@ describe('HTTPS', () => {
     const otherCa = makeCa(dir, 'other-ca');
     const platform = issue(clientCa, 'platform', 'client', 'cf-cloud-controller');
     const impostor = issue(otherCa, 'impostor', 'client', 'cf-cloud-controller');
-    const t = await start({ BERTH_TLS_CERT_FILE: first.certFile, BERTH_TLS_KEY_FILE: first.keyFile, BERTH_TLS_CLIENT_CA_FILE: clientCa.certFile });
+    const secret = new MountedSecret(join(dir, 'with-client-ca'), { 'tls.crt': first.cert, 'tls.key': first.key, 'ca.crt': clientCa.pem });
+    const t = await start({ BERTH_TLS_CERT_FILE: secret.path('tls.crt'), BERTH_TLS_KEY_FILE: secret.path('tls.key'), BERTH_TLS_CLIENT_CA_FILE: secret.path('ca.crt') });
 
     // Express route and fast path both.
     for (const path of ['/v2/catalog', '/v2/service_instances/none']) {
@@ -156,5 +157,13 @@ describe('HTTPS', () => {
     const noCert = agent();
     assert.equal((await httpsGet(`${t.berth.url}/v2/catalog`, { agent: noCert, headers: { Authorization: basic } })).status, 200);
     assert.equal((await httpsGet(`${t.berth.url}/v2/catalog`, { agent: noCert })).status, 401);
+
+    // After a renewal, client certificates are still asked for and verified.
+    secret.update({ 'tls.crt': second.cert, 'tls.key': second.key, 'ca.crt': clientCa.pem });
+    await eventually('the renewed certificate is served', async () => (await httpsGet(`${t.berth.url}/v2/catalog`, { agent: agent(), headers: { Authorization: basic } })).serialNumber === second.serialNumber);
+    const renewed = await httpsGet(`${t.berth.url}/v2/catalog`, { agent: agent({ cert: platform.cert, key: platform.key }) });
+    assert.equal(renewed.serialNumber, second.serialNumber);
+    assert.equal(renewed.status, 200, JSON.stringify(renewed.body));
+    assert.equal((await httpsGet(`${t.berth.url}/v2/catalog`, { agent: agent({ cert: impostor.cert, key: impostor.key }) })).status, 401);
   });
 });
