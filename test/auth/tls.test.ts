@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -130,6 +131,26 @@ describe('HTTPS', () => {
     assert.ok(Array.isArray(((await overHttp.json()) as { services: unknown[] }).services));
     // The plain listener checks credentials the same way.
     assert.equal((await fetch(`${both.berth.httpUrl}/v2/catalog`, { headers: { 'X-Broker-API-Version': '2.17' } })).status, 401);
+  });
+
+  it('connections stuck before the handshake count toward BERTH_MAX_CONNECTIONS and give way to a real client', async () => {
+    const t = await start({ BERTH_TLS_CERT_FILE: first.certFile, BERTH_TLS_KEY_FILE: first.keyFile, BERTH_MAX_CONNECTIONS: '4', BERTH_HEADERS_TIMEOUT_SECONDS: '60', BERTH_REQUEST_TIMEOUT_SECONDS: '60' });
+    const port = Number(new URL(t.berth.url).port);
+    const silent: Socket[] = [];
+    const closed: Promise<void>[] = [];
+    for (let i = 0; i < 6; i++) {
+      const s = connect(port, '127.0.0.1');
+      s.on('error', () => {});
+      closed.push(new Promise((r) => s.once('close', () => r())));
+      await new Promise<void>((r) => s.once('connect', () => r()));
+      silent.push(s);
+    }
+    // Beyond the cap, the oldest silent ones were closed to make room.
+    const evicted = await Promise.race([Promise.all(closed.slice(0, 2)).then(() => true), delay(30_000).then(() => false)]);
+    assert.ok(evicted, 'the two oldest silent connections were closed');
+    const r = await httpsGet(`${t.berth.url}/v2/catalog`, { agent: agent(), headers: { Authorization: basic } });
+    assert.equal(r.status, 200);
+    for (const s of silent) s.destroy();
   });
 
   it('a client certificate from BERTH_TLS_CLIENT_CA_FILE authenticates (subject logged); one from another CA does not', async () => {
