@@ -146,7 +146,7 @@ describe('HTTPS', () => {
       silent.push(s);
     }
     // Beyond the cap, the oldest silent ones were closed to make room.
-    const evicted = await Promise.race([Promise.all(closed.slice(0, 2)).then(() => true), delay(30_000).then(() => false)]);
+    const evicted = await Promise.race([Promise.all(closed.slice(0, 2)).then(() => true), delay(30_000, false, { ref: false })]);
     assert.ok(evicted, 'the two oldest silent connections were closed');
     const r = await httpsGet(`${t.berth.url}/v2/catalog`, { agent: agent(), headers: { Authorization: basic } });
     assert.equal(r.status, 200);
