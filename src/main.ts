@@ -182,7 +182,17 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
   const servers = [http, ...(plainHttp ? [plainHttp] : [])];
   const url = `${tlsMaterial ? 'https' : 'http'}://${config.host}:${await listen(http.server, config.port, config.host, log)}`;
   const httpUrl = plainHttp ? `http://${config.host}:${await listen(plainHttp.server, config.httpPort!, config.host, log)}` : undefined;
-  const tlsReload = tlsMaterial ? reloadTlsOnChange(http.server as HttpsServer, config.tls!, tlsMaterial, config.filesReloadMs, log) : undefined;
+  let tlsReload: { stop(): void } | undefined;
+  if (tlsMaterial) {
+    const expiry = new Gauge({
+      name: 'berth_tls_certificate_expiry_timestamp_seconds',
+      help: 'When the certificate Berth serves HTTPS with expires (Unix time); alert well before it',
+      registers: [metrics.registry],
+    });
+    const showExpiry = (m: typeof tlsMaterial) => expiry.set(Date.parse(m.summary.validTo) / 1000);
+    showExpiry(tlsMaterial);
+    tlsReload = reloadTlsOnChange(http.server as HttpsServer, config.tls!, tlsMaterial, { intervalMs: config.filesReloadMs, log, onReloaded: showExpiry });
+  }
   if (tlsMaterial) log.info({ certificate: tlsMaterial.summary, clientCertificates: auth.clientCertificates }, 'serving HTTPS');
   notifications?.start();
   engine.start();

@@ -10,7 +10,13 @@ import type { Logger } from 'pino';
 import { pollFiles } from '../lib/file-poller.ts';
 import { readTlsMaterial, type TlsFiles, type TlsMaterial } from '../lib/tls-material.ts';
 
-export function reloadTlsOnChange(server: Server, files: TlsFiles, current: TlsMaterial, intervalMs: number, log: Logger): { stop(): void } {
+export function reloadTlsOnChange(
+  server: Server,
+  files: TlsFiles,
+  current: TlsMaterial,
+  opts: { intervalMs: number; log: Logger; onReloaded?: (material: TlsMaterial) => void },
+): { stop(): void } {
+  const { intervalMs, log } = opts;
   let serving = current;
   const paths = [files.certFile, files.keyFile, ...(files.clientCaFile ? [files.clientCaFile] : [])];
   return pollFiles(paths, intervalMs, () => {
@@ -29,6 +35,7 @@ export function reloadTlsOnChange(server: Server, files: TlsFiles, current: TlsM
       return;
     }
     serving = next;
+    opts.onReloaded?.(next);
     log.info({ certificate: next.summary }, 'TLS certificate reloaded: new connections use it');
   });
 }

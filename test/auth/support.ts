@@ -39,7 +39,7 @@ export interface Leaf {
 let serial = 0x1000 + Math.floor(Math.random() * 0x10000);
 
 /** A certificate signed by `ca`: a server one (SAN 127.0.0.1, localhost) or a client one. */
-export function issue(ca: Ca, name: string, kind: 'server' | 'client', cn = name): Leaf {
+export function issue(ca: Ca, name: string, kind: 'server' | 'client', cn = name, days = 2): Leaf {
   const { dir } = ca;
   const ext = kind === 'server'
     ? 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n'
@@ -48,7 +48,7 @@ export function issue(ca: Ca, name: string, kind: 'server' | 'client', cn = name
   openssl(['req', ...EC, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/O=berth-tests/CN=${cn}`], dir);
   const hex = (serial++).toString(16).toUpperCase().padStart(6, '0');
   openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca.name}.crt`, '-CAkey', `${ca.name}.key`, '-set_serial', `0x${hex}`,
-    '-days', '2', '-sha256', '-extfile', `${name}.ext`, '-out', `${name}.crt`], dir);
+    '-days', String(days), '-sha256', '-extfile', `${name}.ext`, '-out', `${name}.crt`], dir);
   return {
     certFile: join(dir, `${name}.crt`),
     keyFile: join(dir, `${name}.key`),

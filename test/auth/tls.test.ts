@@ -4,6 +4,7 @@
 // listener is asked for, and client certificates as a credential.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { connect, type Socket } from 'node:net';
@@ -44,7 +45,8 @@ describe('HTTPS', () => {
     dir = mkdtempSync(join(tmpdir(), 'berth-tls-'));
     ca = makeCa(dir, 'server-ca');
     first = issue(ca, 'first', 'server');
-    second = issue(ca, 'second', 'server');
+    // A later expiry than the first: the expiry gauge tells them apart.
+    second = issue(ca, 'second', 'server', 'second', 3);
     // Valid PEM, but not this key's certificate.
     stranger = issue(ca, 'stranger', 'server');
   });
@@ -80,6 +82,9 @@ describe('HTTPS', () => {
     });
     assert.equal(renewed!.status, 200);
     assert.ok(t.lines.some((l) => l.msg === 'TLS certificate reloaded: new connections use it' && l.certificate.serialNumber === second.serialNumber));
+    const metrics = await httpsGet(`${t.berth.url}/metrics`, { agent: agent() });
+    const expiry = /^berth_tls_certificate_expiry_timestamp_seconds (\S+)$/m.exec(String(metrics.body));
+    assert.equal(Number(expiry?.[1]), Date.parse(new X509Certificate(second.cert).validTo) / 1000, 'the expiry gauge follows the renewal');
 
     // The connection opened before the renewal is still the same one, with the certificate it was set up with.
     const again = await httpsGet(`${t.berth.url}/v2/service_instances/none/last_operation`, { agent: keepAlive, headers: { Authorization: basic } });
