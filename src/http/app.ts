@@ -114,7 +114,15 @@ export function createApp(deps: AppDeps): Express {
   const r = osbRoutes(deps.broker);
   const v2 = express.Router({ caseSensitive: true, strict: false });
   v2.use((req, res, next) => {
-    res.locals.meta = checkRequest(deps.auth, { headers: req.headers, url: req.originalUrl, client: clientOf(req) });
+    const meta = checkRequest(deps.auth, { headers: req.headers, url: req.originalUrl, client: clientOf(req), socket: req.socket });
+    // A promise only while a bearer token is being reviewed; Express 5 passes its rejection to the error handler.
+    if (meta instanceof Promise) {
+      return meta.then((m) => {
+        res.locals.meta = m;
+        next();
+      });
+    }
+    res.locals.meta = meta;
     next();
   });
   v2.get('/catalog', handle(r.catalog));
@@ -133,7 +141,9 @@ export function createApp(deps: AppDeps): Express {
   // credentials, no X-Broker-API-Version (not an OSB call).
   const own = express.Router({ caseSensitive: true, strict: false });
   own.use((req, _res, next) => {
-    authenticate(deps.auth, clientOf(req), req.headers.authorization, req.originalUrl);
+    // The same credentials as /v2 (basic, bearer, client certificate); a promise while a bearer token is reviewed.
+    const authenticated = authenticate(deps.auth, clientOf(req), req.headers.authorization, req.originalUrl, req.socket);
+    if (authenticated instanceof Promise) return authenticated.then(() => next());
     next();
   });
   own.get('/service_instances/:instance_id/resources', handle(provisionedResources(deps.broker)));
