@@ -14,16 +14,17 @@ const require = createRequire(import.meta.url);
 type AnyAjv = Ajv | Ajv2019 | Ajv2020;
 
 /**
- * ajv, its drafts and formats, and RE2 (a WebAssembly module), loaded on the first schema compiled:
+ * ajv, its drafts and formats, loaded on the first schema compiled, and RE2 (a WebAssembly module) on the first pattern:
  * together about 20 MB of memory that a catalog without parameter schemas should not cost. They are
  * CommonJS, so a synchronous require keeps catalog loading synchronous.
  */
 const validators = (() => {
   let loaded: ReturnType<typeof load> | undefined;
   function load() {
-    const { RE2 } = require('re2-wasm') as typeof import('re2-wasm');
+    // RE2's WebAssembly memory (≈10 MB) only once a schema has a pattern.
+    let re2: typeof import('re2-wasm').RE2 | undefined;
     /** ajv's RegExpEngine: RE2 matches in time linear in the input; it only works in unicode mode, as ajv compiles patterns. */
-    const re2Engine = Object.assign((pattern: string) => new RE2(pattern, 'u'), { code: 'new RE2' });
+    const re2Engine = Object.assign((pattern: string) => new (re2 ??= (require('re2-wasm') as typeof import('re2-wasm')).RE2)(pattern, 'u'), { code: 'new RE2' });
     return {
       Ajv: (require('ajv') as typeof import('ajv')).Ajv,
       Ajv2019: (require('ajv/dist/2019.js') as typeof import('ajv/dist/2019.js')).Ajv2019,

@@ -51,10 +51,16 @@ export interface BerthProcess {
 }
 
 /** Starts `berth serve` as a child process on a free port and waits until it answers /healthz. */
-export async function spawnBerth(env: Record<string, string>, opts: { port?: number; timeoutMs?: number; repo?: string } = {}): Promise<BerthProcess> {
+export async function spawnBerth(
+  env: Record<string, string>,
+  opts: { port?: number; timeoutMs?: number; repo?: string; launcher?: boolean } = {},
+): Promise<BerthProcess> {
   const port = opts.port ?? (await freePort());
   // `repo`: another checkout's Berth (benchmarks compare two versions side by side).
-  const child = spawn(process.execPath, [join(opts.repo ?? REPO, 'src/cli.ts'), 'serve'], {
+  // `launcher`: started as bin/berth and `npm start` start it (bin/with-node24.mjs, with its compile cache).
+  const repo = opts.repo ?? REPO;
+  const entry = opts.launcher ? [join(repo, 'bin/with-node24.mjs'), join(repo, 'src/cli.ts')] : [join(repo, 'src/cli.ts')];
+  const child = spawn(process.execPath, [...entry, 'serve'], {
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
