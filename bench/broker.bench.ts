@@ -120,11 +120,13 @@ const env = (url: string) => ({
   CATALOG_PATH: join(REPO, 'test/fixtures/catalog-conformance.yaml'),
   BERTH_PROVISIONER_MODULES: join(REPO, 'test/support/gated-provisioner.ts'),
   BERTH_WORKER_CONCURRENCY: '1',
+  // e.g. BENCH_NODE_OPTIONS=--max-semi-space-size=4 to see what V8's young generation costs in RSS.
+  ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
 });
 /** RSS of an idle Berth (shipped catalog, no KUBECONFIG) a few seconds after start, and of an idle bare node. */
 async function idleMemory(): Promise<void> {
   const idleDb = await createTestDatabase('berth_bench_idle');
-  const idle = await spawnBerth({ DATABASE_URL: idleDb.url, LOG_LEVEL: 'warn' }, { launcher: true });
+  const idle = await spawnBerth({ DATABASE_URL: idleDb.url, LOG_LEVEL: 'warn', ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}) }, { launcher: true });
   const bareNode = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)']);
   try {
     await new Promise((r) => setTimeout(r, 5000));

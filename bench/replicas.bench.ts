@@ -33,7 +33,7 @@ interface Result {
   failed: number;
 }
 
-const IO_OPS = Number(process.env.BENCH_IO_OPS ?? 300);
+const IO_OPS = Number(process.env.BENCH_IO_OPS ?? 600);
 const IO_DELAY_MS = 200;
 
 async function provisionMany(clients: OsbClient[], prefix: string, count: number, parameters?: Record<string, unknown>): Promise<void> {
@@ -68,6 +68,8 @@ async function measure(replicas: number, opts: { ops?: number; parameters?: Reco
       BERTH_PROVISIONER_MODULES: RECORDING_MODULE,
       CATALOG_PATH: RECORDING_CATALOG,
       LOG_LEVEL: 'warn',
+      // e.g. BENCH_BERTH_ENV='{"BERTH_WORKER_CONCURRENCY":"16"}'
+      ...(process.env.BENCH_BERTH_ENV ? (JSON.parse(process.env.BENCH_BERTH_ENV) as Record<string, string>) : {}),
     };
     processes.push(...(await Promise.all(Array.from({ length: replicas }, () => spawnBerth(env)))));
     const clients = processes.map((p) => new OsbClient(p.url, TEST_CREDENTIALS));
