@@ -4,10 +4,11 @@
 // query, with ?operation=… only, and as Cloud Foundry does
 // (?operation=…&plan_id=…&service_id=…). Each server is its own process; rounds
 // rotate which goes first; the medians and their ratio are printed.
-// Memory: Berth's RSS idle after start with the shipped catalog and no
+// Memory: Berth's RSS idle 5 s after start with the shipped catalog and no
 // Kubernetes configured (beside an idle bare node process), and its peak RSS
-// over all the runs below. Berth is started as bin/berth starts it
-// (bin/with-node24.mjs, whose compile cache spares the TypeScript stripper).
+// over all the runs below. Berth is started by bin/berth (its V8 options;
+// bin/with-node24.mjs, whose compile cache spares the TypeScript stripper).
+// BENCH_VARIANT_NODE_OPTIONS adds the same Berth with other node options to the rounds.
 // BENCH_INSTANCES sets the number of seeded instances (10,000).
 // BENCH_REFERENCE=<another checkout> adds that checkout's Berth to every round
 // (e.g. the previous release), on its own database, for a side-by-side figure.
@@ -126,6 +127,10 @@ const env = (url: string) => ({
 /** RSS of an idle Berth (shipped catalog, no KUBECONFIG) a few seconds after start, and of an idle bare node. */
 async function idleMemory(): Promise<void> {
   const idleDb = await createTestDatabase('berth_bench_idle');
+  // A first start fills the compile cache (after any code change), as the first start after a deploy does; measured is the next.
+  const first = await spawnBerth({ DATABASE_URL: idleDb.url, LOG_LEVEL: 'warn' }, { launcher: true });
+  first.child.kill('SIGTERM');
+  await first.exited;
   const idle = await spawnBerth({ DATABASE_URL: idleDb.url, LOG_LEVEL: 'warn', ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}) }, { launcher: true });
   const bareNode = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)']);
   try {
@@ -147,7 +152,10 @@ const berth = await spawnBerth(env(db.url), { launcher: true });
 const reference = process.env.BENCH_REFERENCE;
 const refDb = reference ? await createTestDatabase('berth_bench_ref') : undefined;
 const ref = reference ? await spawnBerth(env(refDb!.url), { repo: reference }) : undefined;
-const servers = [{ name: 'Berth', url: berth.url }, ...(ref ? [{ name: 'reference', url: ref.url }] : [])];
+// BENCH_VARIANT_NODE_OPTIONS: the same Berth with other node options (e.g. --max-semi-space-size=4) in the same rounds.
+const variantOptions = process.env.BENCH_VARIANT_NODE_OPTIONS;
+const variant = variantOptions ? await spawnBerth({ ...env(db.url), NODE_OPTIONS: variantOptions }, { launcher: true }) : undefined;
+const servers = [{ name: 'Berth', url: berth.url }, ...(ref ? [{ name: 'reference', url: ref.url }] : []), ...(variant ? [{ name: 'variant', url: variant.url }] : [])];
 const stops: Array<() => void> = [];
 try {
   console.log(`${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${SECONDS} s per server, medians`);
@@ -172,11 +180,11 @@ try {
   await compare('last_operation?operation=…', servers, bareLast.url, lastOperation((op) => `?operation=${op}`), 0.8);
   await compare('last_operation, Cloud Foundry query', servers, bareLast.url, lastOperation((op) => `?operation=${op}&plan_id=plan-fast&service_id=svc-gated`), 0.8);
   const { peak } = await rssOf(berth.pid);
-  console.log(`Berth's peak RSS over these runs: ${peak.toFixed(0)} MB`);
+  console.log(`Berth's peak RSS over these runs: ${peak.toFixed(0)} MB${variant ? `; the variant's (${variantOptions}): ${(await rssOf(variant.pid)).peak.toFixed(0)} MB` : ''}`);
   result({ target: 'RSS during the catalog/last_operation runs (peak)', figure: `${peak.toFixed(0)} MB`, value: peak, goal: '<= 250 MB' }, peak <= 250);
 } finally {
   for (const stop of stops) stop();
-  for (const p of [berth, ref]) {
+  for (const p of [berth, ref, variant]) {
     if (!p) continue;
     p.child.kill('SIGTERM');
     await p.exited;

@@ -57,10 +57,11 @@ export async function spawnBerth(
 ): Promise<BerthProcess> {
   const port = opts.port ?? (await freePort());
   // `repo`: another checkout's Berth (benchmarks compare two versions side by side).
-  // `launcher`: started as bin/berth and `npm start` start it (bin/with-node24.mjs, with its compile cache).
+  // `launcher`: started by bin/berth, as `npm start` starts it (its node options; bin/with-node24.mjs and its
+  // compile cache). bin/berth execs node, so the child's pid is Berth's.
   const repo = opts.repo ?? REPO;
-  const entry = opts.launcher ? [join(repo, 'bin/with-node24.mjs'), join(repo, 'src/cli.ts')] : [join(repo, 'src/cli.ts')];
-  const child = spawn(process.execPath, [...entry, 'serve'], {
+  const [command, args] = opts.launcher ? [join(repo, 'bin/berth'), ['serve']] : [process.execPath, [join(repo, 'src/cli.ts'), 'serve']];
+  const child = spawn(command, args, {
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
