@@ -64,7 +64,8 @@ function embeddedCredentials(url: URL): { username: string; password: string } |
   }
 }
 
-export async function openSession(opts: Options): Promise<Session> {
+/** Where broker mode connects, with which credentials and CA (the sources above); usage errors when they are wrong. */
+export async function brokerConnection(opts: Options): Promise<{ url: string; shownUrl: string; auth: { username: string; password: string } | undefined; caPem: string | undefined }> {
   const env = process.env;
   const fileName = opts.credentialsFile ?? env.BERTH_BROKER_CREDENTIALS_FILE;
   const file = fileName ? await readCredentialsFile(fileName) : {};
@@ -96,9 +97,13 @@ export async function openSession(opts: Options): Promise<Session> {
       throw usageError(`cannot read the CA file ${caFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
     }
   }
-  const shownUrl = `${url.origin}${url.pathname.replace(/\/$/, '')}`;
+  return { url: url.href, shownUrl: `${url.origin}${url.pathname.replace(/\/$/, '')}`, auth, caPem };
+}
+
+export async function openSession(opts: Options): Promise<Session> {
+  const { url, shownUrl, auth, caPem } = await brokerConnection(opts);
   const client = new OsbClient({
-    url: url.href,
+    url,
     auth,
     caPem,
     timeoutMs: 60_000,
