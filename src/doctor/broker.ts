@@ -27,6 +27,8 @@ export interface BrokerContext {
   intervalMs: number;
   /** Set by the provision check: the plan answered 202. */
   planIsAsync?: boolean;
+  /** The instance the provision check made and saw succeed (what bind uses). */
+  provisioned?: string;
   /** What the checks made and must remove: instance id → ids; binding ids by instance. */
   created: { instances: Map<string, { service_id: string; plan_id: string }>; bindings: Map<string, { instanceId: string }> };
 }
@@ -212,11 +214,14 @@ const provision: Check<BrokerContext> = {
         lines.push(line('async-polling', 'Asynchronous polling (provision)', pollingOutcome('provision', w, plan.maximum_polling_duration)));
         return lines;
       }
+      ctx.provisioned = id;
       lines.unshift(pass(`202 Accepted in ${timing(answered)}, succeeded after ${timing(total)}`, { instanceId: id, durationMs: total, async: true }));
       lines.push(line('async-polling', 'Asynchronous polling (provision)', pollingOutcome('provision', w, plan.maximum_polling_duration)));
     } else if (first.outcome === 'created') {
+      ctx.provisioned = id;
       lines.unshift(pass(`201 Created in ${timing(answered)} (synchronous)`, { instanceId: id, durationMs: answered, async: false }));
     } else {
+      ctx.provisioned = id;
       lines.unshift(warn(`answered 200 OK for a new instance in ${timing(answered)}; the spec says 201 Created (200 means "already existed"), so platforms may treat it as someone else's`, { instanceId: id, durationMs: answered }));
     }
 
@@ -281,7 +286,7 @@ const bind: Check<BrokerContext> = {
   async run(ctx) {
     if (!ctx.target) return skip('needs --plan');
     const { service, plan } = ctx.target;
-    const instanceId = [...ctx.created.instances.keys()][0];
+    const instanceId = ctx.provisioned;
     if (!instanceId) return skip('no instance was provisioned');
     if (!(plan.bindable ?? service.bindable)) return skip(`plan "${plan.name}" is not bindable`);
     const id = randomUUID();
