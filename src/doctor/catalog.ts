@@ -3,6 +3,7 @@
 // maintenance_info versions) are the ones Berth applies to its own catalog.yaml
 // (src/catalog/catalog.ts), reused here; on top come what particular platforms refuse.
 import { CatalogError, parseCatalog } from '../catalog/catalog.ts';
+import { compileParameterSchema } from '../catalog/schemas.ts';
 
 export interface CatalogFindings {
   /** What platforms refuse: the catalog (or the whole broker) is rejected. */
@@ -44,6 +45,46 @@ export function checkPublishedCatalog(body: unknown): CatalogFindings {
     if (!(err instanceof CatalogError)) throw err;
     findings.problems.push(...err.problems.map((p) => p.replace(/^YAML: /, 'JSON: ')));
   }
+  // parseCatalog stops at the first structural problem; uniqueness and schemas are looked at all the same,
+  // in its words, so one run names everything a platform would refuse.
+  const seen = new Set(findings.problems);
+  const add = (p: string) => !seen.has(p) && (seen.add(p), findings.problems.push(p));
+  const ids = new Map<string, string>();
+  const serviceNames = new Map<string, string>();
+  const claim = (id: unknown, where: string) => {
+    if (typeof id !== 'string') return;
+    const at = ids.get(id);
+    if (at) add(`${where}.id: "${id}" is already used at ${at}; ids must be globally unique`);
+    else ids.set(id, where);
+  };
+  for (const [si, s] of services.entries()) {
+    if (!isObject(s)) continue;
+    claim(s.id, `services[${si}]`);
+    if (typeof s.name === 'string') {
+      const at = serviceNames.get(s.name);
+      if (at) add(`services[${si}].name: "${s.name}" is already used at ${at}`);
+      else serviceNames.set(s.name, `services[${si}]`);
+    }
+    const planNames = new Map<string, string>();
+    for (const [pi, p] of (Array.isArray(s.plans) ? s.plans : []).entries()) {
+      if (!isObject(p)) continue;
+      const where = `services[${si}].plans[${pi}]`;
+      claim(p.id, where);
+      if (typeof p.name === 'string') {
+        const at = planNames.get(p.name);
+        if (at) add(`${where}.name: "${p.name}" is already used at ${at} in this service`);
+        else planNames.set(p.name, where);
+      }
+      const schemas = isObject(p.schemas) ? p.schemas : {};
+      for (const [group, action] of [['service_instance', 'create'], ['service_instance', 'update'], ['service_binding', 'create']] as const) {
+        const input = isObject(schemas[group]) ? (schemas[group] as Json)[action] : undefined;
+        if (!isObject(input) || input.parameters === undefined) continue;
+        const compiled = compileParameterSchema(input.parameters);
+        if ('problem' in compiled) add(`${where}.schemas.${group}.${action}.parameters: ${compiled.problem}`);
+      }
+    }
+  }
+
   for (const [si, s] of services.entries()) {
     if (!isObject(s)) continue;
     const where = `services[${si}]${typeof s.name === 'string' ? ` (${s.name})` : ''}`;
