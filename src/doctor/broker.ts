@@ -479,6 +479,7 @@ export const cleanup: Check<BrokerContext> = {
   title: 'Clean-up',
   async run(ctx) {
     if (ctx.created.instances.size === 0 && ctx.created.bindings.size === 0) return ctx.target ? pass('nothing left behind') : skip('nothing was created');
+    const found = `${ctx.created.instances.size} instance(s) and ${ctx.created.bindings.size} binding(s)`;
     const left: string[] = [];
     for (const [bindingId, b] of ctx.created.bindings) {
       const ids = ctx.created.instances.get(b.instanceId)!;
@@ -503,7 +504,7 @@ export const cleanup: Check<BrokerContext> = {
       }
     }
     if (left.length > 0) return fail(`could not remove what the checks created; remove it by hand:\n${left.join('\n')}`, { left });
-    return pass('removed what failed checks had left behind');
+    return pass(`removed the ${found} earlier checks left behind`);
   },
 };
 

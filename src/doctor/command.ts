@@ -46,7 +46,7 @@ async function doctorBroker(opts: Options, format: 'text' | 'json'): Promise<num
   const { brokerConnection, openSession } = await import('../cli/broker/session.ts');
   const { parseDuration } = await import('../cli/broker/wait.ts');
   const { parametersOf } = await import('../cli/parameters.ts');
-  const { BROKER_CHECKS, API_VERSIONS, brokerContext } = await import('./broker.ts');
+  const { BROKER_CHECKS, API_VERSIONS, brokerContext, cleanup } = await import('./broker.ts');
   if (!opts.broker && !process.env.BERTH_BROKER_URL && !opts.credentialsFile && !process.env.BERTH_BROKER_CREDENTIALS_FILE) {
     throw usageError('say what to check: --broker URL (or BERTH_BROKER_URL) for a running broker, or --local for the Berth installation configured in this environment');
   }
@@ -90,7 +90,23 @@ async function doctorBroker(opts: Options, format: 'text' | 'json'): Promise<num
       ctx.target = { service, plan };
     }
     const target = `broker ${connection.shownUrl}${ctx.target ? `, plan ${ctx.target.service.name}/${ctx.target.plan.name}` : ''}`;
-    return exitCodeOf(await report(BROKER_CHECKS, ctx, target, format));
+    // Ctrl-C during the round trip: remove what was created before leaving, as the last check would have.
+    const onInterrupt = () => {
+      process.stderr.write('\nberth doctor: interrupted; removing what the checks created…\n');
+      void runChecks([cleanup], ctx).then(
+        ([r]) => {
+          process.stderr.write(renderLine(r!, false));
+          process.exit(130);
+        },
+        () => process.exit(130),
+      );
+    };
+    process.once('SIGINT', onInterrupt);
+    try {
+      return exitCodeOf(await report(BROKER_CHECKS, ctx, target, format));
+    } finally {
+      process.off('SIGINT', onInterrupt);
+    }
   } finally {
     ctx.close();
     session.close();

@@ -10,7 +10,9 @@ import { spawnBerth, TEST_CREDENTIALS, type BerthProcess } from '../support/bert
 import { ADMIN_URL, createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { CATALOG, MODULES } from '../cli/support.ts';
 import { checkOf, doctorJson, failed, show, startToyBroker, TOY } from './support.ts';
-import { runBerth, PATH } from '../cli/support.ts';
+import { runBerth, PATH, BERTH_BIN } from '../cli/support.ts';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 
 const home = mkdtempSync(join(tmpdir(), 'berth-doctor-home-'));
 after(() => rmSync(home, { recursive: true, force: true }));
@@ -134,6 +136,28 @@ describe('berth doctor against a broken toy broker', () => {
       assert.match(checkOf(report, 'provision-repeat').message, /HTTP 201; an identical repeat of a finished provision must be 200 OK/);
       assert.match(checkOf(report, 'provision-conflict').message, /HTTP 200 for the same instance id with plan "async"; it must be 409 Conflict/);
       assert.deepEqual(failed(report), ['provision-conflict', 'provision-repeat']);
+      assert.deepEqual(toy.live(), []);
+    } finally {
+      await toy.close();
+    }
+  });
+
+  test('Ctrl-C while an operation never finishes: what was created is removed before it exits (130)', async () => {
+    const toy = await startToyBroker({ neverFinishes: true });
+    try {
+      const child = spawn(BERTH_BIN, ['doctor', '--broker', toy.url, '--plan', 'toy/async', '--timeout', '5m'], { env: { PATH, HOME: home } });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
+      const exited = once(child, 'exit');
+      for (const until = Date.now() + 60_000; toy.live().length === 0; ) {
+        assert.ok(Date.now() < until, `no instance was provisioned within 60 s:\n${out}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      child.kill('SIGINT');
+      const [code] = await exited;
+      assert.equal(code, 130, out);
+      assert.match(out, /interrupted; removing what the checks created…\nPASS Clean-up: removed the 1 instance\(s\) and 0 binding\(s\) earlier checks left behind/);
       assert.deepEqual(toy.live(), []);
     } finally {
       await toy.close();
