@@ -4,7 +4,9 @@
 // cluster permissions), and the TLS certificate. It reads and never writes: no migration,
 // no re-seal, no helm install.
 import { X509Certificate } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
@@ -101,6 +103,11 @@ const database: Check<LocalContext> = {
     const c = ctx.config;
     if (!c) return skip('needs a valid configuration');
     const where = c.databaseUrl ? redactUrl(c.databaseUrl) : `the embedded database in ${c.dataDir}`;
+    if (!c.databaseUrl && !existsSync(join(c.dataDir, 'pgdata'))) {
+      // Opening it would create it: the doctor only looks.
+      ctx.databaseProblem = 'there is no embedded database yet';
+      return warn(`there is no embedded database in ${c.dataDir} yet (berth serve creates it at its first start); set DATABASE_URL or BERTH_DATA_DIR if Berth keeps its state elsewhere`);
+    }
     try {
       ctx.database = await openDatabase({ url: c.databaseUrl, dataDir: c.dataDir, poolSize: 1, log: ctx.log });
       const { rows } = await ctx.database.knex.raw<{ rows: Array<{ version: string }> }>('SELECT version() AS version');
@@ -212,7 +219,7 @@ const encryptionKeys: Check<LocalContext> = {
     if (legacy.length > 0) return warn(`${counts}; ${legacy.length} secret(s) in the old format not bound to their row: run \`berth keys rotate\``, details);
     const old = Object.keys(perKey).filter((k) => k !== box.activeKeyId);
     if (old.length > 0) return pass(`${rowsSeen} rows, secrets ${counts}; rows under ${old.map((k) => `"${k}"`).join(', ')} move to "${box.activeKeyId}" with \`berth keys rotate\``, details);
-    return pass(`${rowsSeen} rows, secrets ${counts}`, details);
+    return pass(rowsSeen === 0 ? 'no stored secrets yet' : `${rowsSeen} rows, secrets ${counts}`, details);
   },
 };
 
@@ -295,7 +302,7 @@ const provisioners: Check<LocalContext> = {
       const name = `${plan.service.name}/${plan.name}`;
       const kind = plan.provisioner.kind;
       let o: Outcome;
-      if (kind === 'user-provided') o = pass('user-provided: nothing to configure');
+      if (kind === 'user-provided') o = pass('nothing to configure');
       else if (kind === 'postgres' || kind === 'mysql') o = await sqlServer(ctx, plan, kind, seen);
       else {
         if (kind === 'helm') {
@@ -307,10 +314,10 @@ const provisioners: Check<LocalContext> = {
           }
         }
         const provisioner = ctx.provisioners.forPlan(plan);
-        if (!provisioner.validatePlan) o = pass(`${kind}: no offline checks for this kind`);
+        if (!provisioner.validatePlan) o = pass('loaded; this kind has no offline checks');
         else {
           const problems = await provisioner.validatePlan(plan);
-          o = problems.length > 0 ? fail(problems.join('\n')) : pass(kind === 'helm' ? `the chart renders with helm template and has the Secrets/Services its credentials name` : `${kind}: its checks pass`);
+          o = problems.length > 0 ? fail(problems.join('\n')) : pass(kind === 'helm' ? `the chart renders with helm template and has the Secrets/Services its credentials name` : 'its offline checks pass');
         }
       }
       lines.push(line(`plan:${name}`, `Plan ${name} (${kind})`, o, Math.round(performance.now() - started)));

@@ -66,7 +66,7 @@ describe('berth doctor against a real Berth', () => {
     assert.equal(await liveInstances(), 0);
   });
 
-  test('postgres plan: asynchronous provision with polling, 422 without accepts_incomplete, a login in the credentials; human report and exit 0', async () => {
+  test('postgres plan: asynchronous provision with polling, 422 without accepts_incomplete, credentials from the bind; human report and exit 0', async () => {
     const r = await runBerth(['doctor', '--plan', 'postgresql/small'], { PATH, HOME: home, ...env });
     assert.equal(r.code, 0, show(r));
     assert.match(r.stdout, /^berth doctor: broker http:\/\/127\.0\.0\.1:\d+, plan postgresql\/small\n/);
