@@ -391,10 +391,31 @@ const kubernetesPermissions: Check<LocalContext> = {
         denied.push(`${n.verb} ${n.group ? `${n.resource}.${n.group}` : n.resource}${n.name ? ` "${n.name}"` : ''}${n.namespace ? ` in ${n.namespace}` : ' (cluster-wide)'}: needed for ${n.why}`);
       }
     }
+    // A plan's fixed namespace: Berth may already manage releases there, or grants itself berth-instance at the first
+    // install, which deploy/admission-policy.yaml allows only in a namespace labelled as handed to Berth.
+    const { MANAGED_BY_SELECTOR } = await import('../kubernetes/names.ts');
+    const [labelKey, labelValue] = MANAGED_BY_SELECTOR.split('=') as [string, string];
     for (const a of alternatives) {
-      const releases = await allowed({ verb: 'list', resource: 'secrets', namespace: a.namespace });
-      const grant = releases || (await allowed({ verb: 'create', resource: 'rolebindings', group: 'rbac.authorization.k8s.io', namespace: a.namespace }));
-      if (!grant) denied.push(`list secrets in ${a.namespace} (or create rolebindings there to grant itself berth-instance): needed for the plans ${a.plans.join(', ')} that install into it`);
+      if (await allowed({ verb: 'list', resource: 'secrets', namespace: a.namespace })) continue;
+      const forPlans = `needed for ${a.plans.join(', ')}, which install${a.plans.length === 1 ? 's' : ''} into it`;
+      if (!(await allowed({ verb: 'create', resource: 'rolebindings', group: 'rbac.authorization.k8s.io', namespace: a.namespace }))) {
+        denied.push(`list secrets in ${a.namespace}, or create rolebindings there to grant itself berth-instance: ${forPlans}`);
+        continue;
+      }
+      let labels: Record<string, string> | undefined;
+      try {
+        const core = await kube.api((k8s) => k8s.CoreV1Api);
+        labels = (await core.readNamespace({ name: a.namespace })).metadata?.labels ?? {};
+      } catch (err) {
+        const code = (err as { code?: number }).code;
+        if (code === 404) denied.push(`namespace ${a.namespace} does not exist: create it and label it ${MANAGED_BY_SELECTOR} (${forPlans})`);
+        else if (code === 403) denied.push(`get namespace ${a.namespace} (to see whether it is handed to Berth): ${forPlans}`);
+        else throw err;
+        continue;
+      }
+      if (labels[labelKey] !== labelValue) {
+        denied.push(`namespace ${a.namespace} is not handed to Berth, so the admission policy refuses its RoleBinding there: kubectl label namespace ${a.namespace} ${MANAGED_BY_SELECTOR} (${forPlans})`);
+      }
     }
     const checked = needs.length + alternatives.length;
     if (denied.length > 0) {

@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AuthorizationV1Api, KubeConfig, type V1PolicyRule } from '@kubernetes/client-node';
+import { AuthorizationV1Api, CoreV1Api, KubeConfig, type V1PolicyRule } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { sharedCluster, uniqueName, type SharedCluster } from '../support/kube/index.ts';
 import { REPO, TEST_CREDENTIALS, TEST_KEYS } from '../support/berth.ts';
@@ -101,5 +101,33 @@ describe('berth doctor --local with Helm plans and a real cluster', () => {
     assert.equal(permissions.status, 'fail');
     assert.match(permissions.message, /^1 of 9 permissions missing; apply deploy\/rbac\.yaml .*\ncreate secrets \(cluster-wide\): needed for binding Secrets in app namespaces$/);
     assert.deepEqual(failed(report), ['kubernetes-permissions', 'plan:charts/broken']);
+  });
+
+  test("a plan's fixed namespace: missing, then not handed to Berth (the admission policy would refuse), then labelled", async () => {
+    const fixed = uniqueName('doctor-fixed');
+    const catalog = join(dir, 'fixed.yaml');
+    writeFileSync(
+      catalog,
+      `services:\n  - id: doctor-fixed\n    name: fixed\n    description: fixed\n    bindable: true\n    plans:\n      - id: doctor-fixed-tiny\n        name: tiny\n        description: tiny\n        provisioner:\n          kind: helm\n          chart: ${join(REPO, 'test/fixtures/charts/tiny')}\n          namespace: { strategy: fixed, name: ${fixed} }\n`,
+    );
+    const sa = await kube.serviceAccountWithAccess({ namespace, serviceAccount: 'berth-fixed', rules: brokerRules(), scope: 'cluster' });
+    await rightsArrived(sa.kubeconfigPath);
+    const run = async () => checkOf((await doctorJson(['--local'], { ...env, CATALOG_PATH: catalog, KUBECONFIG: sa.kubeconfigPath }, dir)).report, 'kubernetes-permissions');
+    try {
+      const missing = await run();
+      assert.equal(missing.status, 'fail');
+      assert.match(missing.message, new RegExp(`namespace ${fixed} does not exist: create it and label it app\\.kubernetes\\.io/managed-by=berth \\(needed for fixed/tiny, which installs into it\\)`));
+      const core = kube.kubeConfig().makeApiClient(CoreV1Api);
+      await core.createNamespace({ body: { metadata: { name: fixed } } });
+      const unlabelled = await run();
+      assert.equal(unlabelled.status, 'fail');
+      assert.match(unlabelled.message, new RegExp(`namespace ${fixed} is not handed to Berth, .*kubectl label namespace ${fixed} app\\.kubernetes\\.io/managed-by=berth`));
+      const ns = await core.readNamespace({ name: fixed });
+      await core.replaceNamespace({ name: fixed, body: { ...ns, metadata: { ...ns.metadata, labels: { ...ns.metadata?.labels, 'app.kubernetes.io/managed-by': 'berth' } } } });
+      const labelled = await run();
+      assert.equal(labelled.status, 'pass', labelled.message);
+    } finally {
+      await kube.deleteNamespace(fixed, { wait: false }).catch(() => undefined);
+    }
   });
 });
