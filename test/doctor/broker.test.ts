@@ -2,7 +2,8 @@
 // state and for the postgres plan), and names each fault of a deliberately broken toy broker.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -161,6 +162,28 @@ describe('berth doctor against a broken toy broker', () => {
       assert.deepEqual(toy.live(), []);
     } finally {
       await toy.close();
+    }
+  });
+
+  test('an https broker: its certificate from an unknown CA is exit 4 naming --ca-file; with --ca-file the checks run', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-doctor-tls-'));
+    const sh = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+    sh('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=doctor test CA');
+    sh('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
+    writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
+    sh('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '1', '-extfile', 'san.ext');
+    const toy = await startToyBroker({ tls: { key: readFileSync(join(dir, 'server.key'), 'utf8'), cert: readFileSync(join(dir, 'server.pem'), 'utf8') } });
+    try {
+      const untrusted = await runBerth(['doctor', '--broker', toy.url], { PATH, HOME: home });
+      assert.equal(untrusted.code, 4, show(untrusted));
+      assert.match(untrusted.stderr, /its TLS certificate is not trusted .*; pass the CA with --ca-file/);
+      const { r, report } = await doctorJson(['--broker', toy.url, '--ca-file', join(dir, 'ca.pem'), '--plan', 'toy/sync'], {}, home);
+      assert.equal(r.code, 0, show(r));
+      assert.match(report.target, /^broker https:\/\/127\.0\.0\.1:\d+, plan toy\/sync$/);
+      assert.equal(checkOf(report, 'provision').status, 'pass');
+    } finally {
+      await toy.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

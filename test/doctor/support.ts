@@ -2,6 +2,7 @@
 // only the environment given), reading its -o json report, and a toy broker whose faults
 // a test chooses.
 import http from 'node:http';
+import https from 'node:https';
 import { randomUUID } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { PATH, runBerth, type Result } from '../cli/support.ts';
@@ -59,6 +60,8 @@ export interface ToyFaults {
   noConflict?: boolean;
   /** Requires these basic-auth credentials. */
   credentials?: { username: string; password: string };
+  /** Serves HTTPS with this key and certificate (PEM). */
+  tls?: { key: string; cert: string };
 }
 
 export interface ToyBroker {
@@ -74,7 +77,7 @@ export const TOY = { service: 'toy-service', async: 'toy-async', sync: 'toy-sync
 export async function startToyBroker(faults: ToyFaults = {}): Promise<ToyBroker> {
   const instances = new Map<string, { plan_id: string; space_guid?: string; parameters: string; ready: boolean; operation?: string }>();
   const bindings = new Set<string>();
-  const server = http.createServer((req, res) => {
+  const handler: http.RequestListener = (req, res) => {
     let text = '';
     req.on('data', (c) => (text += c));
     req.on('end', () => {
@@ -156,11 +159,12 @@ export async function startToyBroker(faults: ToyFaults = {}): Promise<ToyBroker>
       }
       return reply(405, {});
     });
-  });
+  };
+  const server = faults.tls ? https.createServer(faults.tls, handler) : http.createServer(handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as { port: number };
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${faults.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     live: () => [...instances.keys()],
     close: () => new Promise((r) => server.close(() => r())),
   };
