@@ -10,7 +10,7 @@ import pg from 'pg';
 import { spawnBerth, TEST_CREDENTIALS, type BerthProcess } from '../support/berth.ts';
 import { ADMIN_URL, createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { CATALOG, MODULES } from '../cli/support.ts';
-import { checkOf, doctorJson, failed, show, startToyBroker, TOY } from './support.ts';
+import { checkOf, doctorJson, failed, show, startToyBroker } from './support.ts';
 import { runBerth, PATH, BERTH_BIN } from '../cli/support.ts';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
