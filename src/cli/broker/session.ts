@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { OsbClient, OsbError, OsbTransportError, type CatalogPlan, type CatalogService, type Catalog } from '../../osb-client/index.ts';
+import { OsbClient, OsbError, OsbTransportError, type CatalogPlan, type CatalogService, type Catalog, type OsbClientOptions } from '../../osb-client/index.ts';
 import { CliError, EXIT, usageError } from '../errors.ts';
 import type { Options } from '../program.ts';
 import { BrokerState } from './state.ts';
@@ -68,7 +68,7 @@ function embeddedCredentials(url: URL): { username: string; password: string } |
 }
 
 /** Where broker mode connects, with which credentials and CA (the sources above); usage errors when they are wrong. */
-export async function brokerConnection(opts: Options): Promise<{ url: string; shownUrl: string; auth: { username: string; password: string } | undefined; caPem: string | undefined }> {
+export async function brokerConnection(opts: Options): Promise<{ url: string; shownUrl: string; auth: OsbClientOptions['auth']; caPem: string | undefined }> {
   const env = process.env;
   const fileName = opts.credentialsFile ?? env.BERTH_BROKER_CREDENTIALS_FILE;
   const file = fileName ? await readCredentialsFile(fileName) : {};
