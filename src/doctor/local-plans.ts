@@ -128,6 +128,7 @@ function needsOf(ctx: LocalContext): { needs: Need[]; alternatives: Array<{ name
   if (secrets) {
     for (const verb of ['get', 'create', 'update', 'delete']) needs.push({ verb, resource: 'secrets', why: 'binding Secrets in app namespaces' });
   }
+  if (ctx.config!.tokenReview) needs.push({ verb: 'create', resource: 'tokenreviews', group: 'authentication.k8s.io', why: 'checking platforms\' ServiceAccount tokens (BERTH_TOKENREVIEW=true)' });
   const helmPlans = plans.filter((p) => p.provisioner.kind === 'helm');
   const perInstance = helmPlans.filter((p) => (p.provisioner.config as { namespace: { strategy: string } }).namespace.strategy === 'per-instance');
   if (perInstance.length > 0) {
@@ -148,13 +149,13 @@ export const kubernetesPermissions: Check<LocalContext> = {
   async run(ctx) {
     if (!ctx.config || !ctx.catalog) return skip('needs a valid catalog');
     const { needs, alternatives } = needsOf(ctx);
-    if (needs.length === 0 && alternatives.length === 0) return skip('no plan needs a cluster (no Helm plans, binding Secrets off)');
+    if (needs.length === 0 && alternatives.length === 0) return skip('nothing needs a cluster (no Helm plans, binding Secrets off, no TokenReview)');
     const { KubernetesAccess } = await import('../kubernetes/client.ts');
     const kube = new KubernetesAccess(ctx.config);
     const helmPlans = ctx.catalog.plans.some((p) => p.provisioner.kind === 'helm');
     if (!kube.configured) {
-      return helmPlans
-        ? fail('Helm plans need a cluster, and none is configured: set KUBECONFIG (or run Berth in the cluster with a ServiceAccount)')
+      return helmPlans || ctx.config.tokenReview
+        ? fail(`${helmPlans ? 'Helm plans need' : 'BERTH_TOKENREVIEW=true needs'} a cluster, and none is configured: set KUBECONFIG (or run Berth in the cluster with a ServiceAccount)`)
         : skip('no cluster configured (KUBECONFIG): binding Secrets are not written, credentials go in the bind response only');
     }
     let api: import('@kubernetes/client-node').AuthorizationV1Api;

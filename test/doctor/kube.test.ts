@@ -103,6 +103,26 @@ describe('berth doctor --local with Helm plans and a real cluster', () => {
     assert.deepEqual(failed(report), ['kubernetes-permissions', 'plan:charts/broken']);
   });
 
+  test('BERTH_TOKENREVIEW=true: creating TokenReviews is checked too', async () => {
+    const tokenReview = { BERTH_TOKENREVIEW: 'true', BERTH_TOKENREVIEW_ALLOWED: 'system:serviceaccount:platform:catalog' };
+    const rules = brokerRules().filter((r) => !r.resources?.includes('tokenreviews'));
+    const without = await kube.serviceAccountWithAccess({ namespace, serviceAccount: 'berth-no-tokenreview', rules, scope: 'cluster' });
+    await rightsArrived(without.kubeconfigPath);
+    const refused = checkOf((await doctorJson(['--local'], { ...env, ...tokenReview, KUBECONFIG: without.kubeconfigPath }, dir)).report, 'kubernetes-permissions');
+    assert.equal(refused.status, 'fail');
+    assert.match(refused.message, /\ncreate tokenreviews\.authentication\.k8s\.io \(cluster-wide\): needed for checking platforms' ServiceAccount tokens/);
+    const granted = await kube.serviceAccountWithAccess({
+      namespace,
+      serviceAccount: 'berth-tokenreview',
+      rules: [...rules, { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] }],
+      scope: 'cluster',
+    });
+    await rightsArrived(granted.kubeconfigPath);
+    const allowed = checkOf((await doctorJson(['--local'], { ...env, ...tokenReview, KUBECONFIG: granted.kubeconfigPath }, dir)).report, 'kubernetes-permissions');
+    assert.equal(allowed.status, 'pass', allowed.message);
+    assert.match(allowed.message, /all 10 permissions/);
+  });
+
   test("a plan's fixed namespace: missing, then not handed to Berth (the admission policy would refuse), then labelled", async () => {
     const fixed = uniqueName('doctor-fixed');
     const catalog = join(dir, 'fixed.yaml');
