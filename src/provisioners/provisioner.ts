@@ -105,6 +105,16 @@ export interface BindResult {
   volumeMounts?: unknown[];
 }
 
+/** A binding whose credentials reached their `expires_at`, as Berth's expiry sweep hands it to its provisioner. */
+export interface ExpiringBinding {
+  instanceId: string;
+  bindingId: string;
+  /** The instance's and the binding's checkpointed provisioner state. */
+  instanceState: JsonObject;
+  bindingState: JsonObject;
+  signal: AbortSignal;
+}
+
 export interface Provisioner {
   readonly kind: string;
   /** Validates a plan's `provisioner:` block (without `kind`); `plan` tells what else the plan declares. */
@@ -126,6 +136,13 @@ export interface Provisioner {
   deprovision(op: InstanceOperation): Promise<void>;
   bind(op: BindingOperation): Promise<BindResult>;
   unbind(op: BindingOperation): Promise<void>;
+  /**
+   * Makes a binding's credentials stop working: no new logins, and its sessions ended (kinds whose
+   * bind answers `metadata.expires_at`). Called by Berth's expiry sweep (src/operations/credential-expiry.ts)
+   * once `expires_at` has passed, possibly more than once and concurrently with an unbind or a
+   * deprovision: converge, and treat "already gone" as done.
+   */
+  expireBinding?(binding: ExpiringBinding): Promise<void>;
   /** Releases connections the provisioner keeps (called once, at shutdown). */
   close?(): Promise<void>;
   /** At start: logs what the operator should change on the servers `plans` use (e.g. access other tenants have). Never throws. */
