@@ -196,6 +196,17 @@ export class ProvisionerRegistry {
     if (!p) {
       return { problems: [{ path: 'kind', message: `unknown provisioner kind "${kind}"; known kinds: ${[...this.#kinds.keys()].join(', ')}` }] };
     }
+    if ('credential_lifetime' in block && !p.expireBinding) {
+      // Said here, once for every kind, rather than as each kind's "unknown setting".
+      const { credential_lifetime: _, ...rest } = block;
+      const others = p.parsePlanConfig(rest, plan);
+      const canExpire = [...this.#kinds.values()].filter((k) => k.expireBinding).map((k) => k.kind);
+      const problem = {
+        path: 'credential_lifetime',
+        message: `kind ${kind} cannot make credentials expire (only ${canExpire.join(' and ') || 'no kind'} can); remove credential_lifetime from this plan`,
+      };
+      return { problems: [...('problems' in others ? others.problems : []), problem] };
+    }
     return p.parsePlanConfig(block, plan);
   };
 }
