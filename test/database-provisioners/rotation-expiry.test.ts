@@ -13,7 +13,8 @@ import { pgNames, mysqlNames } from '../../src/provisioners/sql/names.ts';
 import { startTestBerth, TEST_CREDENTIALS } from '../support/berth.ts';
 import { OsbClient } from '../support/osb-client.ts';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/throwaway-postgres.ts';
-import { CATALOG, DbBerth, MY, PG, mysqlAs, mysqlUserExists, outcome, pgAs, pgRoleExists, serverEnv, withPg, type Credentials } from './support.ts';
+import type { JsonObject } from '../../src/provisioners/provisioner.ts';
+import { CATALOG, DbBerth, MY, PG, bindingOp, direct, instanceOp, mysqlAs, mysqlUserExists, outcome, pgAs, pgRoleExists, serverEnv, withPg, type Credentials } from './support.ts';
 
 let h: DbBerth;
 let passwords: ThrowawayPostgres;
@@ -213,4 +214,48 @@ test('mysql: expiring credentials are locked after expires_at, also when it pass
   assert.equal((await h.unbind(instance, binding, MY.service, MY.expiring)).status, 200);
   assert.equal(await mysqlUserExists(credentials.username!), false);
   assert.equal((await h.deprovision(instance, MY.service, MY.expiring)).body.state, 'succeeded');
+});
+
+test('expireBinding converges: a re-run after a crash keeps the same expires_at, and ending credentials twice or after unbind succeeds', async () => {
+  const d = direct();
+  try {
+    for (const [provisioner, planId, expectedRefusal] of [
+      [d.postgres, PG.expiring, '28000'],
+      [d.mysql, MY.expiring, '4151'],
+    ] as const) {
+      const plan = d.plan(planId);
+      const instanceId = h.tracker.instance();
+      const instanceState: JsonObject = {};
+      await provisioner.provision(instanceOp(plan, instanceId, instanceState));
+      const bindingId = h.tracker.binding(instanceId);
+      const bindingState: JsonObject = {};
+      const first = await provisioner.bind(bindingOp(plan, instanceId, instanceState, bindingId, bindingState));
+      // A re-run (the engine after a crash) answers the same end: it was checkpointed with the password.
+      const again = await provisioner.bind(bindingOp(plan, instanceId, instanceState, bindingId, bindingState));
+      assert.deepEqual(again.metadata, first.metadata);
+      assert.equal(bindingState.expiresAt, first.metadata!.expires_at);
+
+      const target = { instanceId, bindingId, instanceState, bindingState, signal: new AbortController().signal };
+      await provisioner.expireBinding(target);
+      await provisioner.expireBinding(target); // a second replica, or a retry
+      const credentials = first.credentials as Credentials;
+      const login = planId === PG.expiring ? () => pgAs(credentials, (c) => c.query('SELECT 1')) : () => mysqlAs(credentials, (c) => c.query('SELECT 1'));
+      const refused = await outcome(async () => {
+        try {
+          await login();
+        } catch (err) {
+          const e = err as { code?: string; errno?: number };
+          throw Object.assign(new Error('refused'), { code: planId === PG.expiring ? e.code : String(e.errno) });
+        }
+      });
+      assert.equal(refused, expectedRefusal, `${provisioner.kind}: ended credentials are refused`);
+
+      await provisioner.unbind(bindingOp(plan, instanceId, instanceState, bindingId, bindingState));
+      await provisioner.expireBinding(target); // after unbind: nothing left to end, no error
+      await provisioner.deprovision(instanceOp(plan, instanceId, instanceState));
+      await provisioner.expireBinding(target); // after deprovision too
+    }
+  } finally {
+    await d.postgres.close();
+  }
 });
