@@ -115,28 +115,35 @@ export class OperationRows extends Table {
       unreadableRequest = err.message;
     }
     return {
-      id: r.id,
-      instanceId: r.instance_id,
-      bindingId: opt(r.binding_id),
-      kind: r.kind,
-      state: r.state,
-      description: r.description,
-      instanceUsable: opt(r.instance_usable),
-      updateRepeatable: opt(r.update_repeatable),
-      failureCause: opt(r.failure_cause ?? null),
+      ...statusOfRow(r),
       request,
       leaseOwner: opt(r.lease_owner),
       leaseExpiresAt: opt(r.lease_expires_at),
       attempts: r.attempts,
-      deadlineAt: opt(r.deadline_at),
       requestIdentity: opt(r.request_identity),
-      createdAt: r.created_at,
-      finishedAt: opt(r.finished_at),
       ...(unreadableRequest === undefined ? {} : { unreadableRequest }),
       planSnapshot: opt(r.plan_snapshot ?? null),
-      awaitingResumption: r.awaiting_resumption === true,
-    };
+    } as OperationRecord;
   }
+}
+
+/** The fields last_operation needs, from a row of either query. */
+function statusOfRow(r: Record<string, any>): OperationStatusRecord {
+  return {
+    id: r.id,
+    instanceId: r.instance_id,
+    bindingId: opt(r.binding_id),
+    kind: r.kind,
+    state: r.state,
+    description: r.description,
+    instanceUsable: opt(r.instance_usable),
+    updateRepeatable: opt(r.update_repeatable),
+    failureCause: opt(r.failure_cause ?? null),
+    deadlineAt: opt(r.deadline_at),
+    createdAt: r.created_at,
+    finishedAt: opt(r.finished_at),
+    awaitingResumption: r.awaiting_resumption === true,
+  } as OperationStatusRecord;
 }
 
 export class OperationStore extends OperationRows {
@@ -170,22 +177,7 @@ export class OperationStore extends OperationRows {
           ? await preparedRows(this.db, STATUS_LATEST_OF_INSTANCE, [halfLease, query.instanceId])
           : await preparedRows(this.db, STATUS_LATEST_OF_BINDING, [halfLease, query.instanceId, query.bindingId]);
     const r = rows[0];
-    if (!r) return undefined;
-    return {
-      id: r.id,
-      instanceId: r.instance_id,
-      bindingId: opt(r.binding_id),
-      kind: r.kind,
-      state: r.state,
-      description: r.description,
-      instanceUsable: opt(r.instance_usable),
-      updateRepeatable: opt(r.update_repeatable),
-      failureCause: opt(r.failure_cause),
-      deadlineAt: opt(r.deadline_at),
-      createdAt: r.created_at,
-      finishedAt: opt(r.finished_at),
-      awaitingResumption: r.awaiting_resumption === true,
-    };
+    return r ? statusOfRow(r) : undefined;
   }
 
   /** The unfinished operation on the instance itself (bindingId undefined) or on one binding. */
