@@ -374,6 +374,10 @@ describe('charts/berth on the real node', () => {
       return d.status?.updatedReplicas === 2 && d.status?.readyReplicas === 2 && d.status?.replicas === 2 && oldGone ? true : undefined;
     });
     const rolloutSeconds = (Date.now() - upgradeStarted) / 1000;
+    // The generated password and keys survived the upgrade (the chart read its Secret back).
+    const kept = await core.readNamespacedSecret({ name: FULLNAME, namespace: ns });
+    assert.equal(kept.data!.BROKER_PASSWORD, secret.data!.BROKER_PASSWORD);
+    assert.equal(kept.data!.BERTH_ENCRYPTION_KEYS, secret.data!.BERTH_ENCRYPTION_KEYS);
     const beforeEnd = (await tally()).ok;
     await waitFor('the poller sees the new catalog and keeps going', 60_000, async () => {
       const n = await tally();
