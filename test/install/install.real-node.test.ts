@@ -399,17 +399,17 @@ describe('charts/berth on the real node', () => {
     instances.push({ id: killId, ...REDIS });
     const p3 = await osb.provision(killId, { ...REDIS, ...org });
     assert.equal(p3.status, 202, p3.text);
-    // The replica that runs the install is the one with a helm process.
-    const running = await waitFor('a replica runs helm for the new instance', 120_000, async () => {
-      for (const p of await berthPods()) {
-        const e = await kubectl(['exec', '-n', ns, p.metadata!.name!, '-c', 'berth', '--', '/usr/local/bin/node', '-e',
-          `const fs=require('node:fs');for(const d of fs.readdirSync('/proc')){if(!/^\\d+$/.test(d)||d===String(process.pid))continue;let c='';try{c=fs.readFileSync('/proc/'+d+'/cmdline','utf8')}catch{}if(c.includes('helm')&&c.includes('upgrade')||c.includes('helm')&&c.includes('install'))console.log('HELM '+d)}`]);
-        if (/HELM \d+/.test(e.stdout)) return p;
-      }
+    // The replica that runs the install logged "operation started" for it (each replica claims from the shared queue).
+    const logOf = (name: string) => core.readNamespacedPodLog({ name, namespace: ns }).catch(() => '');
+    const mentions = (log: string, msg: string) =>
+      log.split('\n').some((l) => l.includes(`"instance":"${killId}"`) && l.includes(`"msg":"${msg}"`));
+    const running = await waitFor('a replica starts the new instance\'s operation', 120_000, async () => {
+      for (const p of await berthPods()) if (mentions(await logOf(p.metadata!.name!), 'operation started')) return p;
       return undefined;
     });
     // SIGKILL, the Pod deleted at once: no graceful stop, its lease is left to expire.
     const victim = running.metadata!.name!;
+    assert.ok(!mentions(await logOf(victim), 'operation succeeded'), 'the operation is still running when its replica is killed');
     await kubectl(['exec', '-n', ns, victim, '-c', 'berth', '--', '/usr/local/bin/node', '-e',
       `const fs=require('node:fs');for(const d of fs.readdirSync('/proc')){if(!/^\\d+$/.test(d)||d===String(process.pid))continue;let c='';try{c=fs.readFileSync('/proc/'+d+'/cmdline','utf8')}catch{}if(c.includes('/app/src/cli.ts')&&c.includes('serve'))process.kill(Number(d),'SIGKILL')}`]);
     r = await kubectl(['delete', 'pod', '-n', ns, victim, '--grace-period=0', '--force', '--wait=false']);
@@ -421,8 +421,13 @@ describe('charts/berth on the real node', () => {
     assert.equal(killed.state, 'succeeded', JSON.stringify(killed));
     const releases = JSON.parse((await helm(['list', '-n', `berth-${idHash(killId)}`, '-o', 'json', '--all'])).stdout) as Array<{ name: string; status: string }>;
     assert.deepEqual(releases.map((x) => [x.name, x.status]), [[releaseName(killId), 'deployed']]);
-    const survivorLog = await core.readNamespacedPodLog({ name: survivor.metadata!.name!, namespace: ns });
-    t.diagnostic(`killed ${victim} during the install; the operation ended succeeded (survivor ${survivor.metadata!.name} log mentions the instance: ${survivorLog.includes(killId)})`);
+    // Another replica (the survivor, or the Pod that replaced the killed one) took the operation over once the
+    // killed one's lease expired, and finished it.
+    const finisher = await waitFor('the replica that finished the operation', 30_000, async () => {
+      for (const p of await berthPods()) if (p.metadata!.name !== victim && mentions(await logOf(p.metadata!.name!), 'operation succeeded')) return p;
+      return undefined;
+    });
+    t.diagnostic(`killed ${victim} (SIGKILL, Pod force-deleted) during the install; ${finisher.metadata!.name} finished it (${finisher.metadata!.name === survivor.metadata!.name ? 'the other original replica' : 'the replacement Pod'})`);
   });
 
   async function describePods(): Promise<string> {
