@@ -6,6 +6,8 @@ import { z } from 'zod';
 import { SecretBox } from './secret-box.ts';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { readTlsMaterial } from './lib/tls-material.ts';
+import { parseTokenList, readTokenFile } from './lib/bearer-tokens.ts';
 
 const credentialPair = z.object({ username: z.string().min(1), password: z.string().min(1) });
 
@@ -31,6 +33,7 @@ const envSchema = z.object({
   BERTH_DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
   BERTH_HELM_BIN: z.string().optional(),
   KUBECONFIG: z.string().optional(),
+  KUBERNETES_SERVICE_HOST: z.string().optional(),
   BERTH_KUBERNETES_SECRETS: z.enum(['true', 'false']).default('true'),
   BERTH_MIN_PASSWORD_LENGTH: z.coerce.number().int().min(1).max(1024).default(12),
   BERTH_AUTH_FAILURE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(10),
@@ -39,6 +42,17 @@ const envSchema = z.object({
   BERTH_HEADERS_TIMEOUT_SECONDS: z.coerce.number().min(0.1).max(600).default(10),
   BERTH_REQUEST_TIMEOUT_SECONDS: z.coerce.number().min(0.1).max(3600).default(30),
   BERTH_PROBE_INTERVAL_SECONDS: z.coerce.number().min(0.1).max(3600).default(5),
+  BERTH_TLS_CERT_FILE: z.string().min(1).optional(),
+  BERTH_TLS_KEY_FILE: z.string().min(1).optional(),
+  BERTH_TLS_CLIENT_CA_FILE: z.string().min(1).optional(),
+  BERTH_FILES_RELOAD_SECONDS: z.coerce.number().min(0.05).max(3600).default(10),
+  BERTH_HTTP_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  BERTH_BEARER_TOKENS: z.string().optional(),
+  BERTH_BEARER_TOKENS_FILE: z.string().min(1).optional(),
+  BERTH_TOKENREVIEW: z.enum(['true', 'false']).default('false'),
+  BERTH_TOKENREVIEW_ALLOWED: z.string().optional(),
+  BERTH_TOKENREVIEW_AUDIENCE: z.string().optional(),
+  BERTH_TOKENREVIEW_CACHE_SECONDS: z.coerce.number().min(0).max(600).default(10),
 });
 
 export interface Credential {
@@ -82,6 +96,34 @@ export interface Config {
     /** Time a client has to deliver a whole request, body included. */
     requestTimeoutMs: number;
   };
+  /** HTTPS on PORT when set (BERTH_TLS_*); a changed valid set of files serves new connections. */
+  tls: { certFile: string; keyFile: string; clientCaFile: string | undefined } | undefined;
+  /** How often the TLS and bearer-token files are checked for changes. */
+  filesReloadMs: number;
+  /** A plain-HTTP listener besides HTTPS (BERTH_HTTP_PORT); undefined: HTTPS only. */
+  httpPort: number | undefined;
+  bearer: {
+    /** BERTH_BEARER_TOKENS. */
+    tokens: string[];
+    /** BERTH_BEARER_TOKENS_FILE, re-read when it changes, and its tokens as read at start. */
+    tokensFile: string | undefined;
+    fileTokens: string[];
+    /** BERTH_MIN_PASSWORD_LENGTH, for tokens read later from the file. */
+    minLength: number;
+  };
+  /** Bearer tokens that are no static token are checked with the cluster's TokenReview API (BERTH_TOKENREVIEW=true). */
+  tokenReview:
+    | {
+        /** Full usernames ("system:serviceaccount:NS:NAME") allowed. */
+        users: string[];
+        /** Groups whose members are allowed (e.g. "system:serviceaccounts:NS"). */
+        groups: string[];
+        /** Audiences a token must be meant for; empty: the API server's own. */
+        audiences: string[];
+        /** How long a review's answer (either way) is reused. */
+        cacheMs: number;
+      }
+    | undefined;
   /** Readiness and the database-derived gauges are computed at most once per this interval. */
   probeIntervalMs: number;
   /** Every BERTH_* and provisioner-specific variable, for provisioners that name their own (e.g. admin URLs). */
@@ -131,8 +173,19 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (e.BERTH_REQUEST_TIMEOUT_SECONDS < e.BERTH_HEADERS_TIMEOUT_SECONDS) {
     throw new ConfigError('BERTH_REQUEST_TIMEOUT_SECONDS must not be shorter than BERTH_HEADERS_TIMEOUT_SECONDS');
   }
-  if (e.DATABASE_URL && credentials.length === 0) {
-    throw new ConfigError('BROKER_USERNAME and BROKER_PASSWORD are required when DATABASE_URL is set');
+  const tls = tlsOf(e);
+  if (e.BERTH_HTTP_PORT !== undefined && !tls) {
+    throw new ConfigError('BERTH_HTTP_PORT adds a plain-HTTP listener beside HTTPS: set BERTH_TLS_CERT_FILE and BERTH_TLS_KEY_FILE too (without TLS, PORT already serves plain HTTP)');
+  }
+  if (tls && e.BERTH_HTTP_PORT !== undefined && e.BERTH_HTTP_PORT !== 0 && e.BERTH_HTTP_PORT === e.PORT) {
+    throw new ConfigError('BERTH_HTTP_PORT must differ from PORT (PORT serves HTTPS)');
+  }
+  const bearer = bearerOf(e);
+  const tokenReview = tokenReviewOf(e);
+  if (e.DATABASE_URL && credentials.length === 0 && bearer.tokens.length === 0 && !bearer.tokensFile && !tokenReview && !tls?.clientCaFile) {
+    throw new ConfigError(
+      'BROKER_USERNAME and BROKER_PASSWORD are required when DATABASE_URL is set, unless another credential is configured: BERTH_BEARER_TOKENS or BERTH_BEARER_TOKENS_FILE, BERTH_TOKENREVIEW=true, or BERTH_TLS_CLIENT_CA_FILE',
+    );
   }
   if (e.DATABASE_URL && !e.BERTH_ENCRYPTION_KEYS) {
     throw new ConfigError('BERTH_ENCRYPTION_KEYS is required when DATABASE_URL is set');
@@ -173,6 +226,76 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       requestTimeoutMs: e.BERTH_REQUEST_TIMEOUT_SECONDS * 1000,
     },
     probeIntervalMs: e.BERTH_PROBE_INTERVAL_SECONDS * 1000,
+    tls,
+    filesReloadMs: e.BERTH_FILES_RELOAD_SECONDS * 1000,
+    httpPort: tls ? e.BERTH_HTTP_PORT : undefined,
+    bearer,
+    tokenReview,
     env: Object.freeze({ ...env }),
   };
+}
+
+type Env = z.infer<typeof envSchema>;
+
+function tlsOf(e: Env): Config['tls'] {
+  const { BERTH_TLS_CERT_FILE: certFile, BERTH_TLS_KEY_FILE: keyFile, BERTH_TLS_CLIENT_CA_FILE: clientCaFile } = e;
+  if (!certFile && !keyFile) {
+    if (clientCaFile) throw new ConfigError('BERTH_TLS_CLIENT_CA_FILE needs HTTPS: set BERTH_TLS_CERT_FILE and BERTH_TLS_KEY_FILE too');
+    return undefined;
+  }
+  if (!certFile || !keyFile) {
+    throw new ConfigError(`${certFile ? 'BERTH_TLS_KEY_FILE' : 'BERTH_TLS_CERT_FILE'} is missing: BERTH_TLS_CERT_FILE and BERTH_TLS_KEY_FILE must be set together (e.g. tls.crt and tls.key of a mounted cert-manager Secret)`);
+  }
+  const files = { certFile: resolve(certFile), keyFile: resolve(keyFile), clientCaFile: clientCaFile ? resolve(clientCaFile) : undefined };
+  try {
+    readTlsMaterial(files);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  return files;
+}
+
+function bearerOf(e: Env): Config['bearer'] {
+  const minLength = e.BERTH_MIN_PASSWORD_LENGTH;
+  const tokensFile = e.BERTH_BEARER_TOKENS_FILE ? resolve(e.BERTH_BEARER_TOKENS_FILE) : undefined;
+  try {
+    const tokens = parseTokenList(e.BERTH_BEARER_TOKENS ?? '', minLength);
+    const fileTokens = tokensFile ? readTokenFile(tokensFile, minLength) : [];
+    return { tokens, tokensFile, fileTokens, minLength };
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+}
+
+const SERVICE_ACCOUNT = /^system:serviceaccount:[a-z0-9]([-a-z0-9]*[a-z0-9])?:[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
+function tokenReviewOf(e: Env): Config['tokenReview'] {
+  const allowed = (e.BERTH_TOKENREVIEW_ALLOWED ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const audiences = (e.BERTH_TOKENREVIEW_AUDIENCE ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (e.BERTH_TOKENREVIEW !== 'true') {
+    if (allowed.length > 0 || audiences.length > 0) {
+      throw new ConfigError('BERTH_TOKENREVIEW_ALLOWED and BERTH_TOKENREVIEW_AUDIENCE apply only with BERTH_TOKENREVIEW=true');
+    }
+    return undefined;
+  }
+  if (allowed.length === 0) {
+    throw new ConfigError(
+      'BERTH_TOKENREVIEW=true needs BERTH_TOKENREVIEW_ALLOWED: a comma-separated list of system:serviceaccount:NAMESPACE:NAME and/or group:GROUP (otherwise every ServiceAccount of the cluster could use the broker)',
+    );
+  }
+  const users: string[] = [];
+  const groups: string[] = [];
+  for (const entry of allowed) {
+    if (entry.startsWith('group:') && entry.length > 'group:'.length) groups.push(entry.slice('group:'.length));
+    else if (SERVICE_ACCOUNT.test(entry)) users.push(entry);
+    else {
+      throw new ConfigError(
+        `BERTH_TOKENREVIEW_ALLOWED: "${entry.slice(0, 100)}" is neither system:serviceaccount:NAMESPACE:NAME nor group:GROUP (e.g. group:system:serviceaccounts:cf-system for every ServiceAccount of a namespace)`,
+      );
+    }
+  }
+  if (!e.KUBECONFIG && !e.KUBERNETES_SERVICE_HOST) {
+    throw new ConfigError('BERTH_TOKENREVIEW=true needs a cluster to ask: set KUBECONFIG, or run Berth as a Pod with a ServiceAccount (allowed to create tokenreviews)');
+  }
+  return { users, groups, audiences, cacheMs: e.BERTH_TOKENREVIEW_CACHE_SECONDS * 1000 };
 }

@@ -16,7 +16,12 @@ import { PgNotifications } from './db/notifications.ts';
 import { createBroker } from './broker/index.ts';
 import { createApp, osbRoutes } from './http/app.ts';
 import { createHotPath } from './http/hot-path.ts';
-import { credentialMatcher } from './http/checks.ts';
+import { staticCredentials } from './http/static-credentials.ts';
+import { TokenReviewer } from './http/token-review.ts';
+import { reloadTlsOnChange } from './http/tls-reloader.ts';
+import { readTlsMaterial } from './lib/tls-material.ts';
+import type { Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import { createLogger } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { atMostEvery } from './observability/probes.ts';
@@ -29,7 +34,10 @@ import { KubernetesAccess } from './kubernetes/client.ts';
 import { createBindingSecretHooks } from './kubernetes/binding-secrets.ts';
 
 export interface Berth {
+  /** https: when BERTH_TLS_CERT_FILE/BERTH_TLS_KEY_FILE are set. */
   url: string;
+  /** The plain-HTTP listener beside HTTPS (BERTH_HTTP_PORT), if any. */
+  httpUrl: string | undefined;
   /** For tests that look at rows directly. */
   stores: Stores;
   database: Database;
@@ -137,8 +145,11 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
     hooks: createBindingSecretHooks(kube, config.kubernetesSecrets),
   });
   const broker = createBroker({ catalog, stores, provisioners, engine });
+  const accepted = staticCredentials(credentials, config.bearer, config.filesReloadMs, log);
   const auth = {
-    matches: credentialMatcher(credentials),
+    matches: accepted.matches,
+    clientCertificates: config.tls?.clientCaFile !== undefined,
+    tokens: config.tokenReview ? new TokenReviewer({ kube, ...config.tokenReview, log }) : undefined,
     throttle: new AuthThrottle({ limit: config.auth.failureLimit, windowMs: config.auth.failureWindowMs }),
     log,
   };
@@ -159,29 +170,33 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
   });
   const app = createApp({ broker, auth, log, metrics, readiness, beforeScrape: refreshOperationsGauge });
   const hotPath = createHotPath({ routes: osbRoutes(broker), auth, log, metrics });
-  const http = createBerthHttpServer({ ...config.http, keepAliveTimeoutMs: 65_000 }, (req, res) => {
+  const handler = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
     if (!hotPath(req, res)) app(req, res);
-  }, log);
-  const server = http.server;
-  await new Promise<void>((resolveListen, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => {
-      server.off('error', reject);
-      resolveListen();
+  };
+  const limits = { ...config.http, keepAliveTimeoutMs: 65_000 };
+  // Read again here (config.ts checked them): the files may have changed since.
+  const tlsMaterial = config.tls ? readTlsMaterial(config.tls) : undefined;
+  const http = createBerthHttpServer(limits, handler, log, tlsMaterial && { cert: tlsMaterial.cert, key: tlsMaterial.key, clientCa: tlsMaterial.ca });
+  // Plain HTTP beside HTTPS only when asked for (BERTH_HTTP_PORT), e.g. for probes or a platform without the CA.
+  const plainHttp = config.httpPort !== undefined ? createBerthHttpServer(limits, handler, log) : undefined;
+  const servers = [http, ...(plainHttp ? [plainHttp] : [])];
+  const url = `${tlsMaterial ? 'https' : 'http'}://${config.host}:${await listen(http.server, config.port, config.host, log)}`;
+  const httpUrl = plainHttp ? `http://${config.host}:${await listen(plainHttp.server, config.httpPort!, config.host, log)}` : undefined;
+  let tlsReload: { stop(): void } | undefined;
+  if (tlsMaterial) {
+    const expiry = new Gauge({
+      name: 'berth_tls_certificate_expiry_timestamp_seconds',
+      help: 'When the certificate Berth serves HTTPS with expires (Unix time); alert well before it',
+      registers: [metrics.registry],
     });
-  });
-  // After listening, an error is a failed accept (e.g. out of file descriptors): log it, keep serving.
-  let lastAcceptError = 0;
-  server.on('error', (err) => {
-    if (Date.now() - lastAcceptError < 10_000) return;
-    lastAcceptError = Date.now();
-    log.error({ err }, 'accepting a connection failed');
-  });
-  const address = server.address();
-  const url = `http://${config.host}:${typeof address === 'object' && address ? address.port : config.port}`;
+    const showExpiry = (m: typeof tlsMaterial) => expiry.set(Date.parse(m.summary.validTo) / 1000);
+    showExpiry(tlsMaterial);
+    tlsReload = reloadTlsOnChange(http.server as HttpsServer, config.tls!, tlsMaterial, { intervalMs: config.filesReloadMs, log, onReloaded: showExpiry });
+  }
+  if (tlsMaterial) log.info({ certificate: tlsMaterial.summary, clientCertificates: auth.clientCertificates }, 'serving HTTPS');
   notifications?.start();
   engine.start();
-  log.info({ url, embedded: database.embedded, catalog: config.catalogPath }, 'Berth is serving');
+  log.info({ url, httpUrl, embedded: database.embedded, catalog: config.catalogPath }, 'Berth is serving');
   // Part of the shutdown below: aborted and awaited before the provisioners' pools close.
   const inspection = new AbortController();
   const inspected = provisioners.inspectServers(catalog.plans, inspection.signal);
@@ -189,13 +204,17 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
   let stopping: Promise<void> | undefined;
   const stop = (graceMs = config.shutdownGraceMs) =>
     (stopping ??= (async () => {
-      log.info({ graceMs, requestsInFlight: http.inFlight }, 'shutting down');
+      const inFlight = () => servers.reduce((n, s) => n + s.inFlight, 0);
+      log.info({ graceMs, requestsInFlight: inFlight() }, 'shutting down');
       const deadline = Date.now() + graceMs;
+      tlsReload?.stop();
+      accepted.stop();
       // Requests in flight are answered first, with the engine still running (a
       // synchronous request may need it) and the pools open (they need those too).
-      if (!(await http.drain(deadline))) log.warn({ requestsInFlight: http.inFlight }, 'requests still unanswered at the end of the grace period');
+      const drained = await Promise.all(servers.map((s) => s.drain(deadline)));
+      if (drained.includes(false)) log.warn({ requestsInFlight: inFlight() }, 'requests still unanswered at the end of the grace period');
       await engine.stop(Math.max(0, deadline - Date.now()));
-      await http.close();
+      await Promise.all(servers.map((s) => s.close()));
       inspection.abort();
       await inspected;
       await provisioners.close();
@@ -203,7 +222,26 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
       await database.close();
       log.info('stopped');
     })());
-  return { url, stores, database, credentials, stop };
+  return { url, httpUrl, stores, database, credentials, stop };
+}
+
+/** Listens and resolves with the port; after listening, an error is a failed accept (e.g. out of file descriptors): logged, serving goes on. */
+async function listen(server: Server, port: number, host: string, log: Logger): Promise<number> {
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolveListen();
+    });
+  });
+  let lastAcceptError = 0;
+  server.on('error', (err) => {
+    if (Date.now() - lastAcceptError < 10_000) return;
+    lastAcceptError = Date.now();
+    log.error({ err }, 'accepting a connection failed');
+  });
+  const address = server.address();
+  return typeof address === 'object' && address ? address.port : port;
 }
 
 /** Where embedded mode keeps its generated encryption keys (used when BERTH_ENCRYPTION_KEYS is unset). */

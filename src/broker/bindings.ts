@@ -54,11 +54,18 @@ export class Bindings extends BrokerPart {
       provisionerState: {},
     };
 
+    // A bind that arrives while its instance is still being provisioned is queued behind the provision
+    // (operations of an instance run in order) when the platform can poll for it: a platform that
+    // binds straight after creating (`cf create-service` then `cf bind-service`) gets a binding, not a
+    // 422 it takes as final. A platform that cannot poll still gets 422 ConcurrencyError.
+    const canQueue = req.acceptsIncomplete && meta.apiMinor >= since.asyncBindings;
+    let queuedBehindCreate = false;
     const decision: Decision<BindAnswer> = await this.stores.transaction(async (tx) => {
       const locked = await tx.instances.get(req.instanceId, { lock: true });
       if (!locked || locked.state === 'deleted') throw errors.notFound(`Service instance ${req.instanceId} does not exist.`);
       if (locked.state === 'create_failed') throw errors.unprocessable(`Service instance ${req.instanceId} failed to provision; it cannot be bound.`);
-      if (locked.state !== 'ready') throw errors.concurrency();
+      queuedBehindCreate = locked.state === 'creating' && canQueue;
+      if (locked.state !== 'ready' && !queuedBehindCreate) throw errors.concurrency();
       const repeat = await createOrRepeat({
         insert: () => tx.bindings.insertIfAbsent(record),
         existing: async () => (await tx.bindings.get(req.instanceId, req.bindingId, { lock: true }))!,
@@ -73,6 +80,7 @@ export class Bindings extends BrokerPart {
         finished: (existing) => (existing.state === 'ready' ? ({ status: 200, binding: existing } as const) : undefined),
         active: () => tx.operations.active(req.instanceId, req.bindingId),
         acceptsIncomplete: req.acceptsIncomplete,
+        failed: () => tx.operations.failedLatest(req.instanceId, req.bindingId, 'bind'),
         retry: () => tx.bindings.patch(req.instanceId, req.bindingId, { state: lifecycle.bind.during }),
       });
       if (repeat) return repeat;
@@ -81,7 +89,7 @@ export class Bindings extends BrokerPart {
       const planSnapshot = rules.snapshotOfInstance(locked, plan);
       return { operation: await this.queueing.enqueue(tx, meta, { instanceId: req.instanceId, bindingId: req.bindingId, kind: 'bind', plan, planSnapshot, request: {} }) };
     });
-    return this.queueing.conclude(decision, async, req.acceptsIncomplete, async () => ({
+    return this.queueing.conclude(decision, async || queuedBehindCreate, req.acceptsIncomplete, async () => ({
       status: 201,
       binding: (await this.stores.bindings.get(req.instanceId, req.bindingId))!,
     }));

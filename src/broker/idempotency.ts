@@ -2,10 +2,12 @@
 // what exists): insert if absent; a deleted row is replaced; a row with other
 // attributes is 409; a finished identical create answers 200; one still in
 // progress answers 202 with its operation (or 422 to a platform that cannot
-// poll); a failed identical create is tried again.
+// poll); a failed identical create answers with its failed operation until the
+// platform deletes it.
 import { errors } from '../osb/errors.ts';
 import type { BindingState, InstanceState } from '../osb/model.ts';
 import type { OperationRecord } from '../store/operations.ts';
+import { failureOf } from './queueing.ts';
 import type { Accepted } from './types.ts';
 
 export interface CreateOrRepeat<T, A> {
@@ -24,6 +26,8 @@ export interface CreateOrRepeat<T, A> {
   /** The create's unfinished operation. */
   active(): Promise<OperationRecord | undefined>;
   acceptsIncomplete: boolean;
+  /** The create's operation, when it is the latest one and it failed. */
+  failed(): Promise<OperationRecord | undefined>;
   /** Arms a failed create for another try. */
   retry(): Promise<void>;
 }
@@ -45,7 +49,15 @@ export async function createOrRepeat<T extends { state: InstanceState | BindingS
     throw errors.concurrency();
   }
   if (existing.state === 'deleting') throw errors.concurrency();
-  // create_failed: an identical retry tries again (the provisioner converges on what exists).
+  // create_failed: the failure stands until the platform deletes what failed (OSB: a platform
+  // cleans up a failed create). Trying again on an identical repeat hid it from platforms that
+  // re-send the PUT on every reconcile and poll once after each (Korifi never saw `failed`).
+  const failed = await c.failed();
+  if (failed) {
+    if (c.acceptsIncomplete) return { answer: { status: 202, operation: failed.id } };
+    throw failureOf(failed);
+  }
+  // A failed create whose operation is no longer recorded: try again (the provisioner converges on what exists).
   await c.retry();
   return undefined;
 }

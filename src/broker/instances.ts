@@ -8,7 +8,7 @@ import { errors } from '../osb/errors.ts';
 import { lifecycle, stateBeforeDelete } from '../osb/lifecycle.ts';
 import type { InstanceRecord } from '../store/instances.ts';
 import { createOrRepeat } from './idempotency.ts';
-import { BrokerPart, statusOf, type Decision } from './queueing.ts';
+import { BrokerPart, failureOf, statusOf, type Decision } from './queueing.ts';
 import type { DeleteAnswer, DeleteInstanceRequest, FetchedInstance, InstanceAnswer, OperationStatus, ProvisionRequest, RequestMeta, UpdateRequest } from './types.ts';
 
 export class Instances extends BrokerPart {
@@ -56,6 +56,7 @@ export class Instances extends BrokerPart {
             : undefined,
         active: () => tx.operations.active(req.instanceId, undefined),
         acceptsIncomplete: req.acceptsIncomplete,
+        failed: () => tx.operations.failedLatest(req.instanceId, undefined, 'provision'),
         retry: () => tx.instances.patch(req.instanceId, { state: lifecycle.provision.during, context: req.context, planSnapshot }),
       });
       if (repeat) return repeat;
@@ -108,6 +109,8 @@ export class Instances extends BrokerPart {
         if (locked.state === 'creating' || locked.state === 'deleting' || locked.state === 'updating') throw errors.concurrency();
         throw errors.unprocessable(`Service instance ${req.instanceId} was not provisioned successfully; delete it and provision again.`);
       }
+      // An update is how a platform moves on from a failed delete: the next DELETE runs again.
+      await tx.operations.supersedeFailures(req.instanceId);
       if (!planChange && !parameterChange && !maintenanceChange) {
         if (contextChange) await tx.instances.patch(req.instanceId, { context: req.context });
         return { answer: { status: 200, dashboardUrl: locked.dashboardUrl } };
@@ -153,11 +156,24 @@ export class Instances extends BrokerPart {
         throw errors.concurrency();
       }
       if (active?.kind === 'update') throw errors.concurrency();
-      if (await tx.operations.anyActiveBindingOperation(req.instanceId)) throw errors.concurrency();
       const halted = active?.kind === 'provision' ? active.id : undefined;
+      if (!halted && (await tx.operations.anyActiveBindingOperation(req.instanceId))) throw errors.concurrency();
+      // A failed delete stands until the platform updates the instance (see failedLatest): deleting
+      // again at once would hide the failure from platforms that repeat the DELETE on every reconcile.
+      // (Only for an instance that works: the delete of a failed create is the platform's cleanup, retried freely.)
+      const standing = active || locked.state !== 'ready' ? undefined : await tx.operations.failedLatest(req.instanceId, undefined, 'deprovision');
+      if (standing) {
+        if (req.acceptsIncomplete) return { answer: { status: 202, operation: standing.id } };
+        throw failureOf(standing);
+      }
       if (halted) {
         // OSB §Deprovisioning: a delete during provisioning halts the creation and deletes.
         await tx.queue.finish(halted, { state: 'failed', description: 'Provisioning was halted because a deprovision was requested.', failureCause: 'halted' }, undefined);
+        // Binds queued behind the provision (none can have started) end with it.
+        for (const bind of await tx.operations.activeBindingOperations(req.instanceId)) {
+          await tx.queue.finish(bind.id, { state: 'failed', description: 'Binding was halted because the instance\'s deprovision was requested.', failureCause: 'halted' }, undefined);
+          await tx.bindings.patch(req.instanceId, bind.bindingId!, { state: lifecycle.bind.failed });
+        }
       }
       await tx.instances.patch(req.instanceId, { state: lifecycle.deprovision.during });
       const operation = await this.queueing.enqueue(tx, meta, {

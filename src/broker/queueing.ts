@@ -83,22 +83,22 @@ export class Queueing {
   async #runSync(operationId: string): Promise<OperationRecord | undefined> {
     const op = await this.#engine.runNow(operationId);
     if (!op || !op.finishedAt) return undefined;
-    if (op.state === 'failed') throw await this.#failure(op);
+    if (op.state === 'failed') throw failureOf(op);
     return op;
   }
+}
 
-  /** The answer to a synchronous operation that ended `failed`. */
-  async #failure(op: OperationRecord): Promise<OsbError> {
-    // Halted by the platform's own delete (OSB §Blocking Operations): the request lost to a
-    // concurrent one, which is a 4xx (no orphan mitigation: the delete already cleans up).
-    if (op.failureCause === 'halted') return errors.halted(op.description);
-    const usability = reportedUsability(op.kind, op);
-    // The request's own data made it fail (e.g. a namespace that does not exist), and what it made was undone:
-    // the client has to change the request (OSB: 400 for invalid data).
-    if (op.failureCause === 'request') return new OsbError(400, op.description, { error: 'BadRequest', ...usability });
-    // The provisioner failed: a broker-side error, after which the platform should clean up.
-    return new OsbError(500, op.description, { error: 'OperationFailed', ...usability });
-  }
+/** The answer to a synchronous request whose operation ended `failed` (and to its identical repeats). */
+export function failureOf(op: OperationRecord): OsbError {
+  // Halted by the platform's own delete (OSB §Blocking Operations): the request lost to a
+  // concurrent one, which is a 4xx (no orphan mitigation: the delete already cleans up).
+  if (op.failureCause === 'halted') return errors.halted(op.description);
+  const usability = reportedUsability(op.kind, op);
+  // The request's own data made it fail (e.g. a namespace that does not exist), and what it made was undone:
+  // the client has to change the request (OSB: 400 for invalid data).
+  if (op.failureCause === 'request') return new OsbError(400, op.description, { error: 'BadRequest', ...usability });
+  // The provisioner failed: a broker-side error, after which the platform should clean up.
+  return new OsbError(500, op.description, { error: 'OperationFailed', ...usability });
 }
 
 /** What instances.ts and bindings.ts are built on: the stores, the OSB rules and the queue. */

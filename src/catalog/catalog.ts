@@ -294,7 +294,9 @@ export function parseCatalog(text: string, file: string, parseProvisioner: Provi
         schemas,
         provisioner: { kind, config, settings: rest },
         options: { requiresApp: requiresApp === true, bindingSecret: bindingSecret as boolean | undefined },
-        published: planPublished,
+        // Stated on every plan even where they equal the service's: Korifi reads an absent plan-level
+        // value as false (and then refused every bind and plan change).
+        published: { ...planPublished, bindable: rawPlan.bindable ?? rawService.bindable, plan_updateable: planUpdateable },
       });
     }
     return service;

@@ -51,8 +51,9 @@ export async function runServerCommand(command: 'serve' | 'controller' | 'migrat
       }
       throw err;
     }
-    // The Kubernetes controller beside the broker, for a one-process setup (src/controller/start.ts).
-    const controller = config.env.BERTH_CONTROLLER === 'true' ? await (await import('../controller/start.ts')).startController(config, log, { brokerUrl: berth.url, brokerAuth: berth.credentials[0] }) : undefined;
+    // The Kubernetes controller beside the broker, for a one-process setup (src/controller/start.ts). With HTTPS
+    // only, BERTH_BROKER_URL (a name the certificate holds) and BERTH_BROKER_CA_FILE tell it how to reach this Berth.
+    const controller = config.env.BERTH_CONTROLLER === 'true' ? await (await import('../controller/start.ts')).startController(config, log, { brokerUrl: config.env.BERTH_BROKER_URL ?? berth.httpUrl ?? berth.url, brokerAuth: berth.credentials[0] }) : undefined;
     await signalled;
     try {
       await controller?.stop();

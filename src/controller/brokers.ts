@@ -37,7 +37,7 @@ export class BrokerUnavailable extends Error {
 }
 
 export class Brokers {
-  readonly #local: { url: string; auth?: { username: string; password: string }; apiVersion?: string };
+  readonly #local: { url: string; auth?: { username: string; password: string } | { bearerToken: string }; caPem?: string; apiVersion?: string };
   readonly #brokers = new Map<string, Broker>();
   readonly #loading = new Map<string, Promise<Broker>>();
   readonly #custom: () => CustomObjectsApi;
@@ -47,7 +47,7 @@ export class Brokers {
   readonly #identity: { platform: string; value: Record<string, unknown> };
 
   constructor(deps: {
-    local: { url: string; auth?: { username: string; password: string }; apiVersion?: string };
+    local: { url: string; auth?: { username: string; password: string } | { bearerToken: string }; caPem?: string; apiVersion?: string };
     custom: () => CustomObjectsApi;
     core: () => CoreV1Api;
     /** Where ClusterServiceBroker auth Secrets live. */
@@ -128,7 +128,7 @@ export class Brokers {
 
   async #client(name: string): Promise<OsbClient> {
     if (name === LOCAL_BROKER && !this.#getBroker(name)) {
-      return new OsbClient({ url: this.#local.url, auth: this.#local.auth, apiVersion: this.#local.apiVersion, originatingIdentity: this.#identity, maxSockets: SOCKETS });
+      return new OsbClient({ url: this.#local.url, auth: this.#local.auth, caPem: this.#local.caPem, apiVersion: this.#local.apiVersion, originatingIdentity: this.#identity, maxSockets: SOCKETS });
     }
     const resource = this.#getBroker(name);
     if (!resource) throw new BrokerUnavailable('BrokerNotFound', `No ClusterServiceBroker named "${name}" exists.`);

@@ -24,7 +24,7 @@ export interface ControllerOptions {
   kubeConfig: KubeConfig;
   log: Logger;
   /** The local Berth: the default broker. */
-  broker: { url: string; auth?: { username: string; password: string }; apiVersion?: string };
+  broker: { url: string; auth?: { username: string; password: string } | { bearerToken: string }; caPem?: string; apiVersion?: string };
   /** Namespace of the Lease and of ClusterServiceBroker auth Secrets. */
   namespace: string;
   workers?: number;

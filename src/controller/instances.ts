@@ -366,6 +366,13 @@ async function finalize(ctx: ReconcileContext, si: ServiceInstance, draft: Statu
   }
   if (s.lastOperation?.type === 'delete' && s.lastOperation.state === 'succeeded') return ctx.kube.setFinalizer(ref(si), false);
   try {
+    // A failed delete stands at the broker until the platform updates the instance (OSB repeats are
+    // answered by what happened); the controller's policy is to try again, so it says so first.
+    if (s.lastOperation?.type === 'delete' && s.lastOperation.state === 'failed') {
+      ctx.brokerCall('update');
+      // Refused when there is nothing to update (a create that failed): the delete then runs again anyway.
+      await broker.client.update(si.metadata.uid!, { service_id: ids.service_id }).catch((err: unknown) => ctx.log.debug({ err }, 'update before retrying a failed delete refused'));
+    }
     ctx.brokerCall('deprovision');
     const r = await broker.client.deprovision(si.metadata.uid!, ids);
     if (r.outcome === 'accepted') {

@@ -3,7 +3,9 @@
 // module passed through, and runs until stopped.
 //
 //   BERTH_BROKER_URL                the local Berth's URL (default http://127.0.0.1:$PORT; beside serve: its own URL)
-//   BROKER_USERNAME/BROKER_PASSWORD the local Berth's credentials (as for serve)
+//   BROKER_USERNAME/BROKER_PASSWORD the local Berth's credentials (as for serve); without them its first
+//                                   static bearer token (BERTH_BEARER_TOKENS or BERTH_BEARER_TOKENS_FILE)
+//   BERTH_BROKER_CA_FILE            the CA to trust when the local Berth serves HTTPS (e.g. the Secret's ca.crt)
 //   BERTH_CONTROLLER_NAMESPACE      the Lease's and ClusterServiceBroker auth Secrets' namespace (default $POD_NAMESPACE or berth-system)
 //   BERTH_CONTROLLER_LEASE_SECONDS  lease duration (default 15)
 //   BERTH_CONTROLLER_WORKERS        reconciles in parallel (default 8)
@@ -11,6 +13,7 @@
 //   BERTH_CONTROLLER_LEASE_NAME     the Lease's name (default berth-controller)
 //   BERTH_CONTROLLER_SELECTOR       reconcile only resources matching this label selector (one shard of a cluster)
 //   BERTH_CONTROLLER_LONG_POLL      false: poll Berth's last_operation as Retry-After says instead of long-polling
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -20,6 +23,7 @@ import { Controller } from './controller.ts';
 
 const envSchema = z.object({
   BERTH_BROKER_URL: z.string().url().optional(),
+  BERTH_BROKER_CA_FILE: z.string().min(1).optional(),
   BERTH_CONTROLLER_NAMESPACE: z.string().min(1).optional(),
   POD_NAMESPACE: z.string().min(1).optional(),
   BERTH_CONTROLLER_LEASE_SECONDS: z.coerce.number().int().min(2).max(600).default(15),
@@ -54,7 +58,11 @@ export async function startController(
   const controller = new Controller({
     kubeConfig,
     log,
-    broker: { url: opts.brokerUrl ?? env.BERTH_BROKER_URL ?? `http://127.0.0.1:${config.port}`, auth: opts.brokerAuth ?? config.credentials[0] },
+    broker: {
+      url: opts.brokerUrl ?? env.BERTH_BROKER_URL ?? `${config.tls ? 'https' : 'http'}://127.0.0.1:${config.port}`,
+      auth: opts.brokerAuth ?? config.credentials[0] ?? staticToken(config),
+      caPem: env.BERTH_BROKER_CA_FILE ? readCaFile(env.BERTH_BROKER_CA_FILE) : undefined,
+    },
     namespace: env.BERTH_CONTROLLER_NAMESPACE ?? env.POD_NAMESPACE ?? 'berth-system',
     workers: env.BERTH_CONTROLLER_WORKERS,
     leaseSeconds: env.BERTH_CONTROLLER_LEASE_SECONDS,
@@ -91,4 +99,18 @@ export async function startController(
       await new Promise((r) => (server ? server.close(r) : r(undefined)));
     },
   };
+}
+
+/** A bearer-only Berth (no username/password): the controller uses its first static token. */
+function staticToken(config: Config): { bearerToken: string } | undefined {
+  const token = config.bearer.tokens[0] ?? config.bearer.fileTokens[0];
+  return token === undefined ? undefined : { bearerToken: token };
+}
+
+function readCaFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`controller settings: BERTH_BROKER_CA_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+  }
 }

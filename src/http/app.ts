@@ -113,7 +113,15 @@ export function createApp(deps: AppDeps): Express {
   const r = osbRoutes(deps.broker);
   const v2 = express.Router({ caseSensitive: true, strict: false });
   v2.use((req, res, next) => {
-    res.locals.meta = checkRequest(deps.auth, { headers: req.headers, url: req.originalUrl, client: clientOf(req) });
+    const meta = checkRequest(deps.auth, { headers: req.headers, url: req.originalUrl, client: clientOf(req), socket: req.socket });
+    // A promise only while a bearer token is being reviewed; Express 5 passes its rejection to the error handler.
+    if (meta instanceof Promise) {
+      return meta.then((m) => {
+        res.locals.meta = m;
+        next();
+      });
+    }
+    res.locals.meta = meta;
     next();
   });
   v2.get('/catalog', handle(r.catalog));

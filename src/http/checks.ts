@@ -4,10 +4,12 @@
 // the lean router for the hottest routes (hot-path.ts) run the very same ones.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Credential } from '../config.ts';
 import type { RequestMeta } from '../broker/types.ts';
-import { errors } from '../osb/errors.ts';
+import { errors, type OsbError } from '../osb/errors.ts';
 import type { JsonObject } from '../osb/model.ts';
 import { MAX_MINOR, MIN_MINOR } from '../osb/versions.ts';
 import { assertStorable } from './body-limits.ts';
@@ -32,18 +34,42 @@ export function apiMinorOf(headers: IncomingHttpHeaders): number {
 
 const digest = (s: string | Buffer) => createHash('sha256').update(s).digest();
 
-/** Checks an Authorization header against one or more pairs (several allow rotation), in constant time. */
-export function credentialMatcher(credentials: Credential[]): (header: string | undefined) => boolean {
+const BASIC = /^Basic +([A-Za-z0-9+/=]+) *$/i;
+const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
+
+/** The token of an `Authorization: Bearer <token>` header, if it is one. */
+export function bearerTokenOf(header: string): string | undefined {
+  return BEARER.exec(header)?.[1];
+}
+
+/**
+ * Checks an Authorization header against basic-auth pairs and static bearer tokens (several of each allow
+ * rotation), in constant time: both sides are hashed, so neither the comparison nor its length tells anything.
+ */
+export function credentialMatcher(credentials: Credential[], tokens: readonly string[] = []): (header: string | undefined) => boolean {
   const wanted = credentials.map((c) => digest(`${c.username}:${c.password}`));
+  const wantedTokens = tokens.map((t) => digest(t));
   // Platforms send the canonical header: its digest is compared first (one hash, no decoding).
-  const canonical = credentials.map((c) => digest(`Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`));
+  const canonical = [
+    ...credentials.map((c) => digest(`Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`)),
+    ...tokens.map((t) => digest(`Bearer ${t}`)),
+  ];
   return (header = '') => {
     const direct = digest(header);
     let hit = false;
     // Not short-circuited: every pair is compared, so the time does not tell which pair (or whether any) matched.
     for (const w of canonical) hit = timingSafeEqual(direct, w) || hit;
     if (hit) return true;
-    const m = /^Basic +([A-Za-z0-9+/=]+) *$/i.exec(header);
+    if (wantedTokens.length > 0) {
+      const token = bearerTokenOf(header);
+      if (token !== undefined) {
+        const got = digest(token);
+        let ok = false;
+        for (const w of wantedTokens) ok = timingSafeEqual(got, w) || ok;
+        return ok;
+      }
+    }
+    const m = BASIC.exec(header);
     // The whole "user:password" string is compared, so passwords may contain colons.
     const got = digest(m ? Buffer.from(m[1]!, 'base64') : Buffer.from(`\0${header}`));
     let ok = false;
@@ -52,36 +78,89 @@ export function credentialMatcher(credentials: Credential[]): (header: string | 
   };
 }
 
+/** What a TokenReview said about a bearer token: an allowed identity, one not allowed, or no identity at all. */
+export type TokenVerdict = { kind: 'allowed'; identity: string } | { kind: 'not-allowed'; identity: string } | { kind: 'refused' };
+
+export interface TokenChecker {
+  /** The verdict at once when it is cached, else a promise of it; rejects when the cluster could not be asked. */
+  check(token: string): TokenVerdict | Promise<TokenVerdict>;
+}
+
 export interface Authenticator {
+  /** Basic-auth pairs and static bearer tokens (constant time, synchronous). */
   matches: (header: string | undefined) => boolean;
+  /** Set with BERTH_TLS_CLIENT_CA_FILE: a client certificate verified against that CA is a credential too. */
+  clientCertificates?: boolean;
+  /** Set with BERTH_TOKENREVIEW=true: bearer tokens that are no static token are asked about. */
+  tokens?: TokenChecker;
   throttle: AuthThrottle;
   log: Logger;
+}
+
+/** Connections whose client certificate was logged already: once per connection, not per request. */
+const certificateLogged = new WeakSet<object>();
+
+/** True when the connection presented a client certificate the configured CA verified (logged once per connection). */
+function verifiedClientCertificate(log: Logger, socket: Socket | undefined): boolean {
+  const tlsSocket = socket as TLSSocket | undefined;
+  if (tlsSocket?.authorized !== true) return false;
+  if (!certificateLogged.has(tlsSocket)) {
+    certificateLogged.add(tlsSocket);
+    const cert = tlsSocket.getPeerCertificate();
+    log.info({ subject: cert.subject, serialNumber: cert.serialNumber, fingerprint256: cert.fingerprint256 }, 'authenticated by client certificate');
+  }
+  return true;
+}
+
+function refuse(auth: Authenticator, client: string, url: string, scheme: 'basic' | 'bearer', error: OsbError): never {
+  const { throttle, log } = auth;
+  const outcome = throttle.failed(client);
+  const windowSeconds = Math.round(throttle.windowMs / 1000);
+  if (outcome.firstInWindow) {
+    log.warn({ client, route: url.split('?')[0]?.slice(0, 200) }, `refused ${scheme === 'bearer' ? 'bearer token' : 'basic-auth credentials'} (further refusals from this client are not logged for ${windowSeconds} s)`);
+  }
+  if (outcome.throttledNow) {
+    log.warn({ client, failures: throttle.limit, seconds: windowSeconds }, 'too many refused credentials: this client gets 429 until its window ends');
+  }
+  throw error;
 }
 
 /**
  * 401 for missing or refused credentials; 429 (before any check) for a client
  * that failed too often. Refusals are logged at warn once per client and
- * throttle window, so a flood of guesses cannot flood the log.
+ * throttle window, so a flood of guesses cannot flood the log. Any one accepted
+ * credential authenticates: basic auth, a static bearer token, a verified client
+ * certificate, or a bearer token the cluster's TokenReview vouches for. Only the
+ * last may need to wait (an API call, unless its verdict is cached): then a promise.
  */
-export function authenticate(auth: Authenticator, client: string, header: string | undefined, url: string): void {
-  const { throttle, log } = auth;
+export function authenticate(auth: Authenticator, client: string, header: string | undefined, url: string, socket?: Socket): void | Promise<void> {
+  const { throttle } = auth;
   const wait = throttle.retryAfterSeconds(client);
   if (wait > 0) throw errors.tooManyAuthFailures(wait);
-  if (auth.matches(header)) {
+  if (auth.matches(header) || (auth.clientCertificates === true && verifiedClientCertificate(auth.log, socket))) {
     throttle.succeeded(client);
     return;
   }
   // No credentials at all is not a guess (clients often try without first): not counted.
   if (header === undefined) throw errors.unauthorized(false);
-  const outcome = throttle.failed(client);
-  const windowSeconds = Math.round(throttle.windowMs / 1000);
-  if (outcome.firstInWindow) {
-    log.warn({ client, route: url.split('?')[0]?.slice(0, 200) }, `refused basic-auth credentials (further refusals from this client are not logged for ${windowSeconds} s)`);
+  const token = bearerTokenOf(header);
+  if (token === undefined) refuse(auth, client, url, 'basic', errors.unauthorized(true));
+  if (!auth.tokens) refuse(auth, client, url, 'bearer', errors.unauthorized(true, 'bearer'));
+  const settle = (verdict: TokenVerdict): void => {
+    if (verdict.kind === 'allowed') return throttle.succeeded(client);
+    refuse(auth, client, url, 'bearer', verdict.kind === 'not-allowed' ? errors.identityNotAllowed(verdict.identity) : errors.unauthorized(true, 'bearer'));
+  };
+  let verdict: TokenVerdict | Promise<TokenVerdict>;
+  try {
+    verdict = auth.tokens.check(token);
+  } catch {
+    throw errors.authenticationUnavailable();
   }
-  if (outcome.throttledNow) {
-    log.warn({ client, failures: throttle.limit, seconds: windowSeconds }, 'too many refused credentials: this client gets 429 until its window ends');
-  }
-  throw errors.unauthorized(true);
+  if (!(verdict instanceof Promise)) return settle(verdict);
+  return verdict.then(settle, () => {
+    // The checker logged why; the client only learns that it is not its fault.
+    throw errors.authenticationUnavailable();
+  });
 }
 
 /** X-Broker-API-Originating-Identity, decoded for the audit trail; 400 when it is not "<platform> <base64 JSON object>". */
@@ -104,9 +183,17 @@ export function originatingIdentityOf(headers: IncomingHttpHeaders): RequestMeta
   return { platform: m[1]!, value: value as JsonObject };
 }
 
-/** Every check a /v2 request passes, in order; what the broker is told about the request. */
-export function checkRequest(auth: Authenticator, req: { headers: IncomingHttpHeaders; url: string; client: string }): RequestMeta {
+/** Every check a /v2 request passes, in order; what the broker is told about the request (a promise only while a bearer token is being reviewed). */
+export function checkRequest(
+  auth: Authenticator,
+  req: { headers: IncomingHttpHeaders; url: string; client: string; socket?: Socket },
+): RequestMeta | Promise<RequestMeta> {
   const apiMinor = apiMinorOf(req.headers);
-  authenticate(auth, req.client, req.headers.authorization, req.url);
-  return { apiMinor, requestIdentity: requestIdentityOf(req.headers), originatingIdentity: originatingIdentityOf(req.headers), waitSeconds: requestedWaitSeconds(req.headers) };
+  const authenticated = authenticate(auth, req.client, req.headers.authorization, req.url, req.socket);
+  return authenticated instanceof Promise ? authenticated.then(() => metaOf(req.headers, apiMinor)) : metaOf(req.headers, apiMinor);
+}
+
+/** The checks after authentication: what the broker is told about the request. */
+function metaOf(headers: IncomingHttpHeaders, apiMinor: number): RequestMeta {
+  return { apiMinor, requestIdentity: requestIdentityOf(headers), originatingIdentity: originatingIdentityOf(headers), waitSeconds: requestedWaitSeconds(headers) };
 }

@@ -9,6 +9,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseQuery } from 'node:querystring';
 import type { Logger } from 'pino';
+import type { RequestMeta } from '../broker/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { errors } from '../osb/errors.ts';
 import { clientOf } from './auth-throttle.ts';
@@ -29,12 +30,17 @@ export function createHotPath(deps: { routes: { catalog: Route; instanceLastOper
       observe(deps.log, deps.metrics, { method: 'GET', route: pattern, status: reply.status, started, requestIdentity });
     };
     const fail = (err: unknown) => finish(errorReply(toOsbError(err, deps.log, pattern)));
-    try {
-      const meta = checkRequest(deps.auth, { headers: req.headers, url: req.url!, client: clientOf(req) });
+    const run = (meta: RequestMeta) => {
       const reply = route({ params: decodeParams(params), query: query === '' ? {} : parseQuery(query), body: undefined, meta });
       // The catalog answers at once: no promise to wait for.
       if (reply instanceof Promise) reply.then(finish, fail).catch((err: unknown) => deps.log.error({ err }, 'answering a request failed'));
       else finish(reply);
+    };
+    try {
+      const meta = checkRequest(deps.auth, { headers: req.headers, url: req.url!, client: clientOf(req), socket: req.socket });
+      // A promise only while a bearer token is being reviewed by the cluster.
+      if (meta instanceof Promise) meta.then(run).catch(fail);
+      else run(meta);
     } catch (err) {
       fail(err);
     }

@@ -11,7 +11,7 @@ export function instanceBody(answer: InstanceAnswer, apiMinor: number): JsonObje
   const body: JsonObject = {};
   if (answer.dashboardUrl) body.dashboard_url = answer.dashboardUrl;
   if (answer.status === 202) body.operation = answer.operation;
-  else if (answer.metadata && apiMinor >= since.metadata) body.metadata = answer.metadata;
+  else if (answer.metadata && apiMinor >= since.instanceMetadata) body.metadata = answer.metadata;
   return body;
 }
 

@@ -3,6 +3,7 @@
 // writes is the lifecycle table's (osb/lifecycle.ts), applied by onFailure.
 // Reading what "deprovision" does is reading one entry here.
 import { snapshotOf } from '../catalog/plan-snapshot.ts';
+import { PermanentError } from '../osb/errors.ts';
 import { lifecycle, stateAfterFailure } from '../osb/lifecycle.ts';
 import type { BindingState, InstanceState, OperationKind } from '../osb/model.ts';
 import type { InstanceResult } from '../provisioners/provisioner.ts';
@@ -72,6 +73,14 @@ export const kinds: Record<OperationKind, Kind> = {
   },
 
   async bind(run) {
+    // A bind queued while its instance was being provisioned runs after the provision ended.
+    if (run.instance.state !== 'ready') {
+      throw new PermanentError(
+        run.instance.state === 'create_failed'
+          ? `Service instance ${run.instance.id} failed to provision, so the binding was not created; see the instance's last operation for why.`
+          : `Service instance ${run.instance.id} is ${run.instance.state.replace('_', ' ')}, so the binding was not created.`,
+      );
+    }
     const binding = await run.binding();
     const op = run.bindingOperation(binding);
     await op.progress('Creating credentials');

@@ -49,14 +49,28 @@ export const CONCURRENCY_DESCRIPTION = 'The Service Broker does not support conc
 export const errors = {
   badRequest: (description: string) => new OsbError(400, description, { error: 'BadRequest' }),
   /** Says whether credentials were missing or refused, never which part of them was wrong. */
-  unauthorized: (credentialsSent = false) =>
+  unauthorized: (credentialsSent = false, scheme: 'basic' | 'bearer' = 'basic') =>
     new OsbError(
       401,
-      credentialsSent
-        ? 'The credentials sent are not accepted by this broker: check the username and password the broker was registered with.'
-        : 'Authentication is required: send HTTP basic credentials that this broker accepts.',
+      !credentialsSent
+        ? 'Authentication is required: send HTTP basic credentials that this broker accepts.'
+        : scheme === 'bearer'
+          ? 'The bearer token sent is not accepted by this broker: check the token the broker was registered with (it may have expired or been rotated).'
+          : 'The credentials sent are not accepted by this broker: check the username and password the broker was registered with.',
       { error: 'Unauthorized', headers: { 'WWW-Authenticate': 'Basic realm="berth", charset="UTF-8"' } },
     ),
+  /** A token the cluster vouches for, of an identity the operator did not allow (BERTH_TOKENREVIEW_ALLOWED). */
+  identityNotAllowed: (identity: string) =>
+    new OsbError(401, `The bearer token is valid for ${identity.slice(0, 300)}, but that identity is not allowed to use this broker; ask its operator to add it to BERTH_TOKENREVIEW_ALLOWED.`, {
+      error: 'Unauthorized',
+      headers: { 'WWW-Authenticate': 'Basic realm="berth", charset="UTF-8"' },
+    }),
+  /** The bearer token could not be checked (the Kubernetes API server did not answer): not the client's fault. */
+  authenticationUnavailable: () =>
+    new OsbError(503, 'The broker cannot check bearer tokens right now (its Kubernetes API server did not answer); retry shortly.', {
+      error: 'ServiceUnavailable',
+      headers: { 'Retry-After': '5' },
+    }),
   tooManyAuthFailures: (retryAfterSeconds: number) =>
     new OsbError(429, `Too many failed authentication attempts from this client; retry after ${retryAfterSeconds} s.`, {
       error: 'TooManyRequests',

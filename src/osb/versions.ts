@@ -15,7 +15,12 @@ export const since = {
   bindingEndpoints: 15,
   /** `maintenance_info` in a fetched instance. */
   fetchedMaintenanceInfo: 15,
-  /** Instance `metadata` in provision and update answers, binding `metadata`. */
+  /**
+   * Instance `metadata` in provision and update answers. OSB added it in 2.16, but Cloud Foundry sends
+   * 2.15 and stores and shows it (receivers ignore fields they do not know, per the spec).
+   */
+  instanceMetadata: 15,
+  /** Binding `metadata`. */
   metadata: 16,
   /** Instance `metadata` in a fetched instance. */
   fetchedInstanceMetadata: 17,

@@ -173,6 +173,11 @@ export class OperationStore extends OperationRows {
     return r ? this.row(r) : undefined;
   }
 
+  async activeBindingOperations(instanceId: string): Promise<Array<{ id: string; bindingId: string }>> {
+    const rows = await this.db('operations').where({ instance_id: instanceId }).whereNotNull('binding_id').whereNull('finished_at').select('id', 'binding_id');
+    return rows.map((r: { id: string; binding_id: string }) => ({ id: r.id, bindingId: r.binding_id }));
+  }
+
   async anyActiveBindingOperation(instanceId: string): Promise<boolean> {
     const r = await this.db('operations').where({ instance_id: instanceId }).whereNotNull('binding_id').whereNull('finished_at').first('id');
     return r !== undefined;
@@ -184,6 +189,21 @@ export class OperationStore extends OperationRows {
       .orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }])
       .first('*', this.awaitingResumption());
     return r ? this.row(r) : undefined;
+  }
+
+  /** The latest operation on the instance (bindingId undefined) or a binding, when it is a failed `kind`. */
+  async failedLatest(instanceId: string, bindingId: string | undefined, kind: OperationKind): Promise<OperationRecord | undefined> {
+    const last = await this.db('operations')
+      .where({ instance_id: instanceId, binding_id: bindingId ?? null })
+      .orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }])
+      .first('id', 'kind', 'state', 'superseded_at');
+    if (!last || last.kind !== kind || last.state !== 'failed' || last.superseded_at !== null) return undefined;
+    return this.get(last.id);
+  }
+
+  /** An update of the instance: its failed operations no longer answer identical repeats (failedLatest). */
+  async supersedeFailures(instanceId: string): Promise<void> {
+    await this.db('operations').where({ instance_id: instanceId, binding_id: null, state: 'failed' }).whereNull('superseded_at').update({ superseded_at: this.db.fn.now() });
   }
 
   async countByState(): Promise<Array<{ kind: string; state: string; n: number }>> {

@@ -42,6 +42,42 @@ const cases: Case[] = [
   { name: 'version garbage', method: 'GET', path: '/v2/catalog', headers: { 'X-Broker-API-Version': 'latest' }, status: 412 },
   { name: 'version checked before auth', method: 'GET', path: '/v2/catalog', headers: { 'X-Broker-API-Version': '1.0', Authorization: undefined }, status: 412 },
   { name: 'missing version checked before auth', method: 'GET', path: '/v2/catalog', headers: { 'X-Broker-API-Version': undefined, Authorization: undefined }, status: 400 },
+  // Plan-level bindable and plan_updateable on every plan, also where the service's say the same
+  // (Korifi reads an absent one as false); plan_updateable only from 2.15, where OSB added it.
+  {
+    name: 'catalog states bindable and plan_updateable on every plan',
+    method: 'GET',
+    path: '/v2/catalog',
+    status: 200,
+    check: (r) => {
+      const plans = (r.body.services as Array<{ bindable: boolean; plan_updateable?: boolean; plans: Array<Record<string, unknown>> }>).flatMap((s) =>
+        s.plans.map((p) => ({ id: p.id, bindable: p.bindable, plan_updateable: p.plan_updateable, service: s })),
+      );
+      for (const p of plans) {
+        assert.equal(typeof p.bindable, 'boolean', `plan ${p.id} states bindable`);
+        assert.equal(typeof p.plan_updateable, 'boolean', `plan ${p.id} states plan_updateable`);
+      }
+      const byId = new Map(plans.map((p) => [p.id, p]));
+      assert.deepEqual([byId.get('plan-fast')?.bindable, byId.get('plan-fast')?.plan_updateable], [true, true], 'inherited from the service');
+      assert.equal(byId.get('plan-fixed')?.plan_updateable, false, 'the plan\'s own value');
+      assert.equal(byId.get('plan-unbindable')?.bindable, false);
+    },
+  },
+  {
+    name: 'catalog at 2.14 states bindable on every plan, and no plan_updateable',
+    method: 'GET',
+    path: '/v2/catalog',
+    headers: { 'X-Broker-API-Version': '2.14' },
+    status: 200,
+    check: (r) => {
+      for (const s of r.body.services as Array<{ plans: Array<Record<string, unknown>> }>) {
+        for (const p of s.plans) {
+          assert.equal(typeof p.bindable, 'boolean');
+          assert.equal(p.plan_updateable, undefined);
+        }
+      }
+    },
+  },
   // Authentication.
   {
     name: 'no credentials',
@@ -115,6 +151,16 @@ const cases: Case[] = [
   { name: 'maintenance_info on a plan without it', method: 'PUT', path: '/v2/service_instances/bad-1?accepts_incomplete=true', body: { ...HELD, ...org, maintenance_info: { version: '1.0.0' } }, status: 422, error: 'MaintenanceInfoConflict' },
   // Idempotency of provision against existing instances (set up in before()).
   { name: 'identical provision of a finished instance', method: 'PUT', path: '/v2/service_instances/ready-1?accepts_incomplete=true', body: { ...FAST, ...org, parameters: { size: 2 } }, status: 200, check: (r) => assert.match(r.body.dashboard_url, /ready-1/) },
+  {
+    name: 'identical provision at 2.15 carries the instance metadata (Cloud Foundry stores it)',
+    method: 'PUT',
+    path: '/v2/service_instances/ready-1?accepts_incomplete=true',
+    headers: { 'X-Broker-API-Version': '2.15' },
+    body: { ...FAST, ...org, parameters: { size: 2 } },
+    status: 200,
+    check: (r) => assert.deepEqual(r.body.metadata, { labels: { tier: 'fast' } }),
+  },
+  { name: 'identical provision at 2.14 has no metadata', method: 'PUT', path: '/v2/service_instances/ready-1?accepts_incomplete=true', headers: { 'X-Broker-API-Version': '2.14' }, body: { ...FAST, ...org, parameters: { size: 2 } }, status: 200, check: (r) => assert.equal(r.body.metadata, undefined) },
   { name: 'same id, different parameters', method: 'PUT', path: '/v2/service_instances/ready-1?accepts_incomplete=true', body: { ...FAST, ...org, parameters: { size: 3 } }, status: 409 },
   { name: 'same id, different plan', method: 'PUT', path: '/v2/service_instances/ready-1?accepts_incomplete=true', body: { ...HELD, ...org }, status: 409 },
   { name: 'same id, different space', method: 'PUT', path: '/v2/service_instances/ready-1?accepts_incomplete=true', body: { ...FAST, ...org, space_guid: 'other', parameters: { size: 2 } }, status: 409 },
@@ -315,12 +361,18 @@ export function conformanceSuite(label: string, databaseUrl: () => Promise<{ url
       assert.equal(patch.status, 422);
       assert.equal(patch.body.error, 'ConcurrencyError');
       assert.equal(patch.body.description, CONCURRENCY_DESCRIPTION);
+      // A bind while provisioning is queued behind the provision (a platform that can poll gets 202).
       const bindEarly = await call('PUT', '/v2/service_instances/held-1/service_bindings/b?accepts_incomplete=true', { body: HELD });
-      assert.equal(bindEarly.status, 422);
-      assert.equal(bindEarly.body.error, 'ConcurrencyError');
+      assert.equal(bindEarly.status, 202, bindEarly.text);
+      const bindPoll = await call('GET', `/v2/service_instances/held-1/service_bindings/b/last_operation?operation=${bindEarly.body.operation}`);
+      assert.equal(bindPoll.body.state, 'in progress');
+      const bindSync = await call('PUT', '/v2/service_instances/held-1/service_bindings/b2', { body: HELD });
+      assert.equal(bindSync.status, 422, 'without accepts_incomplete it is still refused');
       release('held-1');
       const done = await client.waitForInstance('held-1', first.body.operation);
       assert.equal(done.body.state, 'succeeded');
+      const bound = await client.waitForBinding('held-1', 'b', bindEarly.body.operation);
+      assert.equal(bound.body.state, 'succeeded', bound.text);
       assert.equal((await call('GET', `/v2/service_instances/held-1/last_operation?operation=${first.body.operation}`)).body.state, 'succeeded', 'finished states are remembered');
     });
 

@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { startStack, instance, waitFor, kubectl, until, conditionOf, type Stack } from './support.ts';
+import { calls, refuseDeletes } from '../support/gated-provisioner.ts';
 import { OsbClient, OsbError } from '../../src/osb-client/index.ts';
 import { TEST_CREDENTIALS } from '../support/berth.ts';
 
@@ -69,6 +70,28 @@ describe('controller: broker errors, updates and admission rules', () => {
       /spec.plan can only change when the instance's offering allows plan changes/,
     );
     await kubectl(stack.kube, ['delete', '-n', ns, 'serviceinstance/fixed', '--timeout=60s']);
+  });
+
+  test('a failed delete: DeleteFailed with the broker\'s description; the controller retries by updating first (a failed delete stands at the broker until then)', async () => {
+    await stack.apply(ns, instance('doomed', { offering: 'gated', plan: 'async' }));
+    await waitFor(stack.kube, ns, 'serviceinstance/doomed');
+    const uid = (await stack.get('serviceinstances', ns, 'doomed')).metadata.uid as string;
+    refuseDeletes(uid);
+    try {
+      await kubectl(stack.kube, ['delete', '-n', ns, 'serviceinstance/doomed', '--wait=false']);
+      const failed = await until(async () => {
+        const c = conditionOf(await stack.get('serviceinstances', ns, 'doomed'), 'Ready');
+        return c?.reason === 'DeleteFailed' ? c : undefined;
+      }, 'Ready=False DeleteFailed');
+      assert.equal(failed.message, 'The gated test service refused to delete this instance.');
+      const deletesSoFar = calls.filter((c) => c.kind === 'deprovision' && c.instanceId === uid).length;
+      // The controller's backoff retries meanwhile. Without the update it sends first, the broker would answer the
+      // retried DELETE with the standing failure and never call the provisioner again.
+      await until(async () => (calls.filter((c) => c.kind === 'deprovision' && c.instanceId === uid).length > deletesSoFar ? true : undefined), 'a retried delete reached the provisioner', 30_000);
+    } finally {
+      refuseDeletes(uid, false);
+    }
+    await until(async () => ((await stack.get('serviceinstances', ns, 'doomed').catch(() => undefined)) === undefined ? true : undefined), 'the resource is gone once the backend deletes', 90_000);
   });
 
   test('a plan change and a parametersFrom Secret change are OSB updates, in the broker\'s audit table', async () => {

@@ -144,13 +144,22 @@ export async function checkInvariants(berthUrl: string, recordingUrl: string): P
 
     const violations = await rec.query(`SELECT instance_id, detail, pid FROM violations ORDER BY id`);
     assert.deepEqual(violations.rows, [], 'no two processes ran steps of the same instance at once; checkpointed secrets were reused');
+    // Twice means while the first still existed: an instance id deleted and provisioned again has a new lifetime.
     const duplicates = await rec.query(
-      `SELECT instance_id, binding_id, kind, count(*)::int AS n FROM resources GROUP BY 1, 2, 3 HAVING count(*) > 1`,
+      `SELECT a.instance_id, a.binding_id, a.kind, count(*)::int AS n FROM resources a JOIN resources b
+          ON a.instance_id = b.instance_id AND a.binding_id = b.binding_id AND a.kind = b.kind AND a.id < b.id
+         AND (a.deleted_at IS NULL OR a.deleted_at > b.created_at)
+       GROUP BY 1, 2, 3`,
     );
     assert.deepEqual(duplicates.rows, [], 'no resource was created twice');
     const twice = await rec.query(
-      `SELECT instance_id, binding_id, step, split_part(outcome, ',', 1) AS outcome, count(*)::int AS n FROM step_runs
-        WHERE split_part(outcome, ',', 1) IN ('created', 'deleted') GROUP BY 1, 2, 3, split_part(outcome, ',', 1) HAVING count(*) > 1`,
+      // Per lifetime: an instance or binding id deleted and created again starts over (counted from its last delete).
+      `SELECT instance_id, binding_id, step, split_part(outcome, ',', 1) AS outcome, count(*)::int AS n FROM step_runs s
+        WHERE split_part(outcome, ',', 1) IN ('created', 'deleted')
+          AND NOT EXISTS (SELECT 1 FROM step_runs later WHERE later.instance_id = s.instance_id AND later.binding_id IN ('', s.binding_id)
+                            AND later.id > s.id AND split_part(later.outcome, ',', 1) = 'deleted' AND later.step LIKE 'delete-%'
+                            AND split_part(s.outcome, ',', 1) = 'created')
+        GROUP BY 1, 2, 3, split_part(outcome, ',', 1) HAVING count(*) > 1`,
     );
     assert.deepEqual(twice.rows, [], 'no create or delete step took effect twice');
 

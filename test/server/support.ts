@@ -20,7 +20,7 @@ export interface LoggedBerth {
   stop(): Promise<void>;
 }
 
-export function baseEnv(databaseUrl: string | undefined, env: Record<string, string> = {}): Record<string, string | undefined> {
+export function baseEnv(databaseUrl: string | undefined, env: Record<string, string | undefined> = {}): Record<string, string | undefined> {
   return {
     PORT: '0',
     LOG_LEVEL: 'debug',
@@ -37,7 +37,7 @@ export function baseEnv(databaseUrl: string | undefined, env: Record<string, str
   };
 }
 
-export async function startLoggedBerth(env: Record<string, string> = {}, opts: { databaseUrl?: string } = {}): Promise<LoggedBerth> {
+export async function startLoggedBerth(env: Record<string, string | undefined> = {}, opts: { databaseUrl?: string } = {}): Promise<LoggedBerth> {
   const db = opts.databaseUrl ? undefined : await createTestDatabase('berth_srv');
   const lines: Array<Record<string, any>> = [];
   const sink = new Writable({

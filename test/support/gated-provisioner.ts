@@ -33,6 +33,14 @@ export function release(instanceId?: string): void {
   }
 }
 
+const refusedDeletes = new Set<string>();
+
+/** Makes deprovisions of `instanceId` fail (a backend that refuses the delete) until called with false. */
+export function refuseDeletes(instanceId: string, refuse = true): void {
+  if (refuse) refusedDeletes.add(instanceId);
+  else refusedDeletes.delete(instanceId);
+}
+
 /** Makes later operations on `instanceId` hold again until the next release. */
 export function rearm(instanceId: string): void {
   released.delete(instanceId);
@@ -89,6 +97,7 @@ class GatedProvisioner implements Provisioner {
 
   async deprovision(op: Parameters<Provisioner['deprovision']>[0]) {
     calls.push({ kind: 'deprovision', instanceId: op.instance.id });
+    if (refusedDeletes.has(op.instance.id)) throw new PermanentError('The gated test service refused to delete this instance.');
   }
 
   async bind(op: Parameters<Provisioner['bind']>[0]): Promise<BindResult> {

@@ -6,6 +6,8 @@
 //   user/pwd  --username/--password, BERTH_BROKER_USERNAME/BERTH_BROKER_PASSWORD, the credentials
 //             file, and for a broker on this machine the credentials an embedded Berth generated
 //             (~/.berth/broker-credentials.json, or $BERTH_DATA_DIR's)
+//   token     --token, BERTH_BROKER_TOKEN, the credentials file's `token`: a bearer token instead of
+//             a username and password (a static token of Berth, or a Kubernetes ServiceAccount token)
 //   CA        --ca-file, BERTH_BROKER_CA_FILE, the credentials file's `caFile`
 // The credentials file is --credentials-file or BERTH_BROKER_CREDENTIALS_FILE (YAML or JSON).
 import { readFileSync } from 'node:fs';
@@ -32,6 +34,7 @@ interface CredentialsFile {
   url?: string;
   username?: string;
   password?: string;
+  token?: string;
   caFile?: string;
 }
 
@@ -49,7 +52,7 @@ async function readCredentialsFile(path: string): Promise<CredentialsFile> {
   } catch {
     // fall through
   }
-  throw usageError(`the credentials file ${path} must be YAML or JSON with url, username, password and optionally caFile`);
+  throw usageError(`the credentials file ${path} must be YAML or JSON with url, username and password (or token), and optionally caFile`);
 }
 
 /** The credentials an embedded Berth on this machine generated, for a broker URL on a loopback address. */
@@ -86,7 +89,14 @@ export async function openSession(opts: Options): Promise<Session> {
   if ((username === undefined) !== (password === undefined)) {
     throw usageError(`give both a username and a password for ${url.origin} (--username/--password, BERTH_BROKER_USERNAME/BERTH_BROKER_PASSWORD or the credentials file), or neither`);
   }
-  const auth = username !== undefined ? { username, password: password! } : embeddedCredentials(url);
+  const token: string | undefined = opts.token ?? env.BERTH_BROKER_TOKEN ?? file.token;
+  if (token !== undefined && username !== undefined) {
+    throw usageError(`give either a bearer token (--token, BERTH_BROKER_TOKEN or the credentials file's token) or a username and password for ${url.origin}, not both`);
+  }
+  if (token !== undefined && !/^[A-Za-z0-9\-._~+/]+=*$/.test(token.trim())) {
+    throw usageError('the bearer token has characters a token cannot have (allowed: letters, digits, - . _ ~ + / and trailing =)');
+  }
+  const auth = token !== undefined ? { bearerToken: token.trim() } : username !== undefined ? { username, password: password! } : embeddedCredentials(url);
   const caFile: string | undefined = opts.caFile ?? env.BERTH_BROKER_CA_FILE ?? file.caFile;
   let caPem: string | undefined;
   if (caFile) {
@@ -117,7 +127,9 @@ export async function openSession(opts: Options): Promise<Session> {
       if (err.status === 401 || err.status === 403) {
         return new CliError(
           EXIT.unreachable,
-          `the broker at ${shownUrl} refused ${auth ? `the credentials of "${auth.username}"` : 'a request without credentials'} (HTTP ${err.status}); check --username/--password, BERTH_BROKER_USERNAME/BERTH_BROKER_PASSWORD or the credentials file.`,
+          auth && 'bearerToken' in auth
+            ? `the broker at ${shownUrl} refused the bearer token (HTTP ${err.status}): ${err.brokerMessage}; check --token, BERTH_BROKER_TOKEN or the credentials file.`
+            : `the broker at ${shownUrl} refused ${auth ? `the credentials of "${auth.username}"` : 'a request without credentials'} (HTTP ${err.status}); check --username/--password, BERTH_BROKER_USERNAME/BERTH_BROKER_PASSWORD or the credentials file.`,
         );
       }
       if (err.status === 429) {

@@ -10,6 +10,7 @@ import * as planSnapshot from './20261203100000_plan_snapshot.ts';
 import * as resealBound from './20261203200000_reseal_bound.ts';
 import * as failureCause from './20261203300000_failure_cause.ts';
 import * as failureCauseHalted from './20261203400000_failure_cause_halted.ts';
+import * as supersededFailure from './20261203500000_superseded_failure.ts';
 
 /** What the starting process knows beyond the database, for migrations that backfill or rewrite from it. */
 export interface MigrationContext {
@@ -34,6 +35,7 @@ const migrations: readonly Migration[] = [
   ['20261203200000_reseal_bound', resealBound],
   ['20261203300000_failure_cause', failureCause],
   ['20261203400000_failure_cause_halted', failureCauseHalted],
+  ['20261203500000_superseded_failure', supersededFailure],
 ];
 
 /** The migrations, given what they may backfill from. */

@@ -71,5 +71,6 @@ test('the checks run in the spec\'s order: version before credentials', () => {
   assert.equal(osbError(() => checkRequest(auth, { headers: { 'x-broker-api-version': '1.0' }, url: '/v2/catalog', client: 'c' })).status, 412);
   assert.equal(osbError(() => checkRequest(auth, { headers: { 'x-broker-api-version': '2.16' }, url: '/v2/catalog', client: 'c' })).status, 401);
   const meta = checkRequest(auth, { headers: { 'x-broker-api-version': '2.16', authorization: basic('a', 'b'), 'x-broker-api-request-identity': 'r1' }, url: '/v2/catalog', client: 'c' });
+  assert.ok(!(meta instanceof Promise), 'basic auth is checked synchronously');
   assert.deepEqual([meta.apiMinor, meta.requestIdentity, meta.originatingIdentity], [16, 'r1', undefined]);
 });

@@ -5,8 +5,9 @@ import { bindingBody, fetchedInstanceBody, instanceBody, lastOperationReply, ret
 import type { BindingRecord } from '../../../src/store/bindings.ts';
 import type { InstanceRecord } from '../../../src/store/instances.ts';
 
-test('provision/update bodies: instance metadata from 2.16, the operation on 202', () => {
-  assert.deepEqual(instanceBody({ status: 200, dashboardUrl: 'd', metadata: { labels: {} } }, 15), { dashboard_url: 'd' });
+test('provision/update bodies: instance metadata from 2.15 (Cloud Foundry), the operation on 202', () => {
+  assert.deepEqual(instanceBody({ status: 200, dashboardUrl: 'd', metadata: { labels: {} } }, 14), { dashboard_url: 'd' });
+  assert.deepEqual(instanceBody({ status: 200, dashboardUrl: 'd', metadata: { labels: {} } }, 15), { dashboard_url: 'd', metadata: { labels: {} } });
   assert.deepEqual(instanceBody({ status: 200, metadata: { labels: {} } }, 16), { metadata: { labels: {} } });
   assert.deepEqual(instanceBody({ status: 202, operation: 'op', dashboardUrl: 'd' }, 17), { dashboard_url: 'd', operation: 'op' });
 });
