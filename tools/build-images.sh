@@ -233,15 +233,19 @@ if [[ $LIST == 2 ]]; then # input hashes only, nothing built
   exit 0
 fi
 
+# Each image's tar is named once, from the inputs as they are now: a commit or merge during a
+# long build must not make --list name a tar that was never built.
+declare -A TAR=()
+for n in "${WANT[@]}"; do TAR[$n]="$(tar_of "$n")"; done
 todo=()
-for n in "${WANT[@]}"; do [[ -f "$(tar_of "$n")" ]] || todo+=("$n"); done
+for n in "${WANT[@]}"; do [[ -f "${TAR[$n]}" ]] || todo+=("$n"); done
 
 if [[ ${#todo[@]} -gt 0 ]]; then
   exec 8>"$OUT/.lock"
   if ! flock -n 8; then say "another process is building images in $OUT; waiting for it..."; flock 8; fi
   [[ "$(id -u)" == 0 ]] || die "building images needs root (mmdebstrap --mode=root, image layers owned by other users)"
   for n in "${todo[@]}"; do
-    t="$(tar_of "$n")"
+    t="${TAR[$n]}"
     [[ -f "$t" ]] && continue
     LOG="$LOG_DIR/image-$n-$(date +%Y%m%d-%H%M%S).log"
     work="$(mktemp -d "$OUT/.work-$n.XXXXXX")"
@@ -257,14 +261,16 @@ if [[ ${#todo[@]} -gt 0 ]]; then
       die "building ${REF[$n]} failed (see $LOG)"
     fi
     rm -rf "$work"
-    # older builds of the same image are superseded
-    find "$OUT" -maxdepth 1 -name "$n-*.tar" ! -path "$t" -delete
+    # Older builds of the same image are superseded, but another worktree's test run may have listed
+    # one a moment ago and not imported it yet (seen: a run waiting for the real node lost its image):
+    # only those older than 6 hours go.
+    find "$OUT" -maxdepth 1 -name "$n-*.tar" ! -path "$t" -mmin +360 -delete
     say "${REF[$n]}: $(du -m "$t" | cut -f1) MB in $((SECONDS - start)) s -> $t"
   done
 fi
 
 if [[ $LIST == 1 ]]; then
-  for n in "${WANT[@]}"; do printf '%s %s\n' "${REF[$n]}" "$(tar_of "$n")"; done
+  for n in "${WANT[@]}"; do printf '%s %s\n' "${REF[$n]}" "${TAR[$n]}"; done
 else
   say "images ready in $OUT: ${WANT[*]}"
 fi
