@@ -300,7 +300,7 @@ describe('charts/berth on the real node', () => {
         await retry(() => pg.connect());
         await pg.query('CREATE TABLE orders (id int PRIMARY KEY, item text)');
         await pg.query("INSERT INTO orders VALUES (1, 'from the app Pod')");
-        console.log('postgres: ' + (await pg.query('SELECT item FROM orders')).rows[0].item + ' as ' + (await pg.query('SELECT current_user AS u')).rows[0].u);
+        console.log('postgres: ' + (await pg.query('SELECT item FROM orders')).rows[0].item + ' as ' + (await pg.query('SELECT session_user AS u')).rows[0].u);
         await pg.end();
         const redis = createClient({ url: process.env.REDIS_URI });
         redis.on('error', () => {});
