@@ -419,7 +419,9 @@ describe('charts/berth on the real node', () => {
     await reconnect();
     const killed = await waitForOperation(killId, p3.body.operation);
     assert.equal(killed.state, 'succeeded', JSON.stringify(killed));
-    const releases = JSON.parse((await helm(['list', '-n', `berth-${idHash(killId)}`, '-o', 'json', '--all'])).stdout) as Array<{ name: string; status: string }>;
+    const list = await helm(['list', '-n', `berth-${idHash(killId)}`, '-o', 'json', '--deployed', '--failed', '--pending', '--superseded', '--uninstalling']);
+    assert.equal(list.exitCode, 0, list.stderr);
+    const releases = JSON.parse(list.stdout) as Array<{ name: string; status: string }>;
     assert.deepEqual(releases.map((x) => [x.name, x.status]), [[releaseName(killId), 'deployed']]);
     // Another replica (the survivor, or the Pod that replaced the killed one) took the operation over once the
     // killed one's lease expired, and finished it.
