@@ -4,6 +4,12 @@
 // query, with ?operation=… only, and as Cloud Foundry does
 // (?operation=…&plan_id=…&service_id=…). Each server is its own process; rounds
 // rotate which goes first; the medians and their ratio are printed.
+// Memory: Berth's RSS idle 5 s after start with the shipped catalog and no
+// Kubernetes configured (beside an idle bare node process), and its peak RSS
+// over all the runs below. Berth is started by bin/berth (its V8 options;
+// bin/with-node24.mjs, whose compile cache spares the TypeScript stripper).
+// BENCH_VARIANT_NODE_OPTIONS adds the same Berth with other node options to the rounds.
+// BENCH_INSTANCES sets the number of seeded instances (10,000).
 // BENCH_REFERENCE=<another checkout> adds that checkout's Berth to every round
 // (e.g. the previous release), on its own database, for a side-by-side figure.
 import autocannon from 'autocannon';
@@ -16,11 +22,12 @@ import knexFactory from 'knex';
 import { spawnBerth, freePort, TEST_CREDENTIALS, TEST_KEYS, REPO } from '../test/support/berth.ts';
 import { createTestDatabase } from '../test/support/postgres.ts';
 import { SecretBox } from '../src/secret-box.ts';
+import { median, result, rssOf } from './support/results.ts';
 
 const CONNECTIONS = 50;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
-const INSTANCES = 10_000;
+const INSTANCES = Number(process.env.BENCH_INSTANCES ?? 10_000);
 const headers = {
   'X-Broker-API-Version': '2.17',
   Authorization: 'Basic ' + Buffer.from(`${TEST_CREDENTIALS.username}:${TEST_CREDENTIALS.password}`).toString('base64'),
@@ -52,7 +59,7 @@ async function seed(url: string, given?: Array<[string, string]>): Promise<Array
   for (let start = 0; start < INSTANCES; start += 1000) {
     const instances = [];
     const ops = [];
-    for (let i = start; i < start + 1000; i++) {
+    for (let i = start; i < Math.min(INSTANCES, start + 1000); i++) {
       const id = `bench-${i}`;
       // Ciphertexts are bound to their cell, so each row gets its own.
       const cell = (table: string, row: string, column: string) => ({ table, row: [row], column });
@@ -75,7 +82,6 @@ async function seed(url: string, given?: Array<[string, string]>): Promise<Array
   return ids;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Interleaved rounds (the order rotates), then the medians and their ratio to bare node:http. */
 async function compare(name: string, servers: Array<{ name: string; url: string }>, bareUrl: string, path: () => string, target: number): Promise<void> {
@@ -100,6 +106,12 @@ async function compare(name: string, servers: Array<{ name: string; url: string 
     console.log(
       `  ${s.name.padEnd(10)} ${median(rps.get(s.name)!).toFixed(0).padStart(6)} req/s (p99 ${median(p99.get(s.name)!)} ms, ${errors.get(s.name)} errors) | ratio ${ratio.toFixed(2)} (target >= ${target}) ${ratio >= target ? 'OK' : 'BELOW TARGET'}`,
     );
+    if (s.name === 'Berth') {
+      result(
+        { target: name, figure: `${median(rps.get(s.name)!).toFixed(0)} req/s, p99 ${median(p99.get(s.name)!)} ms`, baseline: `${base.toFixed(0)} req/s (bare node:http)`, value: ratio, goal: `>= ${target}x` },
+        ratio >= target && errors.get(s.name) === 0,
+      );
+    }
   }
 }
 
@@ -109,13 +121,41 @@ const env = (url: string) => ({
   CATALOG_PATH: join(REPO, 'test/fixtures/catalog-conformance.yaml'),
   BERTH_PROVISIONER_MODULES: join(REPO, 'test/support/gated-provisioner.ts'),
   BERTH_WORKER_CONCURRENCY: '1',
+  // e.g. BENCH_NODE_OPTIONS=--max-semi-space-size=4 to see what V8's young generation costs in RSS.
+  ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
 });
+/** RSS of an idle Berth (shipped catalog, no KUBECONFIG) a few seconds after start, and of an idle bare node. */
+async function idleMemory(): Promise<void> {
+  const idleDb = await createTestDatabase('berth_bench_idle');
+  // A first start fills the compile cache (after any code change), as the first start after a deploy does; measured is the next.
+  const first = await spawnBerth({ DATABASE_URL: idleDb.url, LOG_LEVEL: 'warn' }, { launcher: true });
+  first.child.kill('SIGTERM');
+  await first.exited;
+  const idle = await spawnBerth({ DATABASE_URL: idleDb.url, LOG_LEVEL: 'warn', ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}) }, { launcher: true });
+  const bareNode = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)']);
+  try {
+    await new Promise((r) => setTimeout(r, 5000));
+    const [berthRss, bareRss] = [await rssOf(idle.pid), await rssOf(bareNode.pid!)];
+    console.log(`idle RSS: Berth ${berthRss.now.toFixed(0)} MB (shipped catalog, no Kubernetes), a bare node process ${bareRss.now.toFixed(0)} MB`);
+    result({ target: 'idle RSS, no Kubernetes configured', figure: `${berthRss.now.toFixed(0)} MB`, baseline: `${bareRss.now.toFixed(0)} MB (idle bare node)`, value: berthRss.now, goal: '<= 120 MB' }, berthRss.now <= 120);
+  } finally {
+    bareNode.kill('SIGKILL');
+    idle.child.kill('SIGTERM');
+    await idle.exited;
+    await idleDb.drop();
+  }
+}
+
+await idleMemory();
 const db = await createTestDatabase('berth_bench');
-const berth = await spawnBerth(env(db.url));
+const berth = await spawnBerth(env(db.url), { launcher: true });
 const reference = process.env.BENCH_REFERENCE;
 const refDb = reference ? await createTestDatabase('berth_bench_ref') : undefined;
 const ref = reference ? await spawnBerth(env(refDb!.url), { repo: reference }) : undefined;
-const servers = [{ name: 'Berth', url: berth.url }, ...(ref ? [{ name: 'reference', url: ref.url }] : [])];
+// BENCH_VARIANT_NODE_OPTIONS: the same Berth with other node options (e.g. --max-semi-space-size=4) in the same rounds.
+const variantOptions = process.env.BENCH_VARIANT_NODE_OPTIONS;
+const variant = variantOptions ? await spawnBerth({ ...env(db.url), NODE_OPTIONS: variantOptions }, { launcher: true }) : undefined;
+const servers = [{ name: 'Berth', url: berth.url }, ...(ref ? [{ name: 'reference', url: ref.url }] : []), ...(variant ? [{ name: 'variant', url: variant.url }] : [])];
 const stops: Array<() => void> = [];
 try {
   console.log(`${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${SECONDS} s per server, medians`);
@@ -139,9 +179,12 @@ try {
   await compare(`last_operation, no query (${INSTANCES} instances)`, servers, bareLast.url, lastOperation(() => ''), 0.8);
   await compare('last_operation?operation=…', servers, bareLast.url, lastOperation((op) => `?operation=${op}`), 0.8);
   await compare('last_operation, Cloud Foundry query', servers, bareLast.url, lastOperation((op) => `?operation=${op}&plan_id=plan-fast&service_id=svc-gated`), 0.8);
+  const { peak } = await rssOf(berth.pid);
+  console.log(`Berth's peak RSS over these runs: ${peak.toFixed(0)} MB${variant ? `; the variant's (${variantOptions}): ${(await rssOf(variant.pid)).peak.toFixed(0)} MB` : ''}`);
+  result({ target: 'RSS during the catalog/last_operation runs (peak)', figure: `${peak.toFixed(0)} MB`, value: peak, goal: '<= 250 MB' }, peak <= 250);
 } finally {
   for (const stop of stops) stop();
-  for (const p of [berth, ref]) {
+  for (const p of [berth, ref, variant]) {
     if (!p) continue;
     p.child.kill('SIGTERM');
     await p.exited;

@@ -10,6 +10,7 @@
 // meaningful. BENCH_SECONDS / BENCH_CYCLE_SECONDS set the time per contender.
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
+import { result } from './support/results.ts';
 import { startTestBerth } from '../test/support/berth.ts';
 import { ADMIN_URL, createTestDatabase } from '../test/support/postgres.ts';
 import { CATALOG, PG, bindingOp, direct, instanceOp, serverEnv } from '../test/database-provisioners/support.ts';
@@ -64,6 +65,14 @@ function report(title: string, results: Result[]): void {
       `  ${r.label.padEnd(width)}${perSecond.toFixed(perSecond < 10 ? 2 : 1).padStart(7)} /s  ${(r.ms / r.n).toFixed(0).padStart(5)} ms each  (n=${r.n})` +
         (i === 0 ? '  baseline\n' : `  ${(perSecond / rate(baseline!)).toFixed(2)}× baseline\n`),
     );
+    // Issue 13, target 5: postgres binds through HTTP against the raw SQL doing the same work.
+    if (r.label.startsWith('HTTP PUT binding')) {
+      const ratio = perSecond / rate(baseline!);
+      result(
+        { target: 'postgres binds through HTTP vs raw SQL (role + verified login)', figure: `${perSecond.toFixed(1)} /s`, baseline: `${rate(baseline!).toFixed(1)} /s (raw pg)`, value: ratio, goal: '>= 0.85x' },
+        ratio >= 0.85,
+      );
+    }
   }
 }
 

@@ -11,6 +11,7 @@ import { openDatabase, migrateLatest, migrationsApplied, restrictStateDatabase, 
 import { SecretBox } from './secret-box.ts';
 import { createStores, type Stores } from './store/unit-of-work.ts';
 import { OperationEngine } from './operations/worker.ts';
+import { CredentialExpiry } from './operations/credential-expiry.ts';
 import { OperationSignals } from './operations/signals.ts';
 import { PgNotifications } from './db/notifications.ts';
 import { createBroker } from './broker/index.ts';
@@ -144,6 +145,8 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
     options: config.worker,
     hooks: createBindingSecretHooks(kube, config.kubernetesSecrets),
   });
+  // About a second after expires_at at most (the poll interval, at least 1 s: one indexed query a round).
+  const credentialExpiry = new CredentialExpiry({ stores, catalog, provisioners, log, intervalMs: Math.max(config.worker.pollIntervalMs, 1000) });
   const broker = createBroker({ catalog, stores, provisioners, engine });
   const accepted = staticCredentials(credentials, config.bearer, config.filesReloadMs, log);
   const auth = {
@@ -196,6 +199,7 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
   if (tlsMaterial) log.info({ certificate: tlsMaterial.summary, clientCertificates: auth.clientCertificates }, 'serving HTTPS');
   notifications?.start();
   engine.start();
+  credentialExpiry.start();
   log.info({ url, httpUrl, embedded: database.embedded, catalog: config.catalogPath }, 'Berth is serving');
   // Part of the shutdown below: aborted and awaited before the provisioners' pools close.
   const inspection = new AbortController();
@@ -214,6 +218,7 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
       const drained = await Promise.all(servers.map((s) => s.drain(deadline)));
       if (drained.includes(false)) log.warn({ requestsInFlight: inFlight() }, 'requests still unanswered at the end of the grace period');
       await engine.stop(Math.max(0, deadline - Date.now()));
+      await credentialExpiry.stop();
       await Promise.all(servers.map((s) => s.close()));
       inspection.abort();
       await inspected;

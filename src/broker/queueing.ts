@@ -9,7 +9,7 @@ import { errors, OsbError } from '../osb/errors.ts';
 import { reportedUsability } from '../osb/lifecycle.ts';
 import type { OperationKind, OperationRequests } from '../osb/model.ts';
 import type { OperationEngine } from '../operations/worker.ts';
-import type { OperationRecord } from '../store/operations.ts';
+import type { OperationStatusRecord } from '../store/operations.ts';
 import type { Stores, TableStores } from '../store/unit-of-work.ts';
 import { deadlineFor, type Rules } from './rules.ts';
 import type { Accepted, RequestMeta } from './types.ts';
@@ -80,7 +80,7 @@ export class Queueing {
   }
 
   /** Runs a synchronous operation to its end; undefined when it is still running after the wait. */
-  async #runSync(operationId: string): Promise<OperationRecord | undefined> {
+  async #runSync(operationId: string): Promise<OperationStatusRecord | undefined> {
     const op = await this.#engine.runNow(operationId);
     if (!op || !op.finishedAt) return undefined;
     if (op.state === 'failed') throw failureOf(op);
@@ -89,7 +89,7 @@ export class Queueing {
 }
 
 /** The answer to a synchronous request whose operation ended `failed` (and to its identical repeats). */
-export function failureOf(op: OperationRecord): OsbError {
+export function failureOf(op: OperationStatusRecord): OsbError {
   // Halted by the platform's own delete (OSB §Blocking Operations): the request lost to a
   // concurrent one, which is a 4xx (no orphan mitigation: the delete already cleans up).
   if (op.failureCause === 'halted') return errors.halted(op.description);
@@ -115,7 +115,7 @@ export abstract class BrokerPart {
 }
 
 /** What last_operation reports about an operation (osb/lifecycle.ts decides instance_usable / update_repeatable). */
-export function statusOf(op: OperationRecord) {
+export function statusOf(op: OperationStatusRecord) {
   // Its last progress is no longer current once its worker stopped: say what is happening now.
   const description = op.awaitingResumption ? `Waiting to be resumed (its worker stopped); the last step was: ${op.description}` : op.description || op.state;
   return {

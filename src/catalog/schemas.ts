@@ -4,27 +4,43 @@
 // are bounded before they get here (src/broker/body.ts), `pattern` runs on RE2
 // (no backtracking) and `uniqueItems` is checked with a hash set instead of
 // ajv's pairwise comparison (quadratic for items without a declared type).
-import { Ajv, type ValidateFunction, type ErrorObject, type KeywordDefinition } from 'ajv';
-import { Ajv2019 } from 'ajv/dist/2019.js';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import AjvDraft04Module from 'ajv-draft-04';
-import addFormatsModule from 'ajv-formats';
+import type { Ajv, ValidateFunction, ErrorObject, KeywordDefinition } from 'ajv';
+import type { Ajv2019 } from 'ajv/dist/2019.js';
+import type { Ajv2020 } from 'ajv/dist/2020.js';
 import { createRequire } from 'node:module';
-import { RE2 } from 're2-wasm';
 
 const require = createRequire(import.meta.url);
-const draft06Meta = require('ajv/dist/refs/json-schema-draft-06.json');
 
 type AnyAjv = Ajv | Ajv2019 | Ajv2020;
-const addFormats = addFormatsModule as unknown as (ajv: AnyAjv) => void;
-const AjvDraft04 = AjvDraft04Module as unknown as new (opts: object) => Ajv;
 
-/** ajv's RegExpEngine: RE2 matches in time linear in the input; it only works in unicode mode, as ajv compiles patterns. */
-const re2Engine = Object.assign((pattern: string) => new RE2(pattern, 'u'), { code: 'new RE2' });
+/**
+ * ajv, its drafts and formats, loaded on the first schema compiled, and RE2 (a WebAssembly module) on the first pattern:
+ * together about 20 MB of memory that a catalog without parameter schemas should not cost. They are
+ * CommonJS, so a synchronous require keeps catalog loading synchronous.
+ */
+const validators = (() => {
+  let loaded: ReturnType<typeof load> | undefined;
+  function load() {
+    // RE2's WebAssembly memory (≈10 MB) only once a schema has a pattern.
+    let re2: typeof import('re2-wasm').RE2 | undefined;
+    /** ajv's RegExpEngine: RE2 matches in time linear in the input; it only works in unicode mode, as ajv compiles patterns. */
+    const re2Engine = Object.assign((pattern: string) => new (re2 ??= (require('re2-wasm') as typeof import('re2-wasm')).RE2)(pattern, 'u'), { code: 'new RE2' });
+    return {
+      Ajv: (require('ajv') as typeof import('ajv')).Ajv,
+      Ajv2019: (require('ajv/dist/2019.js') as typeof import('ajv/dist/2019.js')).Ajv2019,
+      Ajv2020: (require('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js')).Ajv2020,
+      AjvDraft04: require('ajv-draft-04') as new (opts: object) => Ajv,
+      addFormats: require('ajv-formats') as (ajv: AnyAjv) => void,
+      draft06Meta: require('ajv/dist/refs/json-schema-draft-06.json') as object,
+      ajvOptions: ajvOptions(re2Engine),
+    };
+  }
+  return () => (loaded ??= load());
+})();
 
 // allErrors stays on (a 400 lists every problem): with the keywords below it is
 // linear in the bounded input, so it costs at most one error per value and keyword.
-const ajvOptions = { allErrors: true, strict: false, validateSchema: true, loadSchema: undefined, code: { regExp: re2Engine } } as const;
+const ajvOptions = (re2Engine: ((pattern: string) => unknown) & { code: string }) => ({ allErrors: true, strict: false, validateSchema: true, loadSchema: undefined, code: { regExp: re2Engine as never } }) as const;
 
 /** JSON text with object keys sorted: equal JSON values (in the JSON Schema sense) give equal strings. */
 function canonicalJson(value: unknown): string {
@@ -62,18 +78,18 @@ function normalise(uri: string): string {
 }
 
 const engines = new Map<string, () => AnyAjv>([
-  ['json-schema.org/draft-04/schema', () => new AjvDraft04(ajvOptions)],
+  ['json-schema.org/draft-04/schema', () => new (validators().AjvDraft04)(validators().ajvOptions)],
   [
     'json-schema.org/draft-06/schema',
     () => {
-      const a = new Ajv(ajvOptions);
-      a.addMetaSchema(draft06Meta);
+      const a = new (validators().Ajv)(validators().ajvOptions);
+      a.addMetaSchema(validators().draft06Meta);
       return a;
     },
   ],
-  ['json-schema.org/draft-07/schema', () => new Ajv(ajvOptions)],
-  ['json-schema.org/draft/2019-09/schema', () => new Ajv2019(ajvOptions)],
-  ['json-schema.org/draft/2020-12/schema', () => new Ajv2020(ajvOptions)],
+  ['json-schema.org/draft-07/schema', () => new (validators().Ajv)(validators().ajvOptions)],
+  ['json-schema.org/draft/2019-09/schema', () => new (validators().Ajv2019)(validators().ajvOptions)],
+  ['json-schema.org/draft/2020-12/schema', () => new (validators().Ajv2020)(validators().ajvOptions)],
 ]);
 
 const cache = new Map<string, AnyAjv>();
@@ -86,7 +102,7 @@ function engineFor(schemaUri: string): AnyAjv | undefined {
     ajv = make();
     ajv.removeKeyword('uniqueItems');
     ajv.addKeyword(linearUniqueItems);
-    addFormats(ajv);
+    validators().addFormats(ajv);
     cache.set(key, ajv);
   }
   return ajv;

@@ -225,6 +225,25 @@ ${examples(
     .command('rotate')
     .description('re-seal every stored secret under the first key of BERTH_ENCRYPTION_KEYS')
     .action(server('keys rotate'));
+  withParameters(
+    program
+      .command('doctor')
+      .description('check a running broker against the OSB API (--broker URL, any broker) or this Berth installation (--local)')
+      .option('--local', "this installation, from berth serve's configuration: database, migrations, keys, provisioners, cluster permissions, TLS")
+      .option('--plan <offering/plan>', 'provision, bind, unbind and deprovision a test instance of this plan (with -c/-p parameters)'),
+  )
+    .option('--timeout <duration>', 'how long one asynchronous operation may take before its check fails', '10m')
+    .addOption(new Option('--interval <duration>', 'poll interval when the broker sends no Retry-After').default('1s').hideHelp())
+    .addHelpText(
+      'after',
+      `\nExit codes: 0 every check passed (warnings allowed); 1 a check failed; 2 usage error; 4 cannot reach or authenticate to the broker.\n${examples(
+        'berth doctor --broker https://broker.example.com --username admin   # password from BERTH_BROKER_PASSWORD',
+        'berth doctor --broker http://127.0.0.1:8080 --plan postgresql/small -c \'{"extensions":["citext"]}\'',
+        'berth doctor --local',
+        'berth doctor --local -o json | jq \'.checks[] | select(.status=="fail")\'',
+      )}`,
+    )
+    .action(lazy(async () => (await import('../doctor/command.ts')).doctor));
   program
     .command('catalog')
     .description('the broker catalog file')

@@ -90,6 +90,10 @@ export async function reconcileBinding(ctx: ReconcileContext, namespace: string,
   const forced = b.metadata.annotations?.[RECONCILE_AT_ANNOTATION];
   const resync = forced !== undefined && forced !== s.reconciledAt;
   if (s.bound) {
+    // Seam (issue 15 §2, not built): a binding whose broker answered metadata.renew_before would be
+    // rotated here once it passed (bind a successor with predecessor_binding_id, write its credentials
+    // into the same Secret, unbind the predecessor) and requeued for renew_before otherwise; see
+    // ServiceBindingStatus.renewBefore. Today the Secret keeps the credentials until they expire.
     if (!existing || resync) {
       // Someone deleted the Secret, or a resync was asked for: read the credentials back and write it again.
       s.reconciledAt = forced;

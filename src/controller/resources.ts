@@ -141,6 +141,16 @@ export interface ServiceBindingStatus {
   pendingHash?: string;
   lastOperation?: LastOperation;
   reconciledAt?: string;
+  /**
+   * Not written yet (seam for issue 15 §2, "the Kubernetes front rotates before renew_before"): the
+   * bind answer's metadata.expires_at / renew_before, and the OSB binding id now serving the Secret.
+   * Rotation would bind `<uid>-<n>` with predecessor_binding_id = servingBindingID once renew_before
+   * passes, write the new credentials into the same Secret, then unbind the predecessor. Needs these
+   * fields in the CRD's status schema (deploy/crds) and bindingID to stop being metadata.uid.
+   */
+  credentialsExpireAt?: string;
+  renewBefore?: string;
+  servingBindingID?: string;
   conditions?: Condition[];
 }
 

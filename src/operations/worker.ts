@@ -12,7 +12,7 @@ import { PlanSnapshots } from '../catalog/plan-snapshot.ts';
 import type { BindingHooks, ProvisionerRegistry } from '../provisioners/provisioner.ts';
 import { PermanentError } from '../osb/errors.ts';
 import { reportedUsability } from '../osb/lifecycle.ts';
-import type { OperationRecord, Outcome } from '../store/operations.ts';
+import type { OperationRecord, OperationStatusRecord, Outcome } from '../store/operations.ts';
 import type { Stores, TableStores } from '../store/unit-of-work.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { isDatabaseUnavailable } from '../db/errors.ts';
@@ -166,7 +166,7 @@ export class OperationEngine {
    * operation's end runs it meanwhile. Returns the operation as it is after at
    * most BERTH_SYNC_WAIT_SECONDS: unfinished if it is still running (here or elsewhere).
    */
-  async runNow(operationId: string): Promise<OperationRecord | undefined> {
+  async runNow(operationId: string): Promise<OperationStatusRecord | undefined> {
     const until = Date.now() + this.#opts.syncWaitMs;
     const stopAwaiting = this.#awaiting(operationId);
     try {

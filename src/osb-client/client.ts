@@ -99,7 +99,8 @@ export class OsbTransportError extends Error {
   }
 }
 
-interface RawAnswer {
+/** An answer whatever its status, as `send` returns it. */
+export interface RawAnswer {
   status: number;
   body: JsonObject | undefined;
   text: string;
@@ -215,6 +216,17 @@ export class OsbClient {
     throw new OsbError({ ...a, method: 'GET', path: `/${path}` });
   }
 
+  // ---- anything else ----
+
+  /**
+   * Any request, answered whatever its status (no OsbError): for conformance checks (`berth doctor`) that
+   * send what a platform must not. `body` is sent as is when it is a string (e.g. malformed JSON), else as JSON;
+   * a header given as undefined in `opts.headers` is left out (e.g. X-Broker-API-Version).
+   */
+  send(method: string, path: string, body?: unknown, opts: CallOptions = {}): Promise<RawAnswer> {
+    return this.#request(method, path.replace(/^\//, ''), typeof body === 'string' ? Buffer.from(body) : body, opts);
+  }
+
   // ---- transport ----
 
   async #expect(method: string, path: string, body: unknown, opts: CallOptions, ok: number[]): Promise<RawAnswer> {
@@ -233,12 +245,13 @@ export class OsbClient {
     if (this.#authorization) headers.Authorization = this.#authorization;
     const identity = opts.originatingIdentity === undefined ? this.#identity : opts.originatingIdentity;
     if (identity) headers['X-Broker-API-Originating-Identity'] = `${identity.platform} ${Buffer.from(JSON.stringify(identity.value)).toString('base64')}`;
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
     if (payload) {
       headers['Content-Type'] = 'application/json';
       headers['Content-Length'] = String(payload.length);
     }
     Object.assign(headers, opts.headers);
+    for (const [name, value] of Object.entries(headers)) if (value === undefined) delete headers[name];
     const timeoutMs = opts.timeoutMs ?? this.#timeoutMs;
     const shownPath = `/${path.split('?')[0]}`;
     const send = target.protocol === 'https:' ? https.request : http.request;

@@ -26,6 +26,7 @@
 //   await broker.unbind(id, bindingId, { service_id, plan_id });                           // outcome 'gone' on 410
 //   await broker.deprovision(id, { service_id, plan_id });
 //   await broker.provisionedResources(id);       // Berth only (not OSB): what the provisioner made; undefined elsewhere
+//   await broker.send('PUT', 'v2/service_instances/x', '{not json');                      // any status, no OsbError (doctor)
 //   broker.close();                                                                          // drops kept-alive sockets
 //
 // Every call takes `{ acceptsIncomplete, originatingIdentity, requestIdentity, timeoutMs, signal, headers, onHeaders }`
@@ -38,5 +39,5 @@
 //   `retryAfterSeconds` and the raw `body`/`text`. `last_operation` 410 is not an error: it is `state: 'gone'`.
 // - OsbTransportError: no HTTP answer (`kind`: 'timeout', 'network' or 'aborted').
 export { OsbClient, OsbError, OsbTransportError, parseRetryAfter } from './client.ts';
-export type { OsbClientOptions } from './client.ts';
+export type { OsbClientOptions, RawAnswer } from './client.ts';
 export type * from './types.ts';

@@ -97,8 +97,8 @@ export interface CallOptions {
   /** Overrides the client's timeout for this call. */
   timeoutMs?: number;
   signal?: AbortSignal;
-  /** Extra request headers for this call (e.g. a platform-specific signal to the broker). */
-  headers?: Record<string, string>;
+  /** Extra request headers for this call (e.g. a platform-specific signal to the broker); undefined leaves a header out. */
+  headers?: Record<string, string | undefined>;
   /** Called with the answer's headers (lower-case names), whatever its status. */
   onHeaders?: (headers: Record<string, string | string[] | undefined>) => void;
 }

@@ -130,6 +130,16 @@ export interface DescribedBinding {
   state: JsonObject;
 }
 
+/** A binding whose credentials reached their `expires_at`, as Berth's expiry sweep hands it to its provisioner. */
+export interface ExpiringBinding {
+  instanceId: string;
+  bindingId: string;
+  /** The instance's and the binding's checkpointed provisioner state. */
+  instanceState: JsonObject;
+  bindingState: JsonObject;
+  signal: AbortSignal;
+}
+
 export interface Provisioner {
   readonly kind: string;
   /** Validates a plan's `provisioner:` block (without `kind`); `plan` tells what else the plan declares. */
@@ -158,6 +168,13 @@ export interface Provisioner {
    * without it, Berth answers that the kind does not describe what it makes; every built-in kind has it.
    */
   describe?(instance: InstanceView & { state: JsonObject }, bindings: DescribedBinding[], signal: AbortSignal): Promise<ProvisionedResource[]>;
+  /**
+   * Makes a binding's credentials stop working: no new logins, and its sessions ended (kinds whose
+   * bind answers `metadata.expires_at`). Called by Berth's expiry sweep (src/operations/credential-expiry.ts)
+   * once `expires_at` has passed, possibly more than once and concurrently with an unbind or a
+   * deprovision: converge, and treat "already gone" as done.
+   */
+  expireBinding?(binding: ExpiringBinding): Promise<void>;
   /** Releases connections the provisioner keeps (called once, at shutdown). */
   close?(): Promise<void>;
   /** At start: logs what the operator should change on the servers `plans` use (e.g. access other tenants have). Never throws. */
@@ -210,6 +227,17 @@ export class ProvisionerRegistry {
     const p = this.#kinds.get(kind);
     if (!p) {
       return { problems: [{ path: 'kind', message: `unknown provisioner kind "${kind}"; known kinds: ${[...this.#kinds.keys()].join(', ')}` }] };
+    }
+    if ('credential_lifetime' in block && !p.expireBinding) {
+      // Said here, once for every kind, rather than as each kind's "unknown setting".
+      const { credential_lifetime: _, ...rest } = block;
+      const others = p.parsePlanConfig(rest, plan);
+      const canExpire = [...this.#kinds.values()].filter((k) => k.expireBinding).map((k) => k.kind);
+      const problem = {
+        path: 'credential_lifetime',
+        message: `kind ${kind} cannot make credentials expire (only ${canExpire.join(' and ') || 'no kind'} can); remove credential_lifetime from this plan`,
+      };
+      return { problems: [...('problems' in others ? others.problems : []), problem] };
     }
     return p.parsePlanConfig(block, plan);
   };

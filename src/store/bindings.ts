@@ -99,6 +99,27 @@ export class BindingStore extends Table {
     await this.db('bindings').where({ instance_id: instanceId, id }).update(cols);
   }
 
+  /**
+   * Live bindings whose credentials passed their `expires_at` and were not yet ended (the expiry
+   * sweep's work list; the partial index bindings_expiring holds only candidates).
+   */
+  async dueToExpire(limit: number): Promise<Array<{ instanceId: string; id: string }>> {
+    const rows = await this.db('bindings')
+      .where({ state: 'ready' })
+      .whereNull('credentials_expired_at')
+      .whereRaw(`metadata \\? 'expires_at'`)
+      .whereRaw(`(metadata->>'expires_at')::timestamptz <= now()`)
+      .orderByRaw(`metadata->>'expires_at'`)
+      .limit(limit)
+      .select('instance_id', 'id');
+    return rows.map((r) => ({ instanceId: r.instance_id, id: r.id }));
+  }
+
+  /** Records that the binding's credentials were ended (the sweep leaves it alone from then on). */
+  async markExpired(instanceId: string, id: string): Promise<void> {
+    await this.db('bindings').where({ instance_id: instanceId, id }).whereNull('credentials_expired_at').update({ credentials_expired_at: this.db.fn.now() });
+  }
+
   /** Every binding of a deprovisioned instance is deleted with it (their secrets were erased with the instance's). */
   async deleteAllOf(instanceId: string): Promise<void> {
     await this.db('bindings').where({ instance_id: instanceId }).update({ state: 'deleted', credentials_enc: null, updated_at: this.db.fn.now() });

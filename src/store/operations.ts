@@ -5,7 +5,7 @@
 import type { OperationKind, OperationRequests, OperationState, StoredRequest } from '../osb/model.ts';
 import type { PlanSnapshot } from '../catalog/plan-snapshot.ts';
 import { UndecryptableError, type SealedField, type SecretBox } from '../secret-box.ts';
-import { opt, Table, type Db } from './table.ts';
+import { opt, preparedRows, Table, type Db, type PreparedStatement } from './table.ts';
 
 interface OperationFields {
   id: string;
@@ -35,6 +35,12 @@ interface OperationFields {
 /** An operation row; `request` is typed by its kind (osb/model.ts). */
 export type OperationRecord = { [K in OperationKind]: OperationFields & { kind: K; request: StoredRequest<K> } }[OperationKind];
 
+/** What status() reads: how an operation stands, for last_operation and for a request waiting on it. */
+export type OperationStatusRecord = Pick<
+  OperationRecord,
+  'id' | 'instanceId' | 'bindingId' | 'kind' | 'state' | 'description' | 'instanceUsable' | 'updateRepeatable' | 'failureCause' | 'deadlineAt' | 'createdAt' | 'finishedAt' | 'awaitingResumption'
+>;
+
 export const operationCell = (id: string): SealedField => ({ table: 'operations', row: [id], column: 'request_enc' });
 
 export interface NewOperation {
@@ -60,11 +66,6 @@ export interface Outcome {
 /** `request`: the request's own data made it fail (answered 400); `halted`: the platform's own delete halted it (answered 422). */
 export type FailureCause = 'request' | 'halted';
 
-const STATUS_COLUMNS = [
-  'id', 'instance_id', 'binding_id', 'kind', 'state', 'description', 'instance_usable', 'update_repeatable', 'failure_cause',
-  'lease_owner', 'lease_expires_at', 'attempts', 'deadline_at', 'request_identity', 'created_at', 'finished_at',
-];
-
 // In the database's clock, like every lease comparison. A worker renews every quarter of the configured
 // lease (BERTH_LEASE_SECONDS), also when it shortens the lease to the operation's deadline, so half a lease
 // without a renewal means it stopped: it died or lost the database, and the operation waits for the lease to
@@ -75,10 +76,19 @@ const AWAITING_RESUMPTION = `(finished_at IS NULL AND attempts > 0 AND next_atte
   AND (lease_expires_at IS NULL OR lease_expires_at <= now()
        OR lease_renewed_at < now() - (? * interval '1 millisecond'))) AS awaiting_resumption`;
 
-const STATUS_SELECT = `SELECT ${STATUS_COLUMNS.join(', ')}, ${AWAITING_RESUMPTION} FROM operations`;
-const STATUS_BY_ID = `${STATUS_SELECT} WHERE id = ? LIMIT 1`;
-const STATUS_LATEST_OF_INSTANCE = `${STATUS_SELECT} WHERE instance_id = ? AND binding_id IS NULL ORDER BY created_at DESC, id DESC LIMIT 1`;
-const STATUS_LATEST_OF_BINDING = `${STATUS_SELECT} WHERE instance_id = ? AND binding_id = ? ORDER BY created_at DESC, id DESC LIMIT 1`;
+// What last_operation and a waiting request read (OperationStatusRecord): no request, no lease details
+// beyond the verdict. Every column read and every timestamp parsed is a measurable share of a poll.
+const STATUS_SELECT = `SELECT id, instance_id, binding_id, kind, state, description, instance_usable, update_repeatable, failure_cause,
+  deadline_at, created_at, finished_at, ${AWAITING_RESUMPTION.replace('?', '$1')} FROM operations`;
+export const STATUS_BY_ID: PreparedStatement = { name: 'berth_status_by_id', text: `${STATUS_SELECT} WHERE id = $2 LIMIT 1` };
+export const STATUS_LATEST_OF_INSTANCE: PreparedStatement = {
+  name: 'berth_status_latest_of_instance',
+  text: `${STATUS_SELECT} WHERE instance_id = $2 AND binding_id IS NULL ORDER BY created_at DESC, id DESC LIMIT 1`,
+};
+const STATUS_LATEST_OF_BINDING: PreparedStatement = {
+  name: 'berth_status_latest_of_binding',
+  text: `${STATUS_SELECT} WHERE instance_id = $2 AND binding_id = $3 ORDER BY created_at DESC, id DESC LIMIT 1`,
+};
 
 /** Maps operation rows, decrypting the request, and says whether an operation waits for resumption. */
 export class OperationRows extends Table {
@@ -105,28 +115,35 @@ export class OperationRows extends Table {
       unreadableRequest = err.message;
     }
     return {
-      id: r.id,
-      instanceId: r.instance_id,
-      bindingId: opt(r.binding_id),
-      kind: r.kind,
-      state: r.state,
-      description: r.description,
-      instanceUsable: opt(r.instance_usable),
-      updateRepeatable: opt(r.update_repeatable),
-      failureCause: opt(r.failure_cause ?? null),
+      ...statusOfRow(r),
       request,
       leaseOwner: opt(r.lease_owner),
       leaseExpiresAt: opt(r.lease_expires_at),
       attempts: r.attempts,
-      deadlineAt: opt(r.deadline_at),
       requestIdentity: opt(r.request_identity),
-      createdAt: r.created_at,
-      finishedAt: opt(r.finished_at),
       ...(unreadableRequest === undefined ? {} : { unreadableRequest }),
       planSnapshot: opt(r.plan_snapshot ?? null),
-      awaitingResumption: r.awaiting_resumption === true,
-    };
+    } as OperationRecord;
   }
+}
+
+/** The fields last_operation needs, from a row of either query. */
+function statusOfRow(r: Record<string, any>): OperationStatusRecord {
+  return {
+    id: r.id,
+    instanceId: r.instance_id,
+    bindingId: opt(r.binding_id),
+    kind: r.kind,
+    state: r.state,
+    description: r.description,
+    instanceUsable: opt(r.instance_usable),
+    updateRepeatable: opt(r.update_repeatable),
+    failureCause: opt(r.failure_cause ?? null),
+    deadlineAt: opt(r.deadline_at),
+    createdAt: r.created_at,
+    finishedAt: opt(r.finished_at),
+    awaitingResumption: r.awaiting_resumption === true,
+  } as OperationStatusRecord;
 }
 
 export class OperationStore extends OperationRows {
@@ -150,18 +167,17 @@ export class OperationStore extends OperationRows {
     return r ? this.row(r) : undefined;
   }
 
-  /** What last_operation needs, without decrypting the request: one indexed read. */
-  async status(query: { id: string } | { instanceId: string; bindingId: string | undefined }): Promise<OperationRecord | undefined> {
-    // Fixed SQL, not the query builder: this is the statement behind every last_operation poll, and
-    // building it per request cost a measurable share of that request (bench/broker.bench.ts).
-    const { rows } =
+  /** What last_operation needs, without decrypting the request: one indexed read, a prepared statement. */
+  async status(query: { id: string } | { instanceId: string; bindingId: string | undefined }): Promise<OperationStatusRecord | undefined> {
+    const halfLease = this.leaseMs / 2;
+    const rows =
       'id' in query
-        ? await this.db.raw(STATUS_BY_ID, [this.leaseMs / 2, query.id])
+        ? await preparedRows(this.db, STATUS_BY_ID, [halfLease, query.id])
         : query.bindingId === undefined
-          ? await this.db.raw(STATUS_LATEST_OF_INSTANCE, [this.leaseMs / 2, query.instanceId])
-          : await this.db.raw(STATUS_LATEST_OF_BINDING, [this.leaseMs / 2, query.instanceId, query.bindingId]);
+          ? await preparedRows(this.db, STATUS_LATEST_OF_INSTANCE, [halfLease, query.instanceId])
+          : await preparedRows(this.db, STATUS_LATEST_OF_BINDING, [halfLease, query.instanceId, query.bindingId]);
     const r = rows[0];
-    return r ? this.row(r) : undefined;
+    return r ? statusOfRow(r) : undefined;
   }
 
   /** The unfinished operation on the instance itself (bindingId undefined) or on one binding. */

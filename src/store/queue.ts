@@ -4,6 +4,7 @@
 // docs/operations.md, "Leases", for why each step is as it is.
 import type { Knex } from 'knex';
 import { OperationRows, type OperationRecord, type Outcome } from './operations.ts';
+import type { Db } from './table.ts';
 
 export class OperationQueue extends OperationRows {
   /**
@@ -14,26 +15,12 @@ export class OperationQueue extends OperationRows {
    * must not claim (its own executions still unwinding).
    */
   async claim(owner: string, leaseMs: number, onlyId?: string, exclude: string[] = []): Promise<OperationRecord | undefined> {
+    // Most claims find nothing (a worker woken by an end signal, or looking again after its run): one
+    // plain read says so, instead of a transaction's three round trips. It does not skip locked rows, so
+    // it may see a candidate the transaction below then skips; it never hides one the transaction would claim.
+    if (!(await this.#runnable(this.db, onlyId, exclude).first('o.id'))) return undefined;
     return (this.db as Knex).transaction(async (trx) => {
-      const q = trx('operations as o')
-        .select('o.id', 'o.instance_id')
-        .whereNull('o.finished_at')
-        .where('o.next_attempt_at', '<=', trx.fn.now())
-        .where((w) => w.whereNull('o.lease_expires_at').orWhere('o.lease_expires_at', '<', trx.fn.now()))
-        .orderBy('o.created_at')
-        .limit(8)
-        .forUpdate()
-        .skipLocked();
-      if (onlyId) q.where('o.id', onlyId);
-      if (exclude.length > 0) q.whereNotIn('o.id', exclude);
-      // Skip, without locking, operations whose instance is busy or has older work queued.
-      q.whereNotExists((sub) =>
-        sub
-          .from('operations as p')
-          .whereRaw('p.instance_id = o.instance_id')
-          .whereRaw('p.id <> o.id')
-          .where((w) => w.where('p.lease_expires_at', '>', trx.fn.now()).orWhere((x) => x.whereNull('p.finished_at').whereRaw('p.created_at < o.created_at'))),
-      );
+      const q = this.#runnable(trx, onlyId, exclude).select('o.id', 'o.instance_id').orderBy('o.created_at').limit(8).forUpdate().skipLocked();
       const candidates = (await q) as Array<{ id: string; instance_id: string }>;
       for (const c of candidates) {
         const { rows } = await trx.raw(`SELECT pg_try_advisory_xact_lock(hashtext('berth:instance:' || ?)) AS ok`, [c.instance_id]);
@@ -59,6 +46,25 @@ export class OperationQueue extends OperationRows {
       }
       return undefined;
     });
+  }
+
+  /** Unfinished, due, not leased, not excluded, and first in line on an instance that is not busy. */
+  #runnable(db: Db, onlyId: string | undefined, exclude: string[]) {
+    const q = db('operations as o')
+      .whereNull('o.finished_at')
+      .where('o.next_attempt_at', '<=', db.fn.now())
+      .where((w) => w.whereNull('o.lease_expires_at').orWhere('o.lease_expires_at', '<', db.fn.now()));
+    if (onlyId) q.where('o.id', onlyId);
+    if (exclude.length > 0) q.whereNotIn('o.id', exclude);
+    // Skip, without locking, operations whose instance is busy or has older work queued.
+    q.whereNotExists((sub) =>
+      sub
+        .from('operations as p')
+        .whereRaw('p.instance_id = o.instance_id')
+        .whereRaw('p.id <> o.id')
+        .where((w) => w.where('p.lease_expires_at', '>', db.fn.now()).orWhere((x) => x.whereNull('p.finished_at').whereRaw('p.created_at < o.created_at'))),
+    );
+    return q;
   }
 
   /** Extends the lease; false when the lease was lost or the operation was ended by someone else. */

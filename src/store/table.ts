@@ -23,3 +23,38 @@ export abstract class Table {
     return value === undefined ? null : this.box.seal(value, field);
   }
 }
+
+/** A statement prepared once per connection (by name) and then only bound and executed. */
+export interface PreparedStatement {
+  /** Unique per SQL text: Postgres keeps it per connection under this name. */
+  name: string;
+  /** With $1, $2, … each used once, in order. */
+  text: string;
+}
+
+/**
+ * Runs a read on a pooled connection as a named prepared statement: Postgres
+ * parses and plans it once per connection instead of on every call, and knex's
+ * per-query machinery (builder, bindings, runner) is skipped. For the reads
+ * platforms poll (last_operation, re-sent PUTs), where that cost is a large
+ * share of the request (bench/broker.bench.ts). In a transaction it runs
+ * through knex on the transaction's connection, unprepared.
+ */
+export async function preparedRows<R = Record<string, any>>(db: Db, statement: PreparedStatement, values: unknown[]): Promise<R[]> {
+  if ((db as Knex.Transaction).isTransaction) {
+    return (await db.raw(statement.text.replace(/\$\d+/g, '?'), values as Knex.RawBinding[])).rows as R[];
+  }
+  // knex's own pool, so there is one pool and one limit (BERTH_DB_POOL_SIZE); a connection that failed is
+  // discarded by knex's validation as for any other query.
+  const client = db.client as { acquireConnection(): Promise<PgConnection>; releaseConnection(c: PgConnection): Promise<void> };
+  const connection = await client.acquireConnection();
+  try {
+    return (await connection.query({ name: statement.name, text: statement.text, values })).rows as R[];
+  } finally {
+    await client.releaseConnection(connection);
+  }
+}
+
+interface PgConnection {
+  query(q: { name: string; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
+}

@@ -90,12 +90,14 @@ test('mysql: a DROP DATABASE blocked past the deadline is killed and the deprovi
   // (No default database, so Berth does not end this session as one of the database's own.)
   const holder = await mysql.createConnection({ uri: MYSQL_ADMIN_URL });
   holder.on('error', () => {});
+  let d0 = '';
   try {
     await holder.query('START TRANSACTION');
     await holder.query(`SELECT * FROM ${quoteMysqlIdent(database)}.held`);
 
     const d = await berth.client.deprovision(id, MY.service, MY.small);
     assert.equal(d.status, 202, d.text);
+    d0 = d.body.operation;
     const last = await berth.client.waitForInstance(id, d.body.operation, 60_000);
     assert.equal(last.body?.state, 'failed', last.text);
     assert.match(last.body.description, new RegExp(`maximum_polling_duration of ${DEADLINE_S} s`));
@@ -110,9 +112,14 @@ test('mysql: a DROP DATABASE blocked past the deadline is killed and the deprovi
     await holder.end().catch(() => holder.destroy());
   }
 
-  // With the lock gone, the next deprovision completes.
+  // The failed delete stands for an identical repeat until the platform updates the instance;
+  // after that, with the lock gone, the next deprovision completes.
+  const repeat = await berth.client.deprovision(id, MY.service, MY.small);
+  assert.deepEqual([repeat.status, repeat.body.operation], [202, d0], 'the repeat is answered with the failed delete');
+  assert.equal((await berth.client.update(id, { service_id: MY.service })).status, 200);
   const again = await berth.client.deprovision(id, MY.service, MY.small);
   assert.equal(again.status, 202, again.text);
+  assert.notEqual(again.body.operation, d0);
   assert.equal((await berth.client.waitForInstance(id, again.body.operation, 60_000)).body?.state, 'succeeded');
 });
 

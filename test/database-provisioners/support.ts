@@ -29,6 +29,8 @@ export const PG = {
   unconfigured: '0d6bd1a4-3c3e-4d0e-9a37-7f2c4f0b1a13',
   elsewhere: '0d6bd1a4-3c3e-4d0e-9a37-7f2c4f0b1a14',
   closed: '0d6bd1a4-3c3e-4d0e-9a37-7f2c4f0b1a15',
+  expiring: '0d6bd1a4-3c3e-4d0e-9a37-7f2c4f0b1a16',
+  expiringPassword: '0d6bd1a4-3c3e-4d0e-9a37-7f2c4f0b1a17',
 };
 export const MY = {
   service: '0d6bd1a4-3c3e-4d0e-9a37-7f2c4f0b1a02',
@@ -36,6 +38,8 @@ export const MY = {
   large: '0d6bd1a4-3c3e-4d0e-9a37-7f2c4f0b1a22',
   unconfigured: '0d6bd1a4-3c3e-4d0e-9a37-7f2c4f0b1a23',
   unreachableUsers: '0d6bd1a4-3c3e-4d0e-9a37-7f2c4f0b1a24',
+  rotating: '0d6bd1a4-3c3e-4d0e-9a37-7f2c4f0b1a25',
+  expiring: '0d6bd1a4-3c3e-4d0e-9a37-7f2c4f0b1a26',
 };
 
 export function serverEnv(): Record<string, string> {

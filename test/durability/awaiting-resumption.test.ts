@@ -65,7 +65,8 @@ describe('durability: last_operation while an operation waits to be resumed', ()
     const p = await worker.client.provision(killed, provisionBody('slow'));
     assert.equal(p.status, 202, p.text);
     await waitForStep(dbs.recording.url, { instanceId: killed, step: 'create-volume' });
-    assert.equal((await reader.client.lastOperation(killed, p.body.operation)).body.description, 'Running step create-volume');
+    // (On a starved machine a renewal may already be half a lease late, which is reported as waiting too.)
+    assert.match((await reader.client.lastOperation(killed, p.body.operation)).body.description, /Running step create-volume$/);
     process.kill(worker.pid, 'SIGKILL');
     await worker.exited;
     await descriptionBecomes(() => reader.client.lastOperation(killed, p.body.operation), WAITING);

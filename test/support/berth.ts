@@ -51,10 +51,17 @@ export interface BerthProcess {
 }
 
 /** Starts `berth serve` as a child process on a free port and waits until it answers /healthz. */
-export async function spawnBerth(env: Record<string, string>, opts: { port?: number; timeoutMs?: number; repo?: string } = {}): Promise<BerthProcess> {
+export async function spawnBerth(
+  env: Record<string, string>,
+  opts: { port?: number; timeoutMs?: number; repo?: string; launcher?: boolean } = {},
+): Promise<BerthProcess> {
   const port = opts.port ?? (await freePort());
   // `repo`: another checkout's Berth (benchmarks compare two versions side by side).
-  const child = spawn(process.execPath, [join(opts.repo ?? REPO, 'src/cli.ts'), 'serve'], {
+  // `launcher`: started by bin/berth, as `npm start` starts it (its node options; bin/with-node24.mjs and its
+  // compile cache). bin/berth execs node, so the child's pid is Berth's.
+  const repo = opts.repo ?? REPO;
+  const [command, args] = opts.launcher ? [join(repo, 'bin/berth'), ['serve']] : [process.execPath, [join(repo, 'src/cli.ts'), 'serve']];
+  const child = spawn(command, args, {
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,

@@ -379,13 +379,18 @@ export class RecordingProvisioner implements Provisioner {
     return injection(op.binding.parameters, { ...this.#config(op.instance.plan), stepDelayMs: instanceDelay });
   }
 
-  /** record: false makes every operation free: no steps, no checkpoints, no database (the replica bench). */
+  /** record: false makes every operation free: no steps, no checkpoints, no database (the replica bench); a provision waits only for an instance's step_delay_ms. */
   #free(plan: CatalogPlan): boolean {
     return !this.#config(plan).record;
   }
 
   async provision(op: InstanceOperation) {
-    if (this.#free(op.instance.plan)) return { dashboardUrl: `https://recording.example/instances/${encodeURIComponent(op.instance.id)}` };
+    if (this.#free(op.instance.plan)) {
+      // An I/O-bound provisioner for the replica bench: the instance's step_delay_ms, waited once.
+      const delay = op.instance.parameters.step_delay_ms;
+      if (typeof delay === 'number' && delay > 0) await sleep(delay, op.signal);
+      return { dashboardUrl: `https://recording.example/instances/${encodeURIComponent(op.instance.id)}` };
+    }
     const rec = this.#rec(op.instance.plan);
     const inj = injection(op.instance.parameters, this.#config(op.instance.plan));
     const ids = { instanceId: op.instance.id, bindingId: '' };

@@ -5,7 +5,7 @@
 // Running as root, initdb and pg_ctl run as the `postgres` user (they refuse
 // to run as root), in a directory that user owns.
 import { execFile } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -36,7 +36,11 @@ async function asPostgres(cmd: string, args: string[], dir: string) {
   return run(file, argv, { cwd: dir, timeout: 120_000 });
 }
 
-export async function startThrowawayPostgres(): Promise<ThrowawayPostgres> {
+/**
+ * `passwordAuth`: every role but `postgres` logs in over TCP with its password (scram-sha-256), so
+ * what the server checks only for passwords (VALID UNTIL) is in effect; `postgres` is still trusted.
+ */
+export async function startThrowawayPostgres(opts: { passwordAuth?: boolean } = {}): Promise<ThrowawayPostgres> {
   const dir = mkdtempSync(join(tmpdir(), 'berth-pg-'));
   if (userInfo().uid === 0) {
     const { stdout } = await run('id', ['-u', 'postgres']);
@@ -46,6 +50,13 @@ export async function startThrowawayPostgres(): Promise<ThrowawayPostgres> {
   const data = join(dir, 'data');
   const port = await freePort();
   await asPostgres(join(PG_BIN, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-sync', '--no-instructions'], dir);
+  if (opts.passwordAuth) {
+    // Rewritten in place: the file keeps the owner (postgres) initdb gave it.
+    writeFileSync(
+      join(data, 'pg_hba.conf'),
+      ['local all all trust', 'host all postgres 127.0.0.1/32 trust', 'host all all 127.0.0.1/32 scram-sha-256', ''].join('\n'),
+    );
+  }
 
   const pid = (): number | undefined => {
     const file = join(data, 'postmaster.pid');

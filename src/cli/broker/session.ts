@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { OsbClient, OsbError, OsbTransportError, type CatalogPlan, type CatalogService, type Catalog } from '../../osb-client/index.ts';
+import { OsbClient, OsbError, OsbTransportError, type CatalogPlan, type CatalogService, type Catalog, type OsbClientOptions } from '../../osb-client/index.ts';
 import { CliError, EXIT, usageError } from '../errors.ts';
 import type { Options } from '../program.ts';
 import { BrokerState } from './state.ts';
@@ -67,7 +67,8 @@ function embeddedCredentials(url: URL): { username: string; password: string } |
   }
 }
 
-export async function openSession(opts: Options): Promise<Session> {
+/** Where broker mode connects, with which credentials and CA (the sources above); usage errors when they are wrong. */
+export async function brokerConnection(opts: Options): Promise<{ url: string; shownUrl: string; auth: OsbClientOptions['auth']; caPem: string | undefined }> {
   const env = process.env;
   const fileName = opts.credentialsFile ?? env.BERTH_BROKER_CREDENTIALS_FILE;
   const file = fileName ? await readCredentialsFile(fileName) : {};
@@ -106,9 +107,13 @@ export async function openSession(opts: Options): Promise<Session> {
       throw usageError(`cannot read the CA file ${caFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
     }
   }
-  const shownUrl = `${url.origin}${url.pathname.replace(/\/$/, '')}`;
+  return { url: url.href, shownUrl: `${url.origin}${url.pathname.replace(/\/$/, '')}`, auth, caPem };
+}
+
+export async function openSession(opts: Options): Promise<Session> {
+  const { url, shownUrl, auth, caPem } = await brokerConnection(opts);
   const client = new OsbClient({
-    url: url.href,
+    url,
     auth,
     caPem,
     timeoutMs: 60_000,

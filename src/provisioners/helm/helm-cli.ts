@@ -47,6 +47,11 @@ export async function helm(args: string[], opts: HelmRunOptions & { input?: stri
         HELM_CACHE_HOME: `${opts.home}/cache`,
         HELM_DATA_HOME: `${opts.home}/data`,
         ...(opts.kubeconfig ? { KUBECONFIG: opts.kubeconfig } : {}),
+        // In a Pod without KUBECONFIG, helm finds the API server through these (client-go's in-cluster
+        // config, with the mounted ServiceAccount token); without them it tries localhost:8080.
+        ...(!opts.kubeconfig && process.env.KUBERNETES_SERVICE_HOST
+          ? { KUBERNETES_SERVICE_HOST: process.env.KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT: process.env.KUBERNETES_SERVICE_PORT ?? '443' }
+          : {}),
       },
       stripFinalNewline: true,
     });

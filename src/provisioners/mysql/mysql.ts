@@ -10,6 +10,8 @@
 //   deprovision  every Berth user holding grants on the database (not only the
 //                bindings the engine knows), the database's sessions, DROP DATABASE
 //   update       converges character set/collation and the per-user connection limit
+//   expiry       (plans with credential_lifetime) at expires_at, Berth's expiry sweep locks the
+//                user (ACCOUNT LOCK) and ends its sessions; see expireBinding for why Berth does it
 //
 // Names contain only letters and digits: in GRANT ... ON `db`.*, `_` and `%`
 // are wildcards, so a name with them would grant more than one database.
@@ -24,8 +26,8 @@ import type { Config } from '../../config.ts';
 import { failpoint } from '../../failpoints.ts';
 import { PermanentError } from '../../osb/errors.ts';
 import type { JsonObject } from '../../osb/model.ts';
-import type { BindingOperation, BindResult, DescribedBinding, InstanceOperation, InstanceView, ProvisionedResource, Provisioner } from '../provisioner.ts';
-import { SqlProvisioner } from '../sql/frame.ts';
+import type { BindingOperation, BindResult, DescribedBinding, ExpiringBinding, InstanceOperation, InstanceView, ProvisionedResource, Provisioner } from '../provisioner.ts';
+import { credentialLifetimeSetting, SqlProvisioner } from '../sql/frame.ts';
 import { mysqlNames, quoteMysqlIdent as ident, quoteMysqlString as str } from '../sql/names.ts';
 import { adminStep, SERVER_NAME, urlWith, type DatabaseServer } from '../sql/server.ts';
 
@@ -38,6 +40,8 @@ const planConfigSchema = z.strictObject({
   max_user_connections: z.number().int().min(0).max(2_147_483_647).default(0),
   /** The host part of binding users ('%' = from anywhere). */
   user_host: z.string().regex(/^[A-Za-z0-9.%_:/-]{1,255}$/, 'must be a MySQL host pattern (letters, digits, ".", "%", "_", ":", "/", "-")').default('%'),
+  /** Seconds a binding's login works (Berth's expiry sweep locks it then); omitted: until unbind. */
+  credential_lifetime: credentialLifetimeSetting,
 });
 
 export type MysqlPlanConfig = z.infer<typeof planConfigSchema>;
@@ -46,6 +50,10 @@ export type MysqlPlanConfig = z.infer<typeof planConfigSchema>;
 const PERMANENT_ERRNOS = new Set([1044, 1045, 1698, 1142, 1227, 1410, 1819, 1064, 1115, 1273, 1253, 1396, 1470]);
 const UNKNOWN_THREAD = 1094;
 const UNKNOWN_SYSTEM_VARIABLE = 1193;
+/** ER_CANNOT_USER: ALTER USER of an account that does not exist (unbound, deprovisioned). */
+const CANNOT_USER = 1396;
+/** ER_PARSE_ERROR: a server without ACCOUNT LOCK (MariaDB before 10.4). */
+const PARSE_ERROR = 1064;
 
 /** A statement that waits on an app's metadata locks gives up (and the operation retries) instead of hanging. */
 const ADMIN_LOCK_WAIT_TIMEOUT_S = 20;
@@ -106,7 +114,8 @@ export class MysqlProvisioner extends SqlProvisioner<MysqlPlanConfig> implements
     const user = mysqlNames.bindingUser(op.instance.id, op.binding.id);
     const host = typeof op.state.host === 'string' ? op.state.host : config.user_host;
     const server = this.server(names.server);
-    const password = await this.bindingPassword(op, 'user', user, { host });
+    const expiresAt = this.expiresAtFor(op, op.instance.plan);
+    const password = await this.bindingPassword(op, 'user', user, { host, ...(expiresAt ? { expiresAt } : {}) });
     const account = `${str(user)}@${str(host)}`;
     const limit = `WITH MAX_USER_CONNECTIONS ${config.max_user_connections}`;
     await this.#admin(server, op.signal, async (c) => {
@@ -127,7 +136,37 @@ export class MysqlProvisioner extends SqlProvisioner<MysqlPlanConfig> implements
     });
 
     await this.verifyLogin(server, names.database, user, password, op.signal);
-    return { credentials: this.credentials('mysql', server, names.database, user, password) };
+    return { credentials: this.credentials('mysql', server, names.database, user, password), ...this.expiryOf(op.instance.plan, expiresAt) };
+  }
+
+  /**
+   * At expires_at: ACCOUNT LOCK (new logins refused) and the user's sessions ended.
+   *
+   * Why Berth does it, and not the server: MySQL and MariaDB have no VALID UNTIL. Password expiry
+   * (PASSWORD EXPIRE INTERVAL n DAY) counts whole days, and an expired password still logs in (in
+   * sandbox mode, to change it). A server-side EVENT would be exact, but it needs the event scheduler,
+   * which is off by default on MariaDB and not settable on many managed servers, and a disabled
+   * scheduler would silently leave expired credentials working. The sweep is driven by the stored
+   * expires_at (a restart, or another replica, picks up what is due), so at worst credentials stop
+   * working a sweep interval late, or, while no Berth replica runs, when one starts again.
+   */
+  async expireBinding(binding: ExpiringBinding): Promise<void> {
+    const { instanceState, bindingState } = binding;
+    if (typeof instanceState.server !== 'string' || typeof bindingState.user !== 'string' || typeof bindingState.host !== 'string') return; // nothing was created
+    const user = mysqlNames.bindingUser(binding.instanceId, binding.bindingId);
+    const account = `${str(user)}@${str(bindingState.host)}`;
+    await this.#admin(this.server(instanceState.server), binding.signal, async (c) => {
+      try {
+        await c.query(`ALTER USER ${account} ACCOUNT LOCK`);
+      } catch (err) {
+        const errno = errnoOf(err);
+        if (errno === CANNOT_USER) return; // unbound or deprovisioned meanwhile: nothing can log in
+        if (errno !== PARSE_ERROR) throw err;
+        await c.query(`DROP USER IF EXISTS ${account}`); // no ACCOUNT LOCK on this server: the user goes (unbind tolerates that)
+      }
+      const [sessions] = await c.execute<mysql.RowDataPacket[]>('SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? AND ID <> CONNECTION_ID()', [user]);
+      await kill(c, sessions.map((r) => r.ID));
+    });
   }
 
   protected async tryLogin(server: DatabaseServer, database: string, user: string, password: string): Promise<void> {

@@ -38,9 +38,9 @@ import type { Config } from '../../config.ts';
 import { failpoint } from '../../failpoints.ts';
 import { PermanentError } from '../../osb/errors.ts';
 import type { JsonObject } from '../../osb/model.ts';
-import type { BindingOperation, BindResult, DescribedBinding, InstanceOperation, InstanceView, ProvisionedResource, Provisioner, UpdateOperation } from '../provisioner.ts';
+import type { BindingOperation, BindResult, DescribedBinding, ExpiringBinding, InstanceOperation, InstanceView, ProvisionedResource, Provisioner, UpdateOperation } from '../provisioner.ts';
 import { describePostgres } from './describe.ts';
-import { SqlProvisioner } from '../sql/frame.ts';
+import { credentialLifetimeSetting, SqlProvisioner } from '../sql/frame.ts';
 import { pgNames, quotePgIdent as ident, quotePgLiteral as literal } from '../sql/names.ts';
 import { SERVER_NAME, urlWith, type DatabaseServer } from '../sql/server.ts';
 import { codeOf, PostgresAdmin } from './admin.ts';
@@ -55,6 +55,8 @@ const planConfigSchema = z.strictObject({
   connection_limit: z.number().int().min(-1).max(1_000_000).default(-1),
   /** Extensions a user may ask for with the `extensions` parameter (Berth's admin creates them). */
   allowed_extensions: z.array(z.string().regex(EXTENSION_NAME, 'must be an extension name')).default([]),
+  /** Seconds a binding's login works (VALID UNTIL, and Berth's expiry sweep); omitted: until unbind. */
+  credential_lifetime: credentialLifetimeSetting,
 });
 
 export type PostgresPlanConfig = z.infer<typeof planConfigSchema>;
@@ -232,9 +234,13 @@ export class PostgresProvisioner extends SqlProvisioner<PostgresPlanConfig> impl
     const names = this.#names(op.instance, op.instance.state);
     const role = pgNames.bindingRole(op.instance.id, op.binding.id);
     const server = this.server(names.server);
-    const password = await this.bindingPassword(op, 'role', role);
+    const expiresAt = this.expiresAtFor(op, op.instance.plan);
+    const password = await this.bindingPassword(op, 'role', role, expiresAt ? { expiresAt } : {});
     const verifier = literal(await scramSha256Verifier(password));
-    const limit = `CONNECTION LIMIT ${this.configOf(op.instance.plan).connection_limit}`;
+    // VALID UNTIL: the server itself refuses password logins after expires_at, even while Berth is down.
+    // It is not checked for logins the server lets in without a password (trust, peer, cert in
+    // pg_hba.conf): for those, Berth's expiry sweep (expireBinding) sets NOLOGIN at expires_at.
+    const attributes = `CONNECTION LIMIT ${this.configOf(op.instance.plan).connection_limit} VALID UNTIL ${literal(expiresAt ?? 'infinity')}`;
     const loginAsOwner = `ALTER ROLE ${ident(role)} SET role = ${literal(names.ownerRole)}`;
     await this.#admin.run(server, op.signal, async (c) => {
       const { rows } = await c.query<{ owner: boolean; binding: boolean }>(
@@ -247,7 +253,7 @@ export class PostgresProvisioner extends SqlProvisioner<PostgresPlanConfig> impl
       if (!rows[0]!.binding) {
         try {
           // One implicit transaction: the role exists fully configured or not at all.
-          await c.query(`CREATE ROLE ${ident(role)} WITH LOGIN INHERIT ${limit} PASSWORD ${verifier} IN ROLE ${ident(names.ownerRole)};\n${loginAsOwner}`);
+          await c.query(`CREATE ROLE ${ident(role)} WITH LOGIN INHERIT ${attributes} PASSWORD ${verifier} IN ROLE ${ident(names.ownerRole)};\n${loginAsOwner}`);
           failpoint('postgres:after-create-role');
           return;
         } catch (err) {
@@ -258,7 +264,7 @@ export class PostgresProvisioner extends SqlProvisioner<PostgresPlanConfig> impl
       // A re-run: make sure the role has this password, its limit, its membership and its session role.
       await c.query(
         [
-          `ALTER ROLE ${ident(role)} WITH LOGIN INHERIT ${limit} PASSWORD ${verifier}`,
+          `ALTER ROLE ${ident(role)} WITH LOGIN INHERIT ${attributes} PASSWORD ${verifier}`,
           `GRANT ${ident(names.ownerRole)} TO ${ident(role)}`,
           loginAsOwner,
         ].join(';\n'),
@@ -266,7 +272,15 @@ export class PostgresProvisioner extends SqlProvisioner<PostgresPlanConfig> impl
     });
 
     await this.verifyLogin(server, names.database, role, password, op.signal);
-    return { credentials: this.credentials('postgresql', server, names.database, role, password) };
+    return { credentials: this.credentials('postgresql', server, names.database, role, password), ...this.expiryOf(op.instance.plan, expiresAt) };
+  }
+
+  /** At expires_at: NOLOGIN (also for logins pg_hba.conf lets in without a password) and the role's sessions ended. */
+  async expireBinding(binding: ExpiringBinding): Promise<void> {
+    const { instanceState, bindingState } = binding;
+    if (typeof instanceState.server !== 'string' || typeof bindingState.role !== 'string') return; // nothing was created
+    const server = this.server(instanceState.server);
+    await this.#admin.run(server, binding.signal, (c) => disableAndDisconnect(c, pgNames.bindingRole(binding.instanceId, binding.bindingId)));
   }
 
   protected async tryLogin(server: DatabaseServer, database: string, user: string, password: string): Promise<void> {

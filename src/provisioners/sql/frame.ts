@@ -6,6 +6,7 @@
 // bind answers; credentials carry a URI and a JDBC URL. The SQL steps that
 // differ stay in postgres/ and mysql/, where a reader looks for them.
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import type { CatalogPlan } from '../../catalog/catalog.ts';
 import type { Config } from '../../config.ts';
 import { retry } from '../../lib/retry.ts';
@@ -16,7 +17,34 @@ import { authority, refuseServerMove, resolveServer, type DatabaseServer } from 
 
 type Engine = 'postgres' | 'mysql';
 
-export abstract class SqlProvisioner<C extends { server: string }> {
+/** Ten years: longer is "never" in practice, and a typo (milliseconds for seconds) more likely than intent. */
+const MAX_CREDENTIAL_LIFETIME_S = 10 * 365 * 24 * 3600;
+
+/**
+ * `credential_lifetime` (seconds) in a plan's `provisioner:` block: each binding's login stops working
+ * that long after its bind. Omitted: credentials last until unbind.
+ */
+export const credentialLifetimeSetting = z
+  .number({ error: 'must be a number of seconds (e.g. 86400 for a day); omit it for credentials that last until unbind' })
+  .int('must be a whole number of seconds')
+  .min(1, 'must be at least 1 second; omit it for credentials that last until unbind')
+  .max(MAX_CREDENTIAL_LIFETIME_S, `must be at most ${MAX_CREDENTIAL_LIFETIME_S} seconds (10 years); omit it for credentials that last until unbind`)
+  .optional();
+
+/** Platforms are told to renew when this share of the lifetime has passed (OSB `renew_before`). */
+const RENEW_AT_SHARE = 0.8;
+
+/** When a binding's credentials expire and when to renew them, as the bind's `metadata` (RFC 3339, whole seconds, UTC). */
+export function expiryMetadata(expiresAt: string, lifetimeS: number): { expires_at: string; renew_before: string } {
+  const end = Date.parse(expiresAt);
+  return { expires_at: rfc3339(end), renew_before: rfc3339(end - Math.round(lifetimeS * (1 - RENEW_AT_SHARE)) * 1000) };
+}
+
+function rfc3339(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+export abstract class SqlProvisioner<C extends { server: string; credential_lifetime?: number | undefined }> {
   readonly kind: Engine;
   protected readonly log: Logger;
   readonly #env: Readonly<Record<string, string | undefined>>;
@@ -87,6 +115,24 @@ export abstract class SqlProvisioner<C extends { server: string }> {
     const password = generatePassword();
     await op.checkpoint({ [key]: name, ...extra, password });
     return password;
+  }
+
+  /**
+   * When the binding's credentials expire (plans with `credential_lifetime`): checkpointed with the
+   * password (pass it to bindingPassword as `extra`), so a re-run after a crash keeps the same end.
+   */
+  protected expiresAtFor(op: OperationContext, plan: CatalogPlan): string | undefined {
+    const lifetime = this.configOf(plan).credential_lifetime;
+    if (lifetime === undefined) return undefined;
+    if (typeof op.state.expiresAt === 'string') return op.state.expiresAt;
+    // Whole seconds, rounded up: what the server stores and what the platform is told are the same instant.
+    return rfc3339(Math.ceil((Date.now() + lifetime * 1000) / 1000) * 1000);
+  }
+
+  /** The bind's `metadata` for plans with `credential_lifetime`. */
+  protected expiryOf(plan: CatalogPlan, expiresAt: string | undefined): { metadata?: { expires_at: string; renew_before: string } } {
+    const lifetime = this.configOf(plan).credential_lifetime;
+    return lifetime === undefined || expiresAt === undefined ? {} : { metadata: expiryMetadata(expiresAt, lifetime) };
   }
 
   /** Logs in with the new credentials and runs a query; throws (transient) until that works. */
