@@ -7,12 +7,15 @@ import type { Stores } from '../store/unit-of-work.ts';
 import { Bindings } from './bindings.ts';
 import { Instances } from './instances.ts';
 import { Queueing } from './queueing.ts';
+import { Resources } from './resources.ts';
 import { Rules } from './rules.ts';
 
 export interface Broker {
   catalog: Catalog;
   instances: Instances;
   bindings: Bindings;
+  /** What the provisioner made for an instance, looked at now (Berth's own endpoint, not OSB). */
+  resources: Resources;
   /** Resolves true when the operation ends, false when `signal` aborts first (a long-polled last_operation). */
   operationEnd(operationId: string, signal: AbortSignal): Promise<boolean>;
 }
@@ -24,6 +27,7 @@ export function createBroker(deps: { catalog: Catalog; stores: Stores; provision
     catalog: deps.catalog,
     instances: new Instances(deps.stores, rules, queueing),
     bindings: new Bindings(deps.stores, rules, queueing),
+    resources: new Resources(deps.stores, rules, deps.provisioners),
     operationEnd: (operationId, signal) => deps.engine.nextEnd(operationId, signal),
   };
 }

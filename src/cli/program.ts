@@ -193,8 +193,9 @@ ${examples(
 
   program
     .command('trace <instance>')
-    .description('the tree instance → bindings → what the provisioner made, each with its state and full messages')
-    .addHelpText('after', examples('berth trace orders-db'))
+    .description('the tree instance → bindings → Secrets → what the provisioner made (database and roles, Helm release and workloads), each with its state and full messages')
+    .option('--refresh', 'Kubernetes mode: have the controller ask the broker again before showing its record (a forced resync)')
+    .addHelpText('after', examples('berth trace orders-db', 'berth trace orders-db -o yaml', 'berth trace orders-db --refresh'))
     .action(verb('trace'));
 
   program

@@ -80,6 +80,11 @@ export class Brokers {
     return found;
   }
 
+  /** The offering and plan in the broker's catalog as it is known now (no fetch); or why not. */
+  find(broker: Broker, offering: string, plan: string): PlanLookup | string {
+    return find(broker.catalog, offering, plan);
+  }
+
   /** Fetches the catalog again and republishes it (a ClusterServiceBroker changed, or a name was unknown). */
   async refresh(name: string): Promise<Broker> {
     this.#brokers.get(name)?.client.close();

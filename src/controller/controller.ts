@@ -185,7 +185,11 @@ export class Controller {
     });
     instances.on('delete', (o) => this.#fresh.delete(`instance/${key(o)}`));
     bindings.on('add', (o) => this.#queue.add(`binding/${key(o)}`));
-    bindings.on('update', (o) => this.#queue.add(`binding/${key(o)}`));
+    bindings.on('update', (o) => {
+      this.#queue.add(`binding/${key(o)}`);
+      // A bind that finished changes what the instance's provisioner made (a login): its record is refreshed.
+      if (o.status?.bound) this.#queue.add(instanceKey(o.metadata!.namespace!, o.spec.instanceRef.name));
+    });
     bindings.on('delete', (o) => {
       this.#fresh.delete(`binding/${key(o)}`);
       this.#queue.add(instanceKey(o.metadata!.namespace!, o.spec.instanceRef.name));

@@ -5,13 +5,17 @@
 // hash with the hash the broker last accepted, so a resource that did not change
 // costs no broker call.
 import type { V1Secret } from '@kubernetes/client-node';
-import { OsbError, OsbTransportError, type LastOperation as OsbLastOperation, type OsbClient } from '../osb-client/index.ts';
+import { OsbError, OsbTransportError, type LastOperation as OsbLastOperation, type MaintenanceInfo, type OsbClient } from '../osb-client/index.ts';
+import { bindingsChangedSince, recordMaintenance, recordProvisioned, recordProvisionedAfter } from './instance-facts.ts';
 import { BrokerUnavailable, type Broker } from './brokers.ts';
 import { pollOptions } from './operation-watch.ts';
 import { RetryLater, StatusDraft, commitAccepted, hashOf, nowIso, type ReconcileContext } from './context.ts';
 import type { ObjectRef } from './kube.ts';
 import { failpoint } from '../failpoints.ts';
 import { FINALIZER, LOCAL_BROKER, RECONCILE_AT_ANNOTATION, hasFinalizer, isPaused, type ServiceInstance, type ServiceInstanceStatus } from './resources.ts';
+
+/** A catalog is read again for an unknown maintenance version at most this often. */
+const CATALOG_REREAD_MS = 2_000;
 
 export const instanceKey = (namespace: string, name: string): string => `instance/${namespace}/${name}`;
 
@@ -52,8 +56,25 @@ export async function reconcileInstance(ctx: ReconcileContext, namespace: string
     ctx.queue.addAfter(instanceKey(namespace, name), 60_000);
     return;
   }
-  const { service, plan } = found;
+  let { service, plan } = found;
   const s = draft.status;
+  const forced = si.metadata.annotations?.[RECONCILE_AT_ANNOTATION];
+  const forcedNow = Boolean(forced && forced !== s.reconciledAt && s.provisioned && s.lastOperation?.state !== 'in progress');
+  // The version `berth upgrade` asks for must be the plan's current one; a catalog that changed since it was read is read again.
+  const wantedVersion = si.spec.maintenanceInfo?.version;
+  const stale = wantedVersion !== undefined && wantedVersion !== s.maintenanceInfo?.version && plan.maintenance_info?.version !== wantedVersion;
+  // A forced resync (someone asked) always reads it again; an unknown version at most every CATALOG_REREAD_MS, since a new
+  // catalog replaces the broker's client (the long polls in flight on it end, and their reconciles poll again).
+  if (forcedNow || (stale && Date.now() - broker.fetchedAt > CATALOG_REREAD_MS)) {
+    try {
+      ctx.brokerCall('catalog');
+      broker = await ctx.brokers.refresh(broker.name);
+      const again = ctx.brokers.find(broker, si.spec.offering, si.spec.plan);
+      if (typeof again !== 'string') ({ service, plan } = again);
+    } catch (err) {
+      ctx.log.debug({ err, broker: broker.name }, 'reading the catalog again failed; going on with the one known');
+    }
+  }
   s.instanceID = si.metadata.uid;
   s.brokerName = broker.name;
   s.offeringID = service.id;
@@ -66,19 +87,27 @@ export async function reconcileInstance(ctx: ReconcileContext, namespace: string
     if (!s.provisioned) draft.condition('Ready', 'False', 'ParametersFromNotFound', parameters);
     return draft.commit(ctx.kube); // the Secret informer brings it back when the Secret appears
   }
-  const hash = hashOf({ plan: plan.id, parameters });
+  if (wantedVersion !== undefined && wantedVersion !== s.maintenanceInfo?.version && plan.maintenance_info?.version !== wantedVersion) {
+    const offered = plan.maintenance_info?.version ? `maintenance version ${plan.maintenance_info.version}` : 'no maintenance version';
+    const message = `spec.maintenanceInfo.version asks for ${wantedVersion}, but plan "${si.spec.plan}" of broker "${broker.name}" offers ${offered}; set it to the plan's version (berth upgrade does) or remove it.`;
+    draft.condition('Synced', 'False', 'MaintenanceVersionUnavailable', message);
+    return draft.commit(ctx.kube);
+  }
+  // The requested maintenance version is part of what the broker must have applied (absent: hashes as before it existed).
+  const hash = hashOf({ plan: plan.id, parameters, ...(wantedVersion !== undefined ? { maintenance: wantedVersion } : {}) });
   const ids = { service_id: service.id, plan_id: s.planID ?? plan.id };
 
   if (s.lastOperation?.state === 'in progress') return follow(ctx, si, draft, broker, ids);
 
   // A forced resync: read the instance back; one the broker lost is provisioned again under the same id.
-  const forced = si.metadata.annotations?.[RECONCILE_AT_ANNOTATION];
-  if (forced && forced !== s.reconciledAt && s.provisioned) {
+  if (forcedNow) {
     s.reconciledAt = forced;
     try {
       ctx.brokerCall('fetch_instance');
       const fetched = await broker.client.fetchInstance(si.metadata.uid!, ids);
       if (fetched.dashboard_url) s.dashboardURL = fetched.dashboard_url;
+      if (fetched.maintenance_info?.version) s.maintenanceInfo = { ...fetched.maintenance_info };
+      await recordProvisioned(ctx, si, draft, broker);
     } catch (err) {
       if (err instanceof OsbError && (err.status === 404 || err.status === 410)) {
         s.provisioned = false;
@@ -92,9 +121,14 @@ export async function reconcileInstance(ctx: ReconcileContext, namespace: string
     if (s.rejectedHash === hash) return draft.commit(ctx.kube);
     // A failed create leaves a failed instance under this id at the broker: remove it before trying again.
     if (s.lastOperation?.type === 'create' && s.lastOperation.state === 'failed') await deprovisionQuietly(ctx, broker.client, si.metadata.uid!, ids);
-    return provision(ctx, si, draft, broker, ids, parameters, hash);
+    return provision(ctx, si, draft, broker, ids, parameters, hash, plan.maintenance_info);
   }
-  if (s.appliedHash !== hash && s.rejectedHash !== hash) return update(ctx, si, draft, broker, plan.id, parameters, hash);
+  if (s.appliedHash !== hash && s.rejectedHash !== hash) {
+    const upgrade = wantedVersion !== undefined && wantedVersion !== s.maintenanceInfo?.version ? plan.maintenance_info : undefined;
+    return update(ctx, si, draft, broker, plan.id, parameters, hash, upgrade);
+  }
+  // What the provisioner made is recorded once for instances from before the record, and again after a bind or unbind.
+  if (!s.provisionedResources || bindingsChangedSince(ctx, si, s)) await recordProvisioned(ctx, si, draft, broker);
 
   // Steady state: nothing to ask the broker. A refused spec keeps Synced=False with the broker's words.
   if (s.rejectedHash !== hash) {
@@ -134,6 +168,7 @@ async function provision(
   ids: { service_id: string; plan_id: string },
   parameters: Record<string, unknown>,
   hash: string,
+  maintenance: MaintenanceInfo | undefined,
 ): Promise<void> {
   const s = draft.status;
   const namespace = si.metadata.namespace!;
@@ -156,7 +191,9 @@ async function provision(
     }
     s.provisioned = true;
     applied(draft, 'create', hash, ids.plan_id);
+    await recordMaintenance(ctx, si, draft, broker, ids, maintenance);
     await draft.commit(ctx.kube);
+    await recordProvisionedAfter(ctx, si, draft.status, broker);
   } catch (err) {
     await brokerRefused(ctx, si, draft, err, hash, 'create', ids);
   }
@@ -182,6 +219,7 @@ async function update(
   planId: string,
   parameters: Record<string, unknown>,
   hash: string,
+  upgrade: MaintenanceInfo | undefined,
 ): Promise<void> {
   const s = draft.status;
   const previousPlan = s.planID!;
@@ -193,7 +231,8 @@ async function update(
       ...(planId !== previousPlan ? { plan_id: planId } : {}),
       parameters,
       context: kubernetesContext(ctx, si.metadata.namespace!, si.metadata.name!, si.metadata.annotations),
-      previous_values: { service_id: s.offeringID, plan_id: previousPlan },
+      ...(upgrade ? { maintenance_info: upgrade } : {}),
+      previous_values: { service_id: s.offeringID, plan_id: previousPlan, ...(s.maintenanceInfo?.version ? { maintenance_info: { version: s.maintenanceInfo.version } } : {}) },
     });
     if (r.dashboard_url) s.dashboardURL = r.dashboard_url;
     if (r.outcome === 'accepted') {
@@ -203,8 +242,10 @@ async function update(
       return;
     }
     applied(draft, 'update', hash, planId);
-    draft.event('Normal', 'Updated', 'The broker updated the instance.');
+    draft.event('Normal', 'Updated', upgrade ? `The broker upgraded the instance to maintenance version ${upgrade.version}.` : 'The broker updated the instance.');
+    await recordMaintenance(ctx, si, draft, broker, ids, upgrade);
     await draft.commit(ctx.kube);
+    await recordProvisionedAfter(ctx, si, draft.status, broker);
   } catch (err) {
     await brokerRefused(ctx, si, draft, err, hash, 'update', ids);
   }
@@ -280,9 +321,19 @@ async function follow(ctx: ReconcileContext, si: ServiceInstance, draft: StatusD
     const usable = last.type === 'update' && op.instance_usable !== false;
     draft.condition('Ready', usable ? 'True' : 'False', last.type === 'create' ? 'CreateFailed' : 'UpdateFailed', description || `The broker's ${last.type} operation failed.`);
   }
+  if (op.state === 'succeeded') await recordMaintenance(ctx, si, draft, broker, { ...ids, plan_id: s.planID ?? ids.plan_id }, sentMaintenance(si, broker, s.planID ?? ids.plan_id, last.type));
   await draft.commit(ctx.kube);
+  // After a failure most of all: what was made, and what state it is in, is what a developer needs to see.
+  if (op.state !== 'gone') await recordProvisionedAfter(ctx, si, draft.status, broker);
   // Whatever changed meanwhile (a newer spec) is looked at now.
   ctx.queue.add(instanceKey(si.metadata.namespace!, si.metadata.name!));
+}
+
+/** What the controller sent (or the broker set) as the maintenance version with an operation that ended well. */
+function sentMaintenance(si: ServiceInstance, broker: Broker, planId: string, type: string): MaintenanceInfo | undefined {
+  const plan = broker.catalog.services.flatMap((x) => x.plans).find((p) => p.id === planId);
+  if (!plan?.maintenance_info) return undefined;
+  return type === 'create' || si.spec.maintenanceInfo?.version === plan.maintenance_info.version ? plan.maintenance_info : undefined;
 }
 
 /** Turns a failed broker call into conditions: 400/409 wait for a new spec; 422, 5xx and no answer retry with backoff. */

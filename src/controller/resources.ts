@@ -66,6 +66,8 @@ export interface ServiceInstanceSpec {
   parameters?: Record<string, unknown>;
   parametersFrom?: { secretKeyRef: SecretKeyRef }[];
   deletionPolicy?: 'Delete' | 'Orphan';
+  /** The maintenance version to be at (`berth upgrade` sets the plan's current one); the controller sends the plan's maintenance_info in an update. */
+  maintenanceInfo?: { version: string };
 }
 
 export interface ServiceInstanceStatus {
@@ -84,6 +86,8 @@ export interface ServiceInstanceStatus {
   rejectedHash?: string;
   dashboardURL?: string;
   maintenanceInfo?: { version?: string; description?: string };
+  /** What the broker's provisioner made, as the broker showed it when the controller last asked (`berth trace`). */
+  provisionedResources?: ProvisionedResourcesStatus;
   lastOperation?: LastOperation;
   /** The reconcile-at annotation value last acted on. */
   reconciledAt?: string;
@@ -91,6 +95,32 @@ export interface ServiceInstanceStatus {
 }
 
 export type ServiceInstance = Resource<ServiceInstanceSpec, ServiceInstanceStatus>;
+
+/** One thing the broker's provisioner made (a database, a role, a Helm release, a Pod…), as recorded in the status. */
+export interface RecordedResource {
+  kind: string;
+  name: string;
+  /** ready | not-ready | failed | missing | unknown */
+  state: string;
+  message?: string;
+  /** The binding this belongs to (its login). */
+  bindingID?: string;
+  children?: RecordedResource[];
+}
+
+export interface ProvisionedResourcesStatus {
+  /** When the broker looked. */
+  takenAt: string;
+  /** False when the broker has no endpoint for it (any broker but Berth). */
+  exposed: boolean;
+  /** The provisioner kind (postgres, helm, user-provided…). */
+  kind?: string;
+  /** The bindings the broker knew when it looked (a change makes the controller ask again). */
+  bindingIDs?: string[];
+  /** Why the broker or the controller could not look. */
+  problem?: string;
+  resources?: RecordedResource[];
+}
 
 export interface ServiceBindingSpec {
   instanceRef: { name: string };

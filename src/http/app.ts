@@ -9,7 +9,7 @@ import type { Broker } from '../broker/index.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { errors } from '../osb/errors.ts';
 import { clientOf } from './auth-throttle.ts';
-import { checkRequest, requestIdentityOf, type Authenticator } from './checks.ts';
+import { authenticate, checkRequest, requestIdentityOf, type Authenticator } from './checks.ts';
 import { toOsbError } from './error-handler.ts';
 import { errorReply, observe, type Route } from './reply.ts';
 import { bind } from './routes/bind.ts';
@@ -20,6 +20,7 @@ import { fetchBinding } from './routes/fetch-binding.ts';
 import { fetchInstance } from './routes/fetch-instance.ts';
 import { instanceLastOperation } from './routes/instance-last-operation.ts';
 import { provision } from './routes/provision.ts';
+import { provisionedResources } from './routes/provisioned-resources.ts';
 import { unbind } from './routes/unbind.ts';
 import { update } from './routes/update.ts';
 
@@ -135,6 +136,18 @@ export function createApp(deps: AppDeps): Express {
   v2.get('/service_instances/:instance_id/service_bindings/:binding_id', handle(r.fetchBinding));
   v2.get('/service_instances/:instance_id/service_bindings/:binding_id/last_operation', handle(r.bindingLastOperation));
   app.use('/v2', v2);
+
+  // Berth's own read-only endpoints, outside /v2 so that platforms see a plain OSB broker: the same
+  // credentials, no X-Broker-API-Version (not an OSB call).
+  const own = express.Router({ caseSensitive: true, strict: false });
+  own.use((req, _res, next) => {
+    // The same credentials as /v2 (basic, bearer, client certificate); a promise while a bearer token is reviewed.
+    const authenticated = authenticate(deps.auth, clientOf(req), req.headers.authorization, req.originalUrl, req.socket);
+    if (authenticated instanceof Promise) return authenticated.then(() => next());
+    next();
+  });
+  own.get('/service_instances/:instance_id/resources', handle(provisionedResources(deps.broker)));
+  app.use('/berth/v1', own);
 
   app.use((req, _res, next) => next(errors.notFound(`No route for ${req.method} ${req.path}.`)));
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {

@@ -20,6 +20,7 @@ import type {
   LastOperation,
   LastOperationQuery,
   OriginatingIdentity,
+  ProvisionedResources,
   ProvisionRequest,
   ProvisionResult,
   UpdateRequest,
@@ -198,6 +199,21 @@ export class OsbClient {
   async bindingLastOperation(instanceId: string, bindingId: string, q: LastOperationQuery = {}, opts: CallOptions = {}): Promise<LastOperation> {
     const path = `v2/service_instances/${seg(instanceId)}/service_bindings/${seg(bindingId)}/last_operation${query(q)}`;
     return lastOperation(await this.#expect('GET', path, undefined, opts, [200, 410]));
+  }
+
+  // ---- Berth's own endpoint (not OSB) ----
+
+  /**
+   * What a Berth broker's provisioner made for the instance, looked at now (GET /berth/v1/service_instances/:id/resources).
+   * Undefined when the broker has no such endpoint (any broker but Berth: 404/405/501 without Berth's
+   * `InstanceNotFound`); an instance Berth does not know is an OsbError 404 with error `InstanceNotFound`.
+   */
+  async provisionedResources(instanceId: string, opts: CallOptions = {}): Promise<ProvisionedResources | undefined> {
+    const path = `berth/v1/service_instances/${seg(instanceId)}/resources`;
+    const a = await this.#request('GET', path, undefined, opts);
+    if (a.status === 200) return Array.isArray(a.body?.resources) ? (a.body as unknown as ProvisionedResources) : undefined;
+    if ((a.status === 404 && a.body?.error !== 'InstanceNotFound') || a.status === 405 || a.status === 501) return undefined;
+    throw new OsbError({ ...a, method: 'GET', path: `/${path}` });
   }
 
   // ---- anything else ----

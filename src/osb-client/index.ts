@@ -25,6 +25,7 @@
 //   await broker.fetchBinding(id, bindingId);
 //   await broker.unbind(id, bindingId, { service_id, plan_id });                           // outcome 'gone' on 410
 //   await broker.deprovision(id, { service_id, plan_id });
+//   await broker.provisionedResources(id);       // Berth only (not OSB): what the provisioner made; undefined elsewhere
 //   await broker.send('PUT', 'v2/service_instances/x', '{not json');                      // any status, no OsbError (doctor)
 //   broker.close();                                                                          // drops kept-alive sockets
 //

@@ -195,3 +195,30 @@ export interface LastOperationQuery {
   service_id?: string;
   plan_id?: string;
 }
+
+// ---- Berth's own endpoint (not OSB): GET /berth/v1/service_instances/:id/resources ----
+
+/** One thing a broker's provisioner made for an instance (a database, a role, a Helm release, a Pod…). */
+export interface ProvisionedResource {
+  kind: string;
+  name: string;
+  /** ready | not-ready | failed | missing | unknown */
+  state: string;
+  message?: string;
+  /** The binding this belongs to (its login), when it belongs to one. */
+  binding_id?: string;
+  children?: ProvisionedResource[];
+}
+
+export interface ProvisionedResources {
+  instance_id: string;
+  /** The provisioner kind (e.g. postgres, helm, user-provided). */
+  kind: string;
+  instance_state: string;
+  /** When the broker looked (ISO 8601). */
+  taken_at: string;
+  binding_ids: string[];
+  resources: ProvisionedResource[];
+  /** Why the broker could not look (a server that did not answer). */
+  problem?: string;
+}

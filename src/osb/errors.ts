@@ -77,6 +77,8 @@ export const errors = {
       headers: { 'Retry-After': String(retryAfterSeconds) },
     }),
   notFound: (description: string) => new OsbError(404, description, { error: 'NotFound' }),
+  /** Berth's own endpoints (/berth/v1): a client tells this apart from a broker without the endpoint by the error code. */
+  instanceNotFound: (instanceId: string) => new OsbError(404, `Service instance ${instanceId} does not exist.`, { error: 'InstanceNotFound' }),
   conflict: (description: string) => new OsbError(409, description, { error: 'Conflict' }),
   /** 410 bodies are `{}` by the spec's examples. */
   gone: () => new OsbError(410, undefined),

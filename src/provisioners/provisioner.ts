@@ -105,6 +105,31 @@ export interface BindResult {
   volumeMounts?: unknown[];
 }
 
+/**
+ * One thing a provisioner made (or should have made), as `describe` reports it: a database, a role, a Helm
+ * release, a Deployment, a Pod, a container. Never carries a secret value.
+ */
+export interface ProvisionedResource {
+  /** What it is, in the words of where it lives: "Database", "Role", "User", "HelmRelease", "Deployment", "Pod", "Container". */
+  kind: string;
+  name: string;
+  /** ready: there and working; not-ready: there, not (yet) working; failed: there and broken; missing: should be there, is not; unknown: could not be looked at. */
+  state: ResourceState;
+  /** What a reader needs to act on, in full (never cut). */
+  message?: string;
+  /** The OSB binding id this belongs to (a binding's login), so clients can hang it under the binding. */
+  bindingId?: string;
+  children?: ProvisionedResource[];
+}
+
+export type ResourceState = 'ready' | 'not-ready' | 'failed' | 'missing' | 'unknown';
+
+/** A live binding as `describe` sees it: its id and its provisioner state (checkpoints). */
+export interface DescribedBinding {
+  id: string;
+  state: JsonObject;
+}
+
 /** A binding whose credentials reached their `expires_at`, as Berth's expiry sweep hands it to its provisioner. */
 export interface ExpiringBinding {
   instanceId: string;
@@ -136,6 +161,13 @@ export interface Provisioner {
   deprovision(op: InstanceOperation): Promise<void>;
   bind(op: BindingOperation): Promise<BindResult>;
   unbind(op: BindingOperation): Promise<void>;
+  /**
+   * Read-only: what this instance's provisioning made, looked at now (catalog queries, helm status, the
+   * Kubernetes API), with the login of each binding. Changes nothing; honours `signal`. An empty list means
+   * the kind makes nothing outside Berth's own records. Optional for provisioner modules (BERTH_PROVISIONER_MODULES):
+   * without it, Berth answers that the kind does not describe what it makes; every built-in kind has it.
+   */
+  describe?(instance: InstanceView & { state: JsonObject }, bindings: DescribedBinding[], signal: AbortSignal): Promise<ProvisionedResource[]>;
   /**
    * Makes a binding's credentials stop working: no new logins, and its sessions ended (kinds whose
    * bind answers `metadata.expires_at`). Called by Berth's expiry sweep (src/operations/credential-expiry.ts)

@@ -43,7 +43,8 @@ describe('static bearer tokens', () => {
 
   it('every configured token is accepted (rotation), on the fast path and Express alike; basic auth keeps working', async () => {
     const t = await start({ BERTH_BEARER_TOKENS: `${TOKEN_A}, ${TOKEN_B}` });
-    for (const path of ['/v2/catalog', '/v2/service_instances/none/last_operation', '/v2/service_instances/none']) {
+    // Berth's own /berth/v1 endpoint takes the same credentials.
+    for (const path of ['/v2/catalog', '/v2/service_instances/none/last_operation', '/v2/service_instances/none', '/berth/v1/service_instances/none/resources']) {
       const ok = path === '/v2/catalog' ? 200 : 404;
       assert.equal(await status(t, path, `Bearer ${TOKEN_A}`), ok, path);
       assert.equal(await status(t, path, `Bearer ${TOKEN_B}`), ok, path);
@@ -103,6 +104,7 @@ describe('static bearer tokens', () => {
     assert.match(r.body.description, /cannot check bearer tokens/);
     assert.equal(r.headers.get('retry-after'), '5');
     assert.equal(await status(t, '/v2/service_instances/x', 'Bearer some.service-account.token'), 503, 'asked again, not cached');
+    assert.equal(await status(t, '/berth/v1/service_instances/x/resources', 'Bearer some.service-account.token'), 503, 'Berth\'s own endpoint waits for the review too');
     assert.equal(await status(t, '/v2/catalog', `Bearer ${TOKEN_A}`), 200, 'a static token needs no review');
     assert.ok(t.lines.some((l) => l.level === 50 && /TokenReview failed/.test(l.msg)));
     assert.ok(!JSON.stringify(t.lines).includes('some.service-account.token'));

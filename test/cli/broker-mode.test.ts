@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { parse as parseYaml } from 'yaml';
 import { freePort } from '../support/berth.ts';
+import { ADMIN_URL } from '../support/postgres.ts';
 import { startCliWorld, type CliWorld, type Result } from './support.ts';
 
 const show = (r: Result) => `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
@@ -77,6 +78,13 @@ describe('berth in broker mode', () => {
     expectExit(list, 0);
     assert.match(list.stdout, /^NAME\s+INSTANCE\s+READY\s+REASON\s+AGE\nshop\s+stripe\s+True\s+\d+s\n$/);
 
+    // trace: the binding and its credential keys, and that the provisioner made nothing anywhere.
+    const traced = await w.berth(['trace', 'stripe']);
+    expectExit(traced, 0);
+    assert.match(traced.stdout, /^instance\/stripe  ready=True[^\n]*\n(│  [^\n]*\n)*├─ binding\/shop  ready=True[^\n]*\n│  └─ credentials: key, port, live\n/);
+    assert.match(traced.stdout, /└─ provisioned by user-provided \(looked at by the broker at [^)]+\)\n      Nothing: a user-provided instance makes nothing on a server or in a cluster/);
+    assert.doesNotMatch(traced.stdout, /sk_test/);
+
     expectExit(await w.berth(['unbind', 'shop']), 0);
     const unbindAgain = await w.berth(['unbind', 'shop']);
     expectExit(unbindAgain, 0);
@@ -121,6 +129,32 @@ describe('berth in broker mode', () => {
       assert.match(described.stdout, /^Name:\s+cli-pg-\d+\n/);
       assert.match(described.stdout, /Last operation:\n\s+Type:\s+provision\n\s+State:\s+succeeded\n/);
       assert.match(described.stdout, new RegExp(`Bindings:\\n\\s+NAME\\s+BINDING-ID\\s+AGE\\n\\s+${name}-app\\s+`));
+
+      // trace: instance → binding → its login role (checked by logging in) → the database the provisioner made.
+      const traced = await w.berth(['trace', name]);
+      expectExit(traced, 0);
+      const role = new RegExp(`├─ binding/${name}-app[^\\n]*\\n(│  [^\\n]*\\n)*│  └─ Role/${credentials.username}: ready\\n│        [^\\n]*member of berth_o_\\w+[^\\n]*logged in with the binding's credentials just now`);
+      assert.match(traced.stdout, role, traced.stdout);
+      assert.match(traced.stdout, new RegExp(`└─ provisioned by postgres \\(looked at by the broker at \\d{4}-[^)]*\\)\\n   └─ Database/${credentials.database}: ready\\n      │  on server "shared"`), traced.stdout);
+      assert.match(traced.stdout, /      └─ Role\/berth_o_\w+: ready\n            owner role/);
+      const tracedJson = await w.berth(['trace', name, '-o', 'json']);
+      expectExit(tracedJson, 0);
+      const tree = JSON.parse(tracedJson.stdout);
+      assert.equal(tree.provisioned.kind, 'postgres');
+      assert.equal(tree.provisioned.resources[0].name, credentials.database);
+      assert.ok(!tracedJson.stdout.includes(new URL(credentials.uri).password), 'trace never shows a password');
+
+      // A login role dropped behind Berth's back: trace says it is missing, under its binding.
+      const admin = new pg.Client({ connectionString: ADMIN_URL });
+      await admin.connect();
+      try {
+        await admin.query(`DROP ROLE "${credentials.username}"`);
+      } finally {
+        await admin.end();
+      }
+      const missing = await w.berth(['trace', name]);
+      expectExit(missing, 0);
+      assert.match(missing.stdout, new RegExp(`│  └─ Role/${credentials.username}: missing\\n│        The binding's login role does not exist on server "shared"`), missing.stdout);
 
       expectExit(await w.berth(['unbind', `${name}-app`]), 0);
       const refused = new pg.Client({ connectionString: credentials.uri });

@@ -3,12 +3,14 @@
 // the same walk as broker mode through ServiceInstance/ServiceBinding resources, and the exit codes.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import pg from 'pg';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { freePort } from '../support/berth.ts';
-import { SHARD_LABEL, startStack, until, type Stack } from '../controller/support.ts';
+import { CONTROLLER_CATALOG, SHARD_LABEL, startStack, until, type Stack } from '../controller/support.ts';
+import { ADMIN_URL } from '../support/postgres.ts';
 import { PATH, runBerth, type Result } from './support.ts';
 
 const show = (r: Result) => `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
@@ -33,7 +35,7 @@ describe('berth in Kubernetes mode', () => {
     if (ns) {
       // Idempotent verbs: whatever a failed test left is removed through the controller before the namespace goes.
       for (const b of ['creds-app', `pg-app`]) await berth(['unbind', b, '--timeout', '60s']).catch(() => undefined);
-      for (const i of ['creds', 'orders-db', 'nosuchplan']) await berth(['deprovision', i, '--timeout', '60s']).catch(() => undefined);
+      for (const i of ['creds', 'orders-db', 'nosuchplan', 'patched']) await berth(['deprovision', i, '--timeout', '60s']).catch(() => undefined);
       await stack?.kube.deleteNamespace(ns).catch(() => undefined);
     }
     await stack?.stop();
@@ -83,7 +85,10 @@ describe('berth in Kubernetes mode', () => {
     const trace = await berth(['trace', 'creds']);
     expectExit(trace, 0);
     assert.match(trace.stdout, /^ServiceInstance\/creds  \(user-provided\/standard at broker berth, instance id [0-9a-f-]{36}\)  Ready=True Available/);
-    assert.match(trace.stdout, /\n  last operation: create succeeded\n└─ ServiceBinding\/creds-app  Ready=True SecretWritten: The credentials are in Secret "creds-app"\.\n     last operation: bind succeeded\n   └─ Secret\/creds-app  keys: .*uri/);
+    assert.match(
+      trace.stdout,
+      /\n│  last operation: create succeeded\n├─ ServiceBinding\/creds-app  Ready=True SecretWritten\n│  │  The credentials are in Secret "creds-app"\.\n│  │  last operation: bind succeeded\n│  └─ Secret\/creds-app: written\n│        keys: .*uri\n└─ provisioned by user-provided \(recorded by the controller at [^)]+\)\n      Nothing: a user-provided instance makes nothing/,
+    );
     assert.match(trace.stdout, /\nEvents:\n\s+TYPE\s+REASON\s+AGE\s+MESSAGE\n(.*\n)*\s+Normal\s+Available\s+\d+s\s+The instance is ready\.\n/);
 
     expectExit(await berth(['unbind', 'creds-app']), 0);
@@ -117,6 +122,25 @@ describe('berth in Kubernetes mode', () => {
     } finally {
       await client.end();
     }
+    // trace: ServiceInstance → ServiceBinding → its Secret and its login role → the database, from the controller's record.
+    const traced = await until(async () => {
+      const r = await berth(['trace', 'orders-db']);
+      return r.code === 0 && r.stdout.includes(`Role/${credentials.username}: ready`) ? r : undefined;
+    }, 'the binding role in the controller\'s record');
+    assert.match(traced.stdout, new RegExp(`├─ ServiceBinding/pg-app  Ready=True[^\\n]*\\n(│  [^\\n]*\\n)*│  ├─ Secret/pg-app-credentials: written\\n│  │     keys: [^\\n]*username[^\\n]*\\n│  └─ Role/${credentials.username}: ready\\n│        [^\\n]*logged in with the binding's credentials just now`), traced.stdout);
+    assert.match(traced.stdout, /└─ provisioned by postgres \(recorded by the controller at \d{4}-[^)]+\)\n   └─ Database\/berth_i_\w+: ready\n/, traced.stdout);
+    // A role dropped behind Berth's back: after a forced resync (--refresh) the record says it is missing.
+    const admin = new pg.Client({ connectionString: ADMIN_URL });
+    await admin.connect();
+    try {
+      await admin.query(`DROP ROLE "${credentials.username}"`);
+    } finally {
+      await admin.end();
+    }
+    const refreshed = await berth(['trace', 'orders-db', '--refresh']);
+    expectExit(refreshed, 0);
+    assert.match(refreshed.stdout, new RegExp(`│  └─ Role/${credentials.username}: missing\\n│        The binding's login role does not exist on server "shared"`), refreshed.stdout);
+
     expectExit(await berth(['unbind', 'pg-app']), 0);
     const refused = new pg.Client({ connectionString: credentials.uri });
     await assert.rejects(refused.connect(), /password authentication failed|does not exist/);
@@ -132,9 +156,9 @@ describe('berth in Kubernetes mode', () => {
     assert.match(failed.stderr, /^berth: provisioning nosuchplan failed \(PlanNotFound\): .*gigantic.* See `berth describe instance nosuchplan -n /m);
     expectExit(await berth(['deprovision', 'nosuchplan']), 0);
 
-    const upgrade = await berth(['upgrade', 'creds']);
-    expectExit(upgrade, 2);
-    assert.match(upgrade.stderr, /berth upgrade is not available in Kubernetes mode yet/);
+    const upgrade = await berth(['upgrade', 'nosuch']);
+    expectExit(upgrade, 1);
+    assert.match(upgrade.stderr, /^berth: instance nosuch does not exist in namespace /);
 
     const port = await freePort();
     const kubeconfig = join(home, 'unreachable.kubeconfig');
@@ -145,5 +169,47 @@ describe('berth in Kubernetes mode', () => {
     const down = await berth(['get', 'instances'], { KUBECONFIG: kubeconfig });
     expectExit(down, 4);
     assert.match(down.stderr, new RegExp(`^berth: cannot reach the Kubernetes API server at https://127\\.0\\.0\\.1:${port} while listing serviceinstances`));
+  });
+
+  test('upgrade: moves an instance to the catalog\'s new maintenance version through spec.maintenanceInfo; at the latest it exits 0', async () => {
+    // The stack's Berth restarted on the same port and database with a catalog whose user-provided plan has a
+    // maintenance version: first 1.0.0, then 2.0.0 (the way an operator ships a new version of a plan).
+    const restartWith = async (version: string) => {
+      const catalog = parseYaml(readFileSync(CONTROLLER_CATALOG, 'utf8'));
+      catalog.services[0].plans[0].maintenance_info = { version, description: `user-provided ${version}` };
+      // Beside the original, so its relative chart paths still resolve.
+      const path = join(dirname(CONTROLLER_CATALOG), `.catalog-controller-${process.pid}-${version}.yaml`);
+      writeFileSync(path, toYaml(catalog));
+      try {
+        await stack.restartBerth(path);
+      } finally {
+        rmSync(path, { force: true });
+      }
+    };
+    await restartWith('1.0.0');
+    const provision = ['provision', 'patched', '--offering', 'user-provided', '--plan', 'standard', '-p', 'credentials.uri=smtp://mail:25', ...label()];
+    expectExit(await berth(provision), 0);
+    const current = await berth(['upgrade', 'patched']);
+    expectExit(current, 0);
+    assert.equal(current.stdout, 'serviceinstance/patched is already at maintenance version 1.0.0\n');
+
+    await restartWith('2.0.0');
+    const upgraded = await berth(['upgrade', 'patched']);
+    expectExit(upgraded, 0);
+    assert.equal(upgraded.stdout, 'serviceinstance/patched upgraded to maintenance version 2.0.0 (from 1.0.0)\n');
+    assert.match(upgraded.stderr, /upgrading patched: ready/);
+    const described = await berth(['describe', 'instance', 'patched']);
+    expectExit(described, 0);
+    assert.match(described.stdout, /\nMaintenance:\s+2\.0\.0\n/);
+    const resource = await stack.get('serviceinstances', ns, 'patched');
+    assert.deepEqual(resource.spec.maintenanceInfo, { version: '2.0.0' });
+    assert.equal(resource.status.maintenanceInfo.version, '2.0.0');
+    // The broker agrees: its instance is at 2.0.0.
+    const fetched = await stack.berth.client.request('GET', `/v2/service_instances/${resource.status.instanceID}`);
+    assert.equal(fetched.body.maintenance_info?.version, '2.0.0');
+    const again = await berth(['upgrade', 'patched']);
+    expectExit(again, 0);
+    assert.equal(again.stdout, 'serviceinstance/patched is already at maintenance version 2.0.0\n');
+    expectExit(await berth(['deprovision', 'patched']), 0);
   });
 });

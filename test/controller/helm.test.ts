@@ -4,7 +4,11 @@
 // reach Ready through kubectl wait; deleting them uninstalls the release.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, instance, binding, waitFor, kubectl, type Stack } from './support.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startStack, instance, binding, waitFor, kubectl, until, type Stack } from './support.ts';
+import { PATH, runBerth } from '../cli/support.ts';
 import { releaseName } from '../../src/provisioners/helm/helm-provisioner.ts';
 
 describe('controller: a Helm plan', () => {
@@ -30,6 +34,28 @@ describe('controller: a Helm plan', () => {
     assert.equal(secret.type, 'servicebinding.io/postgresql');
     for (const key of ['host', 'port', 'username', 'password', 'database', 'uri']) assert.ok(secret.data?.[key], `entry ${key}`);
     const release = releaseName(si.metadata.uid);
+
+    // berth trace (Kubernetes mode, the developer's kubeconfig): the release and its workloads from the controller's
+    // record, the StatefulSet read live again; the binding's Secret under the binding.
+    const home = mkdtempSync(join(tmpdir(), 'berth-trace-'));
+    try {
+      const traced = await until(async () => {
+        const r = await runBerth(['trace', 'pg', '-n', ns], { PATH, HOME: home, KUBECONFIG: stack.kube.kubeconfigPath });
+        return r.code === 0 && r.stdout.includes('HelmRelease/') ? r : undefined;
+      }, "the release in the controller's record");
+      assert.match(traced.stdout, /├─ ServiceBinding\/pg-app  Ready=True[^\n]*\n(│  [^\n]*\n)*│  └─ Secret\/pg-app: written\n/, traced.stdout);
+      assert.match(traced.stdout, new RegExp(`└─ provisioned by helm \\(recorded by the controller at [^)]+\\)\\n   └─ HelmRelease/berth-\\w+/${release}: ready\\n      │  helm status deployed, revision 1; chart postgresql-`), traced.stdout);
+      assert.match(traced.stdout, new RegExp(`└─ StatefulSet/${release}: ready\\n[ │]+read live now: 1/1 ready, 1 updated`), traced.stdout);
+      assert.match(traced.stdout, new RegExp(`└─ Pod/${release}-0: ready\\n[ │]+Ready; phase Running; on node `), traced.stdout);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+    const recorded = (await stack.get('serviceinstances', ns, 'pg')).status.provisionedResources;
+    assert.equal(recorded.kind, 'helm');
+    assert.equal(recorded.exposed, true);
+    assert.equal(recorded.resources[0].kind, 'HelmRelease');
+    assert.equal(recorded.resources[0].children[0].kind, 'StatefulSet');
+
     const releases = async () => (await kubectl(stack.kube, ['get', 'secrets', '-A', '-l', `owner=helm,name=${release}`, '-o', 'name'])).trim();
     assert.notEqual(await releases(), '', 'the release is installed');
 

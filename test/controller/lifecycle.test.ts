@@ -96,6 +96,24 @@ describe('controller: instance and binding lifecycle on the real API server', ()
     };
     assert.equal(await login(), data.username);
     const si = await stack.get('serviceinstances', ns, 'orders');
+    // What the provisioner made, recorded for `berth trace` once the bind ended: the database, the owner role, and the
+    // binding's login role (under the binding's id, the ServiceBinding's uid), which really logged in.
+    const bindingUid = (await stack.get('servicebindings', ns, 'orders-app')).metadata.uid;
+    const recorded = await until(async () => {
+      const p = (await stack.get('serviceinstances', ns, 'orders')).status.provisionedResources;
+      return p?.bindingIDs?.includes(bindingUid) ? p : undefined;
+    }, 'the binding in status.provisionedResources');
+    assert.equal(recorded.kind, 'postgres');
+    assert.equal(recorded.exposed, true);
+    assert.ok(!Number.isNaN(Date.parse(recorded.takenAt)));
+    const [database] = recorded.resources;
+    assert.equal(database.kind, 'Database');
+    assert.equal(database.state, 'ready');
+    assert.equal(database.name, data.database);
+    const role = database.children.find((c: { bindingID?: string }) => c.bindingID === bindingUid);
+    assert.deepEqual([role.kind, role.name, role.state], ['Role', data.username, 'ready']);
+    assert.match(role.message, /logged in with the binding's credentials just now/);
+    assert.ok(!JSON.stringify(recorded).includes(data.password!), 'never a password in the status');
     await kubectl(stack.kube, ['delete', '-n', ns, 'servicebinding/orders-app', '--wait=true', '--timeout=60s']);
     await assert.rejects(stack.core.readNamespacedSecret({ namespace: ns, name: 'orders-db' }), (e: any) => e.code === 404);
     await assert.rejects(login(), /password authentication failed|does not exist/);

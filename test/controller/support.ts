@@ -63,6 +63,8 @@ export interface Stack {
   custom: CustomObjectsApi;
   core: CoreV1Api;
   startController(opts?: { leaseSeconds?: number }): Promise<Controller>;
+  /** Stops the stack's Berth and starts it again on the same port and database with another catalog (an operator's catalog change). */
+  restartBerth(catalogPath: string): Promise<void>;
   stopController(): Promise<void>;
   /** Environment for a `berth controller` child process of this stack. */
   controllerEnv(): Record<string, string>;
@@ -75,17 +77,14 @@ export async function startStack(opts: { startController?: boolean } = {}): Prom
   const kube = await sharedCluster();
   const controllerKubeconfig = await installController(kube);
   const db = await createTestDatabase();
-  const berth = await startTestBerth({
-    databaseUrl: db.url,
-    catalogPath: CONTROLLER_CATALOG,
-    env: {
-      KUBECONFIG: await brokerKubeconfig(kube),
-      BERTH_HELM_BIN: kube.helmBin,
-      BERTH_POSTGRES_SHARED_URL: ADMIN_URL,
-      BERTH_LEASE_SECONDS: '5',
-      BERTH_PROVISIONER_MODULES: GATED_MODULE,
-    },
-  });
+  const berthEnv = {
+    KUBECONFIG: await brokerKubeconfig(kube),
+    BERTH_HELM_BIN: kube.helmBin,
+    BERTH_POSTGRES_SHARED_URL: ADMIN_URL,
+    BERTH_LEASE_SECONDS: '5',
+    BERTH_PROVISIONER_MODULES: GATED_MODULE,
+  };
+  const berth = await startTestBerth({ databaseUrl: db.url, catalogPath: CONTROLLER_CATALOG, env: berthEnv });
   const shard = randomBytes(4).toString('hex');
   const custom = kube.kubeConfig().makeApiClient(CustomObjectsApi);
   const core = kube.kubeConfig().makeApiClient(CoreV1Api);
@@ -113,6 +112,11 @@ export async function startStack(opts: { startController?: boolean } = {}): Prom
       await controller.start();
       stack.controller = controller;
       return controller;
+    },
+    async restartBerth(catalogPath) {
+      const port = new URL(stack.berth.berth.url).port;
+      await stack.berth.stop();
+      stack.berth = await startTestBerth({ databaseUrl: db.url, catalogPath, env: { ...berthEnv, PORT: port } });
     },
     async stopController() {
       await stack.controller?.stop();
@@ -143,7 +147,7 @@ export async function startStack(opts: { startController?: boolean } = {}): Prom
     async stop() {
       try {
         await stack.stopController();
-        await berth.stop();
+        await stack.berth.stop();
       } finally {
         await db.drop();
       }

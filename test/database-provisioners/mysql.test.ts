@@ -87,6 +87,35 @@ test('provision, bind twice, use, isolate, unbind one, deprovision: nothing is l
   assert.equal(await mysqlDatabaseExists(mysqlNames.database(other)), false);
 });
 
+test('what trace shows (the resources endpoint): the database, each binding\'s user logging in, a user dropped outside Berth as missing', async () => {
+  const a = await h.provisioned(MY.service, MY.small);
+  const b = await h.bound(a, MY.service, MY.small);
+  const look = async () => {
+    const r = await h.client.request('GET', `/berth/v1/service_instances/${a}/resources`);
+    assert.equal(r.status, 200, r.text);
+    return r.body;
+  };
+  const before = await look();
+  assert.equal(before.kind, 'mysql');
+  assert.deepEqual(before.binding_ids, [b.id]);
+  const [db] = before.resources;
+  assert.deepEqual([db.kind, db.name, db.state], ['Database', mysqlNames.database(a), 'ready']);
+  assert.match(db.message, /^on server "local" \(127\.0\.0\.1:3306\), character set utf8mb4/);
+  const [user] = db.children;
+  assert.equal(user.binding_id, b.id);
+  assert.equal(user.name, `'${b.credentials.username}'@'%'`);
+  assert.equal(user.state, 'ready', user.message);
+  assert.match(user.message, /logged in with the binding's credentials just now/);
+  assert.ok(!JSON.stringify(before).includes(b.credentials.password!), 'never a password');
+
+  await withMysql((c) => c.query(`DROP USER '${b.credentials.username}'@'%'`));
+  const after = await look();
+  assert.equal(after.resources[0].children[0].state, 'missing');
+  assert.match(after.resources[0].children[0].message, /does not exist on server "local"/);
+  assert.equal((await h.deprovision(a, MY.service, MY.small)).body?.state, 'succeeded');
+  assert.equal((await h.client.request('GET', `/berth/v1/service_instances/${a}/resources`)).status, 404);
+});
+
 test('MariaDB is sent the password hash, never the password, and it matches what the server computes', async () => {
   const id = await h.provisioned(MY.service, MY.small);
   const { credentials } = await h.bound(id, MY.service, MY.small);

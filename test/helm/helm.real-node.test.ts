@@ -193,6 +193,23 @@ describe('helm services on a real node', () => {
     assert.ok(rolled.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
     const sts = await apps.readNamespacedStatefulSet({ name: release, namespace });
     assert.equal(sts.status?.currentRevision, sts.status?.updateRevision, 'the rollout is complete');
+
+    // What `berth trace` shows (Berth's own endpoint): the release at revision 2, its StatefulSet, the Ready Pod.
+    const traced = await t.client.request('GET', `/berth/v1/service_instances/${id}/resources`);
+    assert.equal(traced.status, 200, traced.text);
+    const [rel] = traced.body.resources;
+    assert.equal(rel.kind, 'HelmRelease');
+    assert.equal(rel.name, `${namespace}/${release}`);
+    assert.equal(rel.state, 'ready');
+    assert.match(rel.message, /^helm status deployed, revision 2; chart postgresql-/);
+    const set = rel.children.find((c: { kind: string }) => c.kind === 'StatefulSet');
+    assert.equal(set.state, 'ready', JSON.stringify(set));
+    assert.match(set.message, /^1\/1 ready, 1 updated/);
+    const tracedPod = set.children.find((c: { name: string }) => c.name === `${release}-0`);
+    assert.equal(tracedPod.state, 'ready', JSON.stringify(tracedPod));
+    assert.match(tracedPod.message, /^Ready; phase Running; on node /);
+    assert.equal(tracedPod.children[0].kind, 'Container');
+    assert.match(tracedPod.children[0].message, /^running since \S+, ready; 0 restart\(s\)/);
     pf = await portForward(kube, namespace, `svc/${release}`, 'postgresql');
     try {
       const rows = await sql<{ item: string }>(pf.port, other, 'SELECT item FROM orders WHERE id = 1');
@@ -246,6 +263,13 @@ describe('helm services on a real node', () => {
     assert.equal(done.body.state, 'failed', done.text);
     assert.match(done.body.description, /did not become ready within 60 s/);
     assert.match(done.body.description, /container postgresql: CrashLoopBackOff \(last exit code 1, Error(; \d+ restarts)?\)/);
+    // trace's view of it: the Pod failed, its container crash-looping with the last exit code.
+    const traced = await t.client.request('GET', `/berth/v1/service_instances/${id}/resources`);
+    assert.equal(traced.status, 200, traced.text);
+    const crashed = traced.body.resources[0].children[0].children[0];
+    assert.equal(crashed.kind, 'Pod');
+    assert.equal(crashed.state, 'failed', JSON.stringify(crashed));
+    assert.match(crashed.children[0].message, /last run ended with exit code 1 \(Error\)/);
     const d = await t.client.deprovision(id, 'svc-pg', 'plan-pg-crashing');
     assert.equal((await t.client.waitForInstance(id, d.body.operation, 240_000)).body.state, 'succeeded');
   });

@@ -113,6 +113,30 @@ describe('OSB client against a real Berth', () => {
     old.close();
   });
 
+  it("Berth's own resources endpoint: what the provisioner made (nothing, for user-provided), 404 InstanceNotFound, 401", async () => {
+    const id = randomUUID();
+    await broker.provision(id, { ...UPS, ...ORG, parameters: { credentials: { uri: 'smtp://mail:25' } } });
+    const bindingId = randomUUID();
+    await broker.bind(id, bindingId, UPS);
+    const r = await broker.provisionedResources(id);
+    assert.ok(r);
+    assert.equal(r.instance_id, id);
+    assert.equal(r.kind, 'user-provided');
+    assert.deepEqual(r.binding_ids, [bindingId]);
+    assert.deepEqual(r.resources, []);
+    assert.ok(!Number.isNaN(Date.parse(r.taken_at)));
+    // Not OSB: no X-Broker-API-Version needed, the same credentials required.
+    const plain = await fetch(`${t.berth.url}/berth/v1/service_instances/${id}/resources`, { headers: { Authorization: `Basic ${Buffer.from(`${TEST_CREDENTIALS.username}:${TEST_CREDENTIALS.password}`).toString('base64')}` } });
+    assert.equal(plain.status, 200);
+    const anonymous = await fetch(`${t.berth.url}/berth/v1/service_instances/${id}/resources`);
+    assert.equal(anonymous.status, 401);
+    assert.equal(((await anonymous.json()) as { error: string }).error, 'Unauthorized');
+    await assert.rejects(broker.provisionedResources(randomUUID()), (e: unknown) => e instanceof OsbError && e.status === 404 && e.error === 'InstanceNotFound' && /does not exist/.test(e.description!));
+    await broker.unbind(id, bindingId, UPS);
+    await broker.deprovision(id, UPS);
+    await assert.rejects(broker.provisionedResources(id), (e: unknown) => e instanceof OsbError && e.status === 404);
+  });
+
   it('a refused connection is an OsbTransportError, not an OsbError', async () => {
     const nowhere = new OsbClient({ url: 'http://127.0.0.1:1', auth: TEST_CREDENTIALS });
     await assert.rejects(nowhere.catalog(), (e: unknown) => e instanceof OsbTransportError && e.kind === 'network');
@@ -182,6 +206,22 @@ describe('OSB client on the wire', () => {
     assert.equal(seen.at(-1)!.url, '/v2/service_instances/i');
     c.close();
     assert.equal(parseRetryAfter(new Date(Date.now() + 5000).toUTCString()) !== undefined, true);
+  });
+
+  it('provisionedResources: a broker without the endpoint (any 404 but InstanceNotFound) is undefined, not an error', async () => {
+    answer = (res) => {
+      res.statusCode = 404;
+      res.end('{"description":"not found"}');
+    };
+    const client = new OsbClient({ url });
+    assert.equal(await client.provisionedResources('x'), undefined);
+    answer = (res) => {
+      res.statusCode = 500;
+      res.end('{"description":"boom"}');
+    };
+    await assert.rejects(client.provisionedResources('x'), (e: unknown) => e instanceof OsbError && e.status === 500);
+    client.close();
+    answer = (res) => res.end('{}');
   });
 
   it('times out with an OsbTransportError of kind timeout', async () => {

@@ -1,9 +1,11 @@
 // berth marketplace | get | describe | trace, in broker mode: reading, never changing.
-import type { CatalogPlan, CatalogService } from '../../osb-client/index.ts';
+import { OsbError, type CatalogPlan, type CatalogService, type ProvisionedResources } from '../../osb-client/index.ts';
 import { CliError, EXIT, usageError } from '../errors.ts';
 import { age, formatOf, render, table } from '../output.ts';
 import type { Options } from '../program.ts';
 import { bindingObject, instanceObject, refuseKubernetesFlags, withSession } from './common.ts';
+import type { Session } from './session.ts';
+import { drawTree, provisionedNode, resourceNode, splitByBinding, type ProvisionedView, type TreeNode } from '../tree.ts';
 import { checkName } from './instances.ts';
 import { bindingView, instanceView, offeringView, planView, readiness, type PlanRow } from './views.ts';
 
@@ -201,30 +203,54 @@ export async function trace([name]: string[], opts: Options): Promise<number> {
         .filter(([, b]) => b.instance_id === instance.instance_id)
         .map(([n, b]) => bindingObject(s, n, b, false)),
     );
+    const provisioned = await provisionedAt(s, String(instance.instance_id), name!);
     if (format === 'json' || format === 'yaml') {
-      const tree = { ...instance, bindings };
+      const tree = { ...instance, bindings, provisioned: provisioned.exposed ? provisioned.body : null };
       process.stdout.write(format === 'json' ? `${JSON.stringify(tree, null, 2)}\n` : (await import('yaml')).stringify(tree));
       return EXIT.ok;
     }
     const line = (o: Obj, kind: string) => {
       const r = readiness(o);
       const op = o.last_operation as Obj | undefined;
-      // Full messages, never cut: the point of trace is the whole story.
-      return `${kind}/${o.name}  ready=${r.ready}${r.reason ? ` reason=${r.reason}` : ''}${op?.state ? `  last operation: ${op.type ?? ''} ${op.state}` : ''}${r.message ? `: ${r.message}` : ''}`;
+      return `${kind}/${o.name}  ready=${r.ready}${r.reason ? ` reason=${r.reason}` : ''}${op?.state ? `  last operation: ${op.type ?? ''} ${op.state}` : ''}`;
     };
-    const out = [line(instance, 'instance') + `  (${instance.offering ?? instance.service_id}/${instance.plan ?? instance.plan_id})`];
-    bindings.forEach((b, i) => {
-      const last = i === bindings.length - 1;
-      out.push(`${last ? '└─' : '├─'} ${line(b, 'binding')}`);
-      const credentials = (b.binding as Obj | null)?.credentials as Obj | undefined;
-      const creds = credentials ? Object.keys(credentials) : [];
-      if (creds.length) out.push(`${last ? '   ' : '│  '}└─ credentials: ${creds.join(', ')} (values: berth describe binding ${b.name} --show-secrets)`);
-    });
-    out.push(
-      '',
-      `In broker mode berth sees what the broker reports over OSB; what the provisioner made (a Helm release and its workloads, or a database and its roles) is in the broker's own records and logs. In Kubernetes mode trace also shows the binding Secrets and the controller's Events.`,
-    );
-    process.stdout.write(`${out.join('\n')}\n`);
+    const { byBinding, rest } = splitByBinding(provisioned.view.resources, bindings.map((b) => String(b.binding_id)));
+    const root: TreeNode = {
+      text: `${line(instance, 'instance')}  (${instance.offering ?? instance.service_id}/${instance.plan ?? instance.plan_id}, instance id ${instance.instance_id})`,
+      ...(readiness(instance).message ? { detail: readiness(instance).message } : {}),
+      children: [
+        ...bindings.map((b): TreeNode => {
+          const credentials = (b.binding as Obj | null)?.credentials as Obj | undefined;
+          const keys = credentials ? Object.keys(credentials) : [];
+          return {
+            text: line(b, 'binding'),
+            ...(readiness(b).message ? { detail: readiness(b).message } : {}),
+            children: [
+              ...(keys.length ? [{ text: `credentials: ${keys.join(', ')}`, detail: `values: berth describe binding ${b.name} --show-secrets` }] : []),
+              ...(byBinding.get(String(b.binding_id)) ?? []).map(resourceNode),
+            ],
+          };
+        }),
+        provisionedNode({ ...provisioned.view, resources: rest }),
+      ],
+    };
+    process.stdout.write(drawTree(root));
     return EXIT.ok;
   });
+}
+
+/** What the broker's provisioner made, from Berth's own endpoint; a broker without it is said so, not an error. */
+async function provisionedAt(s: Session, instanceId: string, name: string): Promise<{ exposed: boolean; body: ProvisionedResources | undefined; view: ProvisionedView }> {
+  let body: ProvisionedResources | undefined;
+  try {
+    body = await s.client.provisionedResources(instanceId);
+  } catch (err) {
+    if (err instanceof OsbError && err.status !== 401 && err.status !== 403) {
+      const view: ProvisionedView = { exposed: true, source: 'broker', resources: [], problem: `The broker could not say what it provisioned for ${name}: ${err.brokerMessage}` };
+      return { exposed: true, body: undefined, view };
+    }
+    throw s.explain(err, `reading what the broker provisioned for ${name}`);
+  }
+  if (!body) return { exposed: false, body, view: { exposed: false, source: 'broker', resources: [] } };
+  return { exposed: true, body, view: { exposed: true, source: 'broker', kind: body.kind, takenAt: body.taken_at, resources: body.resources, ...(body.problem ? { problem: body.problem } : {}) } };
 }

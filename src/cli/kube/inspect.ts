@@ -1,6 +1,10 @@
 // berth marketplace | get | describe | trace in Kubernetes mode.
 import type { CoreV1Event } from '@kubernetes/client-node';
-import { GROUP, VERSION, type ServiceBinding, type ServiceInstance } from '../../controller/resources.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { recorded } from '../../controller/instance-facts.ts';
+import { GROUP, RECONCILE_AT_ANNOTATION, VERSION, type RecordedResource, type ServiceBinding, type ServiceInstance } from '../../controller/resources.ts';
+import { describeWorkload } from '../../provisioners/helm/describe.ts';
+import { drawTree, provisionedNode, resourceNode, splitByBinding, type ProvisionedView, type TreeNode } from '../tree.ts';
 import type { CatalogPlan, CatalogService } from '../../osb-client/index.ts';
 import { describeOffering } from '../broker/inspect.ts';
 import { hidden } from '../broker/common.ts';
@@ -16,7 +20,7 @@ import { bindingView, instanceView, withNamespace } from './views.ts';
 type Obj = Record<string, any>;
 
 /** The published ServiceOfferings and ServicePlans as OSB catalog services, so both modes print them alike. */
-async function catalog(s: KubeSession): Promise<CatalogService[]> {
+export async function catalog(s: KubeSession): Promise<CatalogService[]> {
   let offerings: Obj, plans: Obj;
   try {
     offerings = await s.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'serviceofferings' });
@@ -223,31 +227,116 @@ export async function describe([kindWord, name]: string[], opts: Options): Promi
 
 export async function trace([name]: string[], opts: Options): Promise<number> {
   checkName(name!, 'instance');
+  const format = opts.output === undefined ? undefined : formatOf(opts.output);
   const s = await openKubeSession(opts);
-  const instance = (await getResource(s, 'ServiceInstance', s.namespace, name!)) as ServiceInstance | undefined;
+  let instance = (await getResource(s, 'ServiceInstance', s.namespace, name!)) as ServiceInstance | undefined;
   if (!instance) throw new CliError(EXIT.failed, `instance ${name} does not exist in namespace ${s.namespace}`);
+  if (opts.refresh) instance = await forceResync(s, instance);
   const bindings = (await list({ ...s, allNamespaces: false }, 'servicebindings')).filter((b) => b.spec.instanceRef?.name === name) as ServiceBinding[];
-  const line = (o: Resource, label: string) => {
+  const view = await provisionedView(s, instance);
+  if (format === 'json' || format === 'yaml') {
+    const tree = { instance, bindings, provisioned: { ...instance.status?.provisionedResources, resources: view.resources } };
+    process.stdout.write(format === 'json' ? `${JSON.stringify(tree, null, 2)}\n` : (await import('yaml')).stringify(tree));
+    return EXIT.ok;
+  }
+  const node = (o: Resource, label: string): TreeNode => {
     const ready = conditionOf(o, 'Ready');
     const progressing = conditionOf(o, 'Progressing');
     const op = o.status?.lastOperation;
     // Messages in full: the point of trace is the whole story.
-    return [
-      `${label}  Ready=${ready?.status ?? 'Unknown'}${ready?.reason ? ` ${ready.reason}` : ''}${ready?.message ? `: ${ready.message}` : ''}`,
-      ...(progressing?.status === 'True' ? [`  progressing: ${progressing.message}`] : []),
-      ...(op ? [`  last operation: ${op.type} ${op.state}${op.description ? `: ${op.description}` : ''}`] : []),
+    const detail = [
+      ...(ready?.message ? [ready.message] : []),
+      ...(progressing?.status === 'True' ? [`progressing: ${progressing.message}`] : []),
+      ...(op ? [`last operation: ${op.type} ${op.state}${op.description ? `: ${op.description}` : ''}`] : []),
     ];
+    return { text: `${label}  Ready=${ready?.status ?? 'Unknown'}${ready?.reason ? ` ${ready.reason}` : ''}`, ...(detail.length ? { detail: detail.join('\n') } : {}) };
   };
-  const out = line(instance, `ServiceInstance/${name}  (${instance.spec.offering}/${instance.spec.plan} at broker ${instance.status?.brokerName ?? 'berth'}, instance id ${instance.status?.instanceID ?? 'not yet'})`);
-  for (const [i, b] of bindings.entries()) {
-    const last = i === bindings.length - 1;
-    const [head, ...rest] = line(b, `ServiceBinding/${b.metadata.name}`);
-    out.push(`${last ? '└─' : '├─'} ${head}`, ...rest.map((r) => `${last ? '   ' : '│  '}${r}`));
+  const { byBinding, rest } = splitByBinding(view.resources, bindings.map((b) => b.status?.bindingID).filter((id): id is string => Boolean(id)));
+  const bindingNodes: TreeNode[] = [];
+  for (const b of bindings) {
     const secretName = b.spec.secretName ?? b.metadata.name!;
     const credentials = await credentialsOf(s, b);
-    out.push(`${last ? '   ' : '│  '}└─ Secret/${secretName}  ${credentials ? `keys: ${Object.keys(credentials).join(', ')}` : 'not written'}`);
+    bindingNodes.push({
+      ...node(b, `ServiceBinding/${b.metadata.name}`),
+      children: [
+        { text: `Secret/${secretName}: ${credentials ? 'written' : 'not written'}`, ...(credentials ? { detail: `keys: ${Object.keys(credentials).join(', ')}` } : {}) },
+        ...(byBinding.get(b.status?.bindingID ?? '') ?? []).map(resourceNode),
+      ],
+    });
   }
-  out.push(...eventLines(await eventsOf(s, 'ServiceInstance', instance)));
-  process.stdout.write(`${out.join('\n')}\n`);
+  const root: TreeNode = {
+    ...node(instance, `ServiceInstance/${name}  (${instance.spec.offering}/${instance.spec.plan} at broker ${instance.status?.brokerName ?? 'berth'}, instance id ${instance.status?.instanceID ?? 'not yet'})`),
+    children: [...bindingNodes, provisionedNode({ ...view, resources: rest })],
+  };
+  process.stdout.write(drawTree(root));
+  process.stdout.write(`${eventLines(await eventsOf(s, 'ServiceInstance', instance)).join('\n')}\n`);
   return EXIT.ok;
+}
+
+/**
+ * What the controller recorded in the instance's status, with the Kubernetes workloads in it read again now
+ * where the developer's own account may read them (the record says when the broker looked).
+ */
+async function provisionedView(s: KubeSession, instance: ServiceInstance): Promise<ProvisionedView> {
+  const p = instance.status?.provisionedResources;
+  if (!p) {
+    return {
+      exposed: true,
+      source: 'controller',
+      resources: [],
+      problem: `The controller has not recorded what the provisioner made yet (it does when an operation ends). Is the Berth controller running? \`berth trace ${instance.metadata.name} --refresh\` asks it to look now.`,
+    };
+  }
+  const denied = new Set<string>();
+  const live = async (r: RecordedResource, namespace: string | undefined): Promise<RecordedResource> => {
+    if (namespace && (r.kind === 'Deployment' || r.kind === 'StatefulSet') && !denied.has(namespace)) {
+      try {
+        const now = await describeWorkload({ apps: s.apps, core: s.core }, namespace, { kind: r.kind, name: r.name });
+        return { ...recorded(now), message: `read live now: ${now.message ?? ''}` };
+      } catch (err) {
+        denied.add(namespace); // not allowed (or unreachable): the controller's record stands
+      }
+    }
+    const ns = r.kind === 'HelmRelease' ? r.name.split('/')[0] : namespace;
+    return r.children ? { ...r, children: await Promise.all(r.children.map((c) => live(c, ns))) } : r;
+  };
+  const resources = await Promise.all((p.resources ?? []).map((r) => live(r, undefined)));
+  const note = denied.size ? `Workloads in namespace ${[...denied].join(', ')} are shown as recorded: your account cannot read them live.` : undefined;
+  return {
+    exposed: p.exposed,
+    source: 'controller',
+    ...(p.kind ? { kind: p.kind } : {}),
+    takenAt: p.takenAt,
+    resources,
+    ...(p.problem || note ? { problem: [p.problem, note].filter(Boolean).join(' ') } : {}),
+  };
+}
+
+/**
+ * Asks the controller for a forced resync (the reconcile-at annotation): it reads the broker's catalog, the
+ * instance and what the provisioner made again. Waits until it did, up to `timeoutMs`; then goes on with what is there.
+ */
+export async function forceResync(s: KubeSession, instance: ServiceInstance, timeoutMs = 60_000): Promise<ServiceInstance> {
+  const name = instance.metadata.name!;
+  if (!instance.status?.provisioned) return instance; // nothing to read back yet
+  const at = new Date().toISOString();
+  try {
+    await s.custom.patchNamespacedCustomObject(
+      { group: GROUP, version: VERSION, namespace: s.namespace, plural: 'serviceinstances', name, body: { metadata: { annotations: { [RECONCILE_AT_ANNOTATION]: at } } } },
+      s.mergePatch(),
+    );
+  } catch (err) {
+    throw s.explain(err, `asking the controller to resync ServiceInstance ${s.namespace}/${name}`);
+  }
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const now = (await getResource(s, 'ServiceInstance', s.namespace, name)) as ServiceInstance | undefined;
+    if (!now) throw new CliError(EXIT.failed, `instance ${name} was deleted meanwhile`);
+    if (now.status?.reconciledAt === at || now.status?.lastOperation?.state === 'in progress') return now;
+    if (Date.now() > deadline) {
+      process.stderr.write(`berth: the controller did not resync ${name} within ${timeoutMs / 1000} s; showing what it recorded before.\n`);
+      return now;
+    }
+    await sleep(250);
+  }
 }

@@ -91,8 +91,55 @@ export async function update([name]: string[], opts: Options): Promise<number> {
   return EXIT.ok;
 }
 
-export async function upgrade(): Promise<number> {
-  throw usageError('berth upgrade is not available in Kubernetes mode yet (the ServiceInstance resource has no maintenance version to ask for); use --broker URL to upgrade at the broker.');
+/**
+ * berth upgrade: has the controller read the broker's catalog again (a forced resync), compares the plan's current
+ * maintenance version (its ServicePlan) with the one the instance is at (status.maintenanceInfo), and when they
+ * differ sets spec.maintenanceInfo.version, which makes the controller send the update; then waits like update.
+ */
+export async function upgrade([name]: string[], opts: Options): Promise<number> {
+  checkName(name!, 'instance');
+  if (opts.output !== undefined) formatOf(opts.output);
+  const wait = waitSettings(opts);
+  const s = await openKubeSession(opts);
+  const { catalog, forceResync } = await import('./inspect.ts');
+  let instance = (await getResource(s, 'ServiceInstance', s.namespace, name!)) as ServiceInstance | undefined;
+  if (!instance) throw new CliError(EXIT.failed, `instance ${name} does not exist in namespace ${s.namespace} (see berth get instances).`);
+  if (!instance.status?.provisioned) throw new CliError(EXIT.failed, `instance ${name} is not provisioned yet; wait for it (berth describe instance ${name}), then upgrade.`);
+  instance = await forceResync(s, instance);
+  const broker = instance.status?.brokerName ?? instance.spec.brokerRef?.name ?? 'berth';
+  const services = await catalog(s);
+  const plan = services.find((o) => o.name === instance.spec.offering && (o.metadata as { broker?: string } | undefined)?.broker === broker)?.plans.find((p) => p.name === instance.spec.plan);
+  if (!plan) throw new CliError(EXIT.failed, `plan ${instance.spec.offering}/${instance.spec.plan} of broker "${broker}" is not published in the cluster (berth get plans); the controller may not have read the catalog yet.`);
+  const target = plan.maintenance_info?.version;
+  if (!target) {
+    await printResource(instance, opts, `is up to date (plan ${plan.name} has no maintenance version to upgrade to)`);
+    return EXIT.ok;
+  }
+  if (instance.status?.maintenanceInfo?.version === target) {
+    await printResource(instance, opts, `is already at maintenance version ${target}`);
+    return EXIT.ok;
+  }
+  try {
+    await s.custom.patchNamespacedCustomObject(
+      { group: GROUP, version: VERSION, namespace: s.namespace, plural: 'serviceinstances', name: name!, body: { spec: { maintenanceInfo: { version: target } } } },
+      s.mergePatch(),
+    );
+  } catch (err) {
+    if (isMissingObject(err)) throw new CliError(EXIT.failed, `instance ${name} does not exist in namespace ${s.namespace} (see berth get instances).`);
+    throw s.explain(err, `upgrading ServiceInstance ${s.namespace}/${name}`);
+  }
+  const from = instance.status?.maintenanceInfo?.version;
+  const check = `berth describe instance ${name} -n ${s.namespace}`;
+  if (wait.async) {
+    process.stderr.write(`Upgrading ${name} to maintenance version ${target} is in progress. Use \`${check}\` to check on it.\n`);
+    return EXIT.ok;
+  }
+  const ready = (await waitForResource(s, 'ServiceInstance', s.namespace, name!, 'ready', { label: `upgrading ${name}`, ...wait, checkHint: check })) as ServiceInstance;
+  if (ready.status?.maintenanceInfo?.version !== target) {
+    throw new CliError(EXIT.failed, `upgrading ${name}: the instance is ready but reports maintenance version ${ready.status?.maintenanceInfo?.version ?? 'none'}, not ${target}. See \`${check}\`.`);
+  }
+  await printResource(ready, opts, `upgraded to maintenance version ${target}${from ? ` (from ${from})` : ''}`);
+  return EXIT.ok;
 }
 
 export async function deprovision([name]: string[], opts: Options): Promise<number> {

@@ -15,7 +15,7 @@ export type Kind = 'ServiceInstance' | 'ServiceBinding';
 export type Resource = ServiceInstance | ServiceBinding;
 
 /** Reasons the controller sets when waiting longer will not help until someone changes something. */
-const TERMINAL = new Set(['BrokerRefused', 'PlanNotFound', 'ParametersFromNotFound', 'CreateFailed', 'UpdateFailed', 'DeleteFailed', 'BindFailed', 'SecretNameTaken', 'InvalidCredentials']);
+const TERMINAL = new Set(['BrokerRefused', 'PlanNotFound', 'MaintenanceVersionUnavailable', 'ParametersFromNotFound', 'CreateFailed', 'UpdateFailed', 'DeleteFailed', 'BindFailed', 'SecretNameTaken', 'InvalidCredentials']);
 
 export const conditionOf = (o: Resource, type: string): Condition | undefined => o.status?.conditions?.find((c) => c.type === type);
 

@@ -2,7 +2,7 @@
 // namespace (-n, else the context's, else "default"), the API clients, and how the API server's
 // failures become a sentence and an exit code. @kubernetes/client-node is loaded here, at first
 // use, as src/kubernetes/client.ts loads it for the broker.
-import type { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import type { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { loadKubernetesClient, type KubernetesClient } from '../../kubernetes/client.ts';
 import { reasonOf, statusOf } from '../../kubernetes/errors.ts';
 import { GROUP, VERSION } from '../../controller/resources.ts';
@@ -14,6 +14,7 @@ export interface KubeSession {
   kc: KubeConfig;
   custom: CustomObjectsApi;
   core: CoreV1Api;
+  apps: AppsV1Api;
   /** The namespace commands act in (-n, the context's, or "default"). */
   namespace: string;
   /** -A: list every namespace. */
@@ -62,6 +63,7 @@ export async function openKubeSession(opts: Options): Promise<KubeSession> {
     kc,
     custom: kc.makeApiClient(k8s.CustomObjectsApi),
     core: kc.makeApiClient(k8s.CoreV1Api),
+    apps: kc.makeApiClient(k8s.AppsV1Api),
     namespace,
     allNamespaces: Boolean(opts.allNamespaces),
     server,

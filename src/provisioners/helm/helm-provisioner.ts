@@ -12,7 +12,10 @@ import {
   PermanentError,
   type BindResult,
   type BindingOperation,
+  type DescribedBinding,
   type InstanceOperation,
+  type InstanceView,
+  type ProvisionedResource,
   type JsonObject,
   type Provisioner,
 } from '../provisioner.ts';
@@ -23,6 +26,7 @@ import { INSTANCE_ID_ANNOTATION, INSTANCE_LABEL, MANAGED_BY, idHash } from '../.
 import { helm, HelmError, isTransientHelmError, type HelmRunOptions } from './helm-cli.ts';
 import { parseHelmPlan, type HelmPlanConfig } from './config.ts';
 import { readiness, workloadsIn } from './workloads.ts';
+import { describeRelease, type ReleaseStatus } from './describe.ts';
 import { expand, parseSource, resolveEntries, type Lookup } from './credential-entries.ts';
 import { deepMerge, setPath } from './values.ts';
 import {
@@ -347,6 +351,48 @@ export class HelmProvisioner implements Provisioner {
       if (statusOf(err) === 404) return;
       throw err;
     }
+  }
+
+  /** `berth trace`: the release (helm status) and its workloads, read now; each binding's own login when the plan makes one. */
+  async describe(instance: InstanceView & { state: JsonObject }, bindings: DescribedBinding[], signal: AbortSignal): Promise<ProvisionedResource[]> {
+    const c = this.#plan(instance.plan);
+    const release = releaseName(instance.id);
+    const namespace = this.#namespace(c, instance.id);
+    if (!this.#kube.configured && !instance.state.release) return describeRelease(this.#kube, release, namespace, undefined);
+    let status: ReleaseStatus | undefined;
+    try {
+      status = JSON.parse(await helm(['status', release, '--namespace', namespace, '--output', 'json'], this.#helmOptions(signal))) as ReleaseStatus;
+    } catch (err) {
+      if (!(err instanceof HelmError && /not found/i.test(err.stderr))) throw err;
+    }
+    if (status && typeof status.manifest !== 'string') status.manifest = await helm(['get', 'manifest', release, '--namespace', namespace], this.#helmOptions(signal));
+    if (status && !status.chart?.metadata) {
+      // Not every helm puts the chart into `status --output json`; `get metadata` names it.
+      try {
+        const m = JSON.parse(await helm(['get', 'metadata', release, '--namespace', namespace, '--output', 'json'], this.#helmOptions(signal))) as { chart?: string; version?: string; appVersion?: string };
+        if (m.chart) status.chart = { metadata: { name: m.chart, version: m.version, appVersion: m.appVersion } };
+      } catch {
+        // The chart's name is a help, not a need.
+      }
+    }
+    const nodes = await describeRelease(this.#kube, release, namespace, status);
+    const pb = c.credentials?.per_binding;
+    if (pb && nodes[0]) {
+      nodes[0].children = [
+        ...(nodes[0].children ?? []),
+        ...bindings.map((b): ProvisionedResource => ({
+          kind: pb.engine === 'postgresql' ? 'Role' : 'AclUser',
+          name: typeof b.state.login === 'string' ? b.state.login : bindingLoginName(instance.id, b.id),
+          bindingId: b.id,
+          state: typeof b.state.login === 'string' ? 'unknown' : 'missing',
+          message:
+            typeof b.state.login === 'string'
+              ? `The binding's own login in the ${pb.engine} server of the release (created and checked by bind; trace does not log in to the release's server).`
+              : 'The bind has not created its login yet.',
+        })),
+      ];
+    }
+    return nodes;
   }
 
   async validatePlan(plan: CatalogPlan): Promise<string[]> {

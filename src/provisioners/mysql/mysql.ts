@@ -26,7 +26,7 @@ import type { Config } from '../../config.ts';
 import { failpoint } from '../../failpoints.ts';
 import { PermanentError } from '../../osb/errors.ts';
 import type { JsonObject } from '../../osb/model.ts';
-import type { BindingOperation, BindResult, ExpiringBinding, InstanceOperation, InstanceView, Provisioner } from '../provisioner.ts';
+import type { BindingOperation, BindResult, DescribedBinding, ExpiringBinding, InstanceOperation, InstanceView, ProvisionedResource, Provisioner } from '../provisioner.ts';
 import { credentialLifetimeSetting, SqlProvisioner } from '../sql/frame.ts';
 import { mysqlNames, quoteMysqlIdent as ident, quoteMysqlString as str } from '../sql/names.ts';
 import { adminStep, SERVER_NAME, urlWith, type DatabaseServer } from '../sql/server.ts';
@@ -178,6 +178,63 @@ export class MysqlProvisioner extends SqlProvisioner<MysqlPlanConfig> implements
     } finally {
       await c?.end().catch(() => c?.destroy());
     }
+  }
+
+  /** `berth trace`: the database, and each binding's user (exists, holds its grant, logs in now). Read-only. */
+  async describe(instance: InstanceView & { state: JsonObject }, bindings: DescribedBinding[], signal: AbortSignal): Promise<ProvisionedResource[]> {
+    const names = this.#names(instance, instance.state);
+    if (typeof instance.state.server !== 'string') return this.notCreated('Database', names.database);
+    const server = this.server(names.server);
+    const config = this.configOf(instance.plan);
+    const found = await this.#admin(server, signal, async (c) => {
+      const [db] = await c.execute<mysql.RowDataPacket[]>(
+        `SELECT DEFAULT_CHARACTER_SET_NAME AS charset, DEFAULT_COLLATION_NAME AS collation,
+                (SELECT COUNT(*) FROM information_schema.PROCESSLIST p WHERE p.DB = s.SCHEMA_NAME) AS sessions
+           FROM information_schema.SCHEMATA s WHERE s.SCHEMA_NAME = ?`,
+        [names.database],
+      );
+      const [users] = await c.execute<mysql.RowDataPacket[]>('SELECT User AS user, Host AS host FROM mysql.user WHERE User LIKE ?', [`${mysqlNames.bindingUserPrefix}%`]);
+      return { db: db[0], users: users.map((u) => `${u.user}@${u.host}`), granted: (await berthUsersOf(c, names.database)).map((u) => `${u.user}@${u.host}`) };
+    });
+    const children: ProvisionedResource[] = [];
+    const known = new Set<string>();
+    for (const b of bindings) {
+      const user = mysqlNames.bindingUser(instance.id, b.id);
+      const host = typeof b.state.host === 'string' ? b.state.host : config.user_host;
+      const account = `${user}@${host}`;
+      known.add(account);
+      const node = { kind: 'User', name: `'${user}'@'${host}'`, bindingId: b.id };
+      if (!found.users.includes(account)) {
+        children.push({
+          ...node,
+          state: 'missing',
+          message:
+            typeof b.state.user === 'string'
+              ? `The binding's user does not exist on server "${server.name}" (dropped outside Berth?): its credentials cannot log in. Unbind and bind again.`
+              : 'The bind has not created its user yet.',
+        });
+        continue;
+      }
+      let problem: string | undefined;
+      if (!found.granted.includes(account)) problem = `it holds no privileges on ${names.database}`;
+      else if (typeof b.state.password !== 'string') problem = 'Berth has no record of its password, so it cannot check a login';
+      else {
+        signal.throwIfAborted();
+        const failed = await this.loginProblem(server, names.database, user, b.state.password);
+        if (failed) problem = `logging in with the binding's credentials failed: ${failed}`;
+      }
+      children.push({ ...node, state: problem ? 'failed' : 'ready', message: problem ? `${problem}.` : `ALL PRIVILEGES on ${names.database}; logged in with the binding's credentials just now.` });
+    }
+    for (const account of found.granted) {
+      if (known.has(account)) continue;
+      const [user, host] = account.split('@');
+      children.push({ kind: 'User', name: `'${user}'@'${host}'`, state: 'unknown', message: 'A binding user with privileges on this database that no live binding owns (left by a failed bind or a crash); deprovisioning removes it.' });
+    }
+    if (!found.db) {
+      return [{ kind: 'Database', name: names.database, state: 'missing', message: `The database does not exist on server "${server.name}". Update the instance to create it again, or deprovision it.`, children }];
+    }
+    const message = `on server "${server.name}" (${server.advertisedHost}:${server.advertisedPort}), character set ${found.db.charset}, collation ${found.db.collation}, ${found.db.sessions} session(s)`;
+    return [{ kind: 'Database', name: names.database, state: 'ready', message, children }];
   }
 
   #names(instance: InstanceView, state: JsonObject): { server: string; database: string } {

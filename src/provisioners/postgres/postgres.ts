@@ -38,7 +38,8 @@ import type { Config } from '../../config.ts';
 import { failpoint } from '../../failpoints.ts';
 import { PermanentError } from '../../osb/errors.ts';
 import type { JsonObject } from '../../osb/model.ts';
-import type { BindingOperation, BindResult, ExpiringBinding, InstanceOperation, InstanceView, Provisioner, UpdateOperation } from '../provisioner.ts';
+import type { BindingOperation, BindResult, DescribedBinding, ExpiringBinding, InstanceOperation, InstanceView, ProvisionedResource, Provisioner, UpdateOperation } from '../provisioner.ts';
+import { describePostgres } from './describe.ts';
 import { credentialLifetimeSetting, SqlProvisioner } from '../sql/frame.ts';
 import { pgNames, quotePgIdent as ident, quotePgLiteral as literal } from '../sql/names.ts';
 import { SERVER_NAME, urlWith, type DatabaseServer } from '../sql/server.ts';
@@ -291,6 +292,21 @@ export class PostgresProvisioner extends SqlProvisioner<PostgresPlanConfig> impl
     } finally {
       await client.end().catch(() => {});
     }
+  }
+
+  async describe(instance: InstanceView & { state: JsonObject }, bindings: DescribedBinding[], signal: AbortSignal): Promise<ProvisionedResource[]> {
+    if (typeof instance.state.server !== 'string') return this.notCreated('Database', pgNames.database(instance.id));
+    const names = this.#names(instance, instance.state);
+    const server = this.server(names.server);
+    return describePostgres({
+      ...names,
+      server,
+      instanceId: instance.id,
+      bindings,
+      signal,
+      run: (fn) => this.#admin.run(server, signal, fn),
+      login: (user, password) => this.loginProblem(server, names.database, user, password),
+    });
   }
 
   #names(instance: InstanceView, state: JsonObject): InstanceNames {

@@ -11,7 +11,7 @@ import type { CatalogPlan } from '../../catalog/catalog.ts';
 import type { Config } from '../../config.ts';
 import { retry } from '../../lib/retry.ts';
 import type { JsonObject, OperationKind } from '../../osb/model.ts';
-import { parsePlanBlock, type InstanceOperation, type InstanceView, type OperationContext, type Provisioner, type UpdateOperation } from '../provisioner.ts';
+import { parsePlanBlock, type InstanceOperation, type InstanceView, type OperationContext, type ProvisionedResource, type Provisioner, type UpdateOperation } from '../provisioner.ts';
 import { generatePassword } from './names.ts';
 import { authority, refuseServerMove, resolveServer, type DatabaseServer } from './server.ts';
 
@@ -149,6 +149,21 @@ export abstract class SqlProvisioner<C extends { server: string; credential_life
       signal.throwIfAborted();
       throw new Error(`logging in with the new credentials failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
     }
+  }
+
+  /** For describe: undefined when `user` logs in with `password` now, else the server's reason. */
+  protected async loginProblem(server: DatabaseServer, database: string, user: string, password: string): Promise<string | undefined> {
+    try {
+      await this.tryLogin(server, database, user, password);
+      return undefined;
+    } catch (err) {
+      return (err as Error)?.message ?? String(err);
+    }
+  }
+
+  /** For describe: the database of an instance whose provision never reached a server. */
+  protected notCreated(kind: 'Database', name: string): ProvisionedResource[] {
+    return [{ kind, name, state: 'missing', message: 'Not created: the provision has not reached the database server (see the last operation).' }];
   }
 
   /** The credentials a bind answers with. */

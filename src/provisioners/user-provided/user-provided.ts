@@ -64,6 +64,11 @@ export class UserProvidedProvisioner implements Provisioner {
   }
 
   async unbind(): Promise<void> {}
+
+  /** Nothing is made anywhere: the credentials live sealed in Berth's own database. */
+  async describe(): Promise<[]> {
+    return [];
+  }
 }
 
 /** Why these parameters cannot make a user-provided instance, in a sentence that says what to send; undefined when they can. */
