@@ -61,7 +61,14 @@ test('backfills the plans of existing instances and of their unfinished operatio
   const config = loadConfig({ CATALOG_PATH: RECORDING_CATALOG, BERTH_PROVISIONER_MODULES: RECORDING_MODULE });
   const provisioners = await loadProvisioners(config, pino({ level: 'silent' }));
   const catalog = loadCatalog(RECORDING_CATALOG, provisioners.parseConfig);
-  assert.deepEqual(await migrateLatest(knex, { catalog }), ['20261203100000_plan_snapshot', '20261203200000_reseal_bound', '20261203300000_failure_cause', '20261203400000_failure_cause_halted']);
+  assert.deepEqual(await migrateLatest(knex, { catalog }), [
+    '20261203100000_plan_snapshot',
+    '20261203200000_reseal_bound',
+    '20261203300000_failure_cause',
+    '20261203400000_failure_cause_halted',
+    '20261203500000_superseded_failure',
+    '20261203600000_credential_expiry',
+  ]);
 
   const expected = JSON.parse(JSON.stringify(snapshotOf(catalog.plan(RECORDING_PLANS.async)!)));
   const snapshots = Object.fromEntries(
