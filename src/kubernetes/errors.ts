@@ -108,7 +108,11 @@ function classify(err: unknown, action: string, remedies: Remedies): Error {
   const remedy = (key: keyof Remedies) => remedies[key] ?? DEFAULT_REMEDIES[key];
   switch (status) {
     case 401:
-      return new PermanentError(`Kubernetes did not accept Berth's credentials to ${action}; ${remedy(401)}.`);
+      // Retried (with backoff, by any replica), not permanent: in a cluster the token is this replica's own, and it
+      // is invalidated when its Pod is deleted (a replica being replaced or killed) while another replica's works;
+      // a rotated kubeconfig token also recovers. A token that never works ends the operation after its attempts,
+      // with this description.
+      return new Error(`Kubernetes did not accept Berth's credentials to ${action}; ${remedy(401)}.`);
     case 403:
       return new PermanentError(`Berth may not ${action} (${reason}); ${remedy(403)}.`);
     case 404:

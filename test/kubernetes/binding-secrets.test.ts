@@ -141,18 +141,23 @@ describe('Kubernetes API error classification', () => {
       assert.ok(!(kubernetesFailure(apiError(code), 'write the binding Secret a/b') as PermanentError).causedByRequest, `${code} without requestStatuses`);
     }
     // Credentials, permissions and Berth's own defects stay the broker's (500): the client cannot fix them.
-    for (const code of [400, 401, 403]) {
+    for (const code of [400, 403]) {
       const e = kubernetesFailure(apiError(code), 'write the binding Secret a/b', {}, [404, 422]);
       assert.ok(e instanceof PermanentError && !e.causedByRequest, String(code));
     }
-    for (const code of [409, 429, 503]) assert.ok(!(kubernetesFailure(apiError(code), 'x', {}, [404, 422]) instanceof PermanentError), String(code));
+    for (const code of [401, 409, 429, 503]) assert.ok(!(kubernetesFailure(apiError(code), 'x', {}, [404, 422]) instanceof PermanentError), String(code));
   });
 
-  test('4xx other than 409 and 429 is permanent; 409, 429, 5xx and network errors are transient', () => {
-    for (const code of [400, 401, 403, 404, 405, 410, 413, 415, 422]) {
+  test('4xx other than 401, 409 and 429 is permanent; 409, 429, 5xx and network errors are transient', () => {
+    for (const code of [400, 403, 404, 405, 410, 413, 415, 422]) {
       assert.equal(isTransientKubernetesError(apiError(code)), false, String(code));
       assert.ok(kubernetesFailure(apiError(code), 'write Secret a/b') instanceof PermanentError, String(code));
     }
+    // 401: the operation is tried again (a replica whose Pod was deleted has an invalidated token; another's works),
+    // and ends with this description once its attempts are used up.
+    const unauthorized = kubernetesFailure(apiError(401), 'write Secret a/b');
+    assert.ok(!(unauthorized instanceof PermanentError));
+    assert.match(unauthorized.message, /^Kubernetes did not accept Berth's credentials to write Secret a\/b; /);
     for (const code of [409, 429, 500, 502, 503, 504]) {
       assert.equal(isTransientKubernetesError(apiError(code)), true, String(code));
       assert.ok(!(kubernetesFailure(apiError(code), 'write Secret a/b') instanceof PermanentError), String(code));
