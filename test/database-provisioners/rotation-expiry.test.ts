@@ -117,7 +117,9 @@ test('mysql: a rotated binding gets its own user; both work until the predecesso
 
   assert.equal((await h.unbind(instance, first.id, MY.service, MY.rotating)).status, 200);
   assert.equal(await mysqlUserExists(first.credentials.username!), false);
-  assert.equal(await outcome(() => mysqlAs(first.credentials, (c) => c.query('SELECT 1'))), 'ER_ACCESS_DENIED_ERROR', 'the predecessor login is refused');
+  // A dropped user is refused with either code: MariaDB answered an unknown user with 1698 instead of
+  // 1045 in one CI run (the other tests that log in as a dropped user accept both too).
+  assert.match(await outcome(() => mysqlAs(first.credentials, (c) => c.query('SELECT 1'))), /^ER_ACCESS_DENIED_(NO_PASSWORD_)?ERROR$/, 'the predecessor login is refused');
   assert.deepEqual(await mysqlAs(second.credentials, async (db) => (await db.query('SELECT v FROM shared'))[0]), [{ v: 'before rotation' }]);
   assert.equal((await h.deprovision(instance, MY.service, MY.rotating)).body.state, 'succeeded');
 });
