@@ -8,6 +8,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { readTlsMaterial } from './lib/tls-material.ts';
 import { parseTokenList, readTokenFile } from './lib/bearer-tokens.ts';
+import { adminConfigOf, type AdminConfig } from './admin/config.ts';
 
 const credentialPair = z.object({ username: z.string().min(1), password: z.string().min(1) });
 
@@ -126,6 +127,8 @@ export interface Config {
     | undefined;
   /** Readiness and the database-derived gauges are computed at most once per this interval. */
   probeIntervalMs: number;
+  /** The admin API (off without admin tokens) and the orphan sweeper (src/admin/config.ts). */
+  admin: AdminConfig;
   /** Every BERTH_* and provisioner-specific variable, for provisioners that name their own (e.g. admin URLs). */
   env: Readonly<Record<string, string | undefined>>;
 }
@@ -198,6 +201,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       throw new ConfigError(`${(err as Error).message.replace(/^(?!BERTH_ENCRYPTION_KEYS)/, 'BERTH_ENCRYPTION_KEYS: ')}`);
     }
   }
+  let admin: AdminConfig;
+  try {
+    admin = adminConfigOf(env, e.BERTH_MIN_PASSWORD_LENGTH, [...credentials.map((c) => c.password), ...bearer.tokens, ...bearer.fileTokens]);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
   return {
     port: e.PORT,
     host: e.HOST,
@@ -231,6 +240,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     httpPort: tls ? e.BERTH_HTTP_PORT : undefined,
     bearer,
     tokenReview,
+    admin,
     env: Object.freeze({ ...env }),
   };
 }

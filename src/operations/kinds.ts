@@ -24,6 +24,7 @@ export const pastTense: Record<OperationKind, string> = {
   deprovision: 'Deprovisioned',
   bind: 'Bound',
   unbind: 'Unbound',
+  repair: 'Repaired',
 };
 
 export const kinds: Record<OperationKind, Kind> = {
@@ -116,6 +117,32 @@ export const kinds: Record<OperationKind, Kind> = {
     await run.hooks.beforeUnbind?.(op);
     await run.provisioner.unbind(op);
     return (tx) => tx.bindings.patch(run.instance.id, binding.id, { state: lifecycle.unbind.succeeded, bindResponse: undefined });
+  },
+
+  // An administrator's repair (src/admin/): the provisioner's create steps look at what exists and make only
+  // what is missing (provisioner.ts), so running them again over a ready instance re-creates a dropped
+  // database, role or release and changes nothing else. Its ready bindings' logins (and binding Secrets) are
+  // re-made the same way, from their checkpoints; credentials that expired stay expired.
+  async repair(run) {
+    const op = run.instanceOperation();
+    await op.progress('Repairing: re-running provisioning');
+    const result: InstanceResult | void = await run.provisioner.provision(op);
+    const now = Date.now();
+    for (const binding of await run.liveBindings()) {
+      if (binding.state !== 'ready') continue;
+      const expiresAt = typeof binding.metadata?.expires_at === 'string' ? Date.parse(binding.metadata.expires_at) : NaN;
+      if (expiresAt <= now) continue;
+      const bindingOp = run.bindingOperation(binding);
+      await op.progress(`Repairing: re-running binding ${binding.id}`);
+      const created = await run.provisioner.bind(bindingOp);
+      await run.hooks.afterBind?.(bindingOp, created.credentials);
+    }
+    return (tx) =>
+      tx.instances.patch(run.instance.id, {
+        state: lifecycle.repair.succeeded,
+        ...(result?.dashboardUrl ? { dashboardUrl: result.dashboardUrl } : {}),
+        ...(result?.metadata ? { metadata: result.metadata } : {}),
+      });
   },
 };
 
