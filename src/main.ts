@@ -33,12 +33,15 @@ import { ProvisionerRegistry, type Provisioner } from './provisioners/provisione
 import { builtInProvisioners } from './provisioners/index.ts';
 import { KubernetesAccess } from './kubernetes/client.ts';
 import { createBindingSecretHooks } from './kubernetes/binding-secrets.ts';
+import { startAdmin } from './admin/index.ts';
 
 export interface Berth {
   /** https: when BERTH_TLS_CERT_FILE/BERTH_TLS_KEY_FILE are set. */
   url: string;
   /** The plain-HTTP listener beside HTTPS (BERTH_HTTP_PORT), if any. */
   httpUrl: string | undefined;
+  /** The admin API (BERTH_ADMIN_PORT), when admin tokens are configured. */
+  adminUrl: string | undefined;
   /** For tests that look at rows directly. */
   stores: Stores;
   database: Database;
@@ -197,6 +200,18 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
     tlsReload = reloadTlsOnChange(http.server as HttpsServer, config.tls!, tlsMaterial, { intervalMs: config.filesReloadMs, log, onReloaded: showExpiry });
   }
   if (tlsMaterial) log.info({ certificate: tlsMaterial.summary, clientCertificates: auth.clientCertificates }, 'serving HTTPS');
+  const admin = await startAdmin({
+    config,
+    stores,
+    engine,
+    catalog,
+    provisioners,
+    kube,
+    log,
+    metrics,
+    tls: tlsMaterial && { cert: tlsMaterial.cert, key: tlsMaterial.key, clientCa: undefined },
+    listen: (server, port, host) => listen(server, port, host, log),
+  });
   notifications?.start();
   engine.start();
   credentialExpiry.start();
@@ -217,6 +232,7 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
       // synchronous request may need it) and the pools open (they need those too).
       const drained = await Promise.all(servers.map((s) => s.drain(deadline)));
       if (drained.includes(false)) log.warn({ requestsInFlight: inFlight() }, 'requests still unanswered at the end of the grace period');
+      await admin.stop(deadline);
       await engine.stop(Math.max(0, deadline - Date.now()));
       await credentialExpiry.stop();
       await Promise.all(servers.map((s) => s.close()));
@@ -227,7 +243,7 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
       await database.close();
       log.info('stopped');
     })());
-  return { url, httpUrl, stores, database, credentials, stop };
+  return { url, httpUrl, adminUrl: admin.url, stores, database, credentials, stop };
 }
 
 /** Listens and resolves with the port; after listening, an error is a failed accept (e.g. out of file descriptors): logged, serving goes on. */
