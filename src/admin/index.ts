@@ -18,6 +18,19 @@ import { createAdminApp, type AdminApiDeps } from './api.ts';
 import { AdminQueries } from './queries.ts';
 import { AdminService } from './service.ts';
 
+/** A backend that cannot be looked at: each sweep reports why (its orphans are unknown, not absent). */
+function unusable(name: string, problem: string): Backend {
+  return {
+    name,
+    list: async () => {
+      throw new Error(problem);
+    },
+    remove: async () => {
+      throw new Error(problem);
+    },
+  };
+}
+
 export interface AdminParts {
   /** Where the admin API listens; undefined when it is off (no admin tokens). */
   url: string | undefined;
@@ -42,8 +55,15 @@ export async function startAdmin(deps: {
   const { config, stores, log } = deps;
   const backends = (): Backend[] => {
     const list: Backend[] = [];
+    // Two server names with one admin URL are one server: listed once.
+    const urls = new Set<string>();
     for (const s of sqlServers(deps.catalog, config.env)) {
-      if ('problem' in s) continue; // the plans' own operations say what to configure
+      if ('problem' in s) {
+        list.push(unusable(`${s.engine}:${s.name}`, s.problem));
+        continue;
+      }
+      if (urls.has(s.server.adminUrl)) continue;
+      urls.add(s.server.adminUrl);
       list.push(s.engine === 'postgres' ? postgresBackend(s.server) : mysqlBackend(s.server));
     }
     if (deps.kube.configured) list.push(kubernetesBackend(deps.kube, config, log));
