@@ -143,11 +143,11 @@ export function mysqlBackend(server: DatabaseServer): Backend {
           const m = MYSQL_DATABASE.exec(r.name);
           if (m) found.push({ backend: name, kind: 'database', name: r.name, owner: { instanceHash: m[1]!, hashOf: 'sql' } });
         }
-        const [users] = await c.query(`SELECT user AS name, host FROM mysql.user WHERE user LIKE 'berthb%'`);
-        for (const r of users as Array<{ name: string | Buffer; host: string | Buffer }>) {
+        const [users] = await c.query(`SELECT user AS name, host AS account_host FROM mysql.user WHERE user LIKE 'berthb%'`);
+        for (const r of users as Array<{ name: string | Buffer; account_host: string | Buffer }>) {
           const user = String(r.name);
           const m = MYSQL_USER.exec(user);
-          if (m) found.push({ backend: name, kind: 'user', name: user, host: String(r.host), owner: { bindingHash: m[1]!, hashOf: 'sql' } });
+          if (m) found.push({ backend: name, kind: 'user', name: user, host: String(r.account_host), owner: { bindingHash: m[1]!, hashOf: 'sql' } });
         }
         return found;
       }),
