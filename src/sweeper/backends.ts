@@ -36,7 +36,8 @@ export interface Found {
 
 export interface Backend {
   name: string;
-  list(signal: AbortSignal): Promise<Found[]>;
+  /** What exists; `problems`: parts that could not be looked at (their orphans are unknown, not absent). */
+  list(signal: AbortSignal): Promise<Found[] & { problems?: string[] }>;
   remove(found: Found, signal: AbortSignal): Promise<void>;
 }
 
@@ -171,33 +172,48 @@ export function kubernetesBackend(kube: KubernetesAccess, config: Pick<Config, '
   return {
     name,
     async list(signal) {
-      const found: Found[] = [];
+      const found: Found[] & { problems?: string[] } = [];
+      const problems: string[] = [];
       const api = await core();
-      const namespaces = await api.listNamespace({ labelSelector: `${MANAGED_BY_SELECTOR},${INSTANCE_LABEL}` });
-      for (const ns of namespaces.items) {
-        const instanceId = ns.metadata?.annotations?.[INSTANCE_ID_ANNOTATION];
-        const label = ns.metadata?.labels?.[INSTANCE_LABEL];
-        if (!instanceId || label !== idHash(instanceId) || !ns.metadata?.name?.endsWith(label)) continue;
-        found.push({ backend: name, kind: 'namespace', name: ns.metadata.name, owner: { instanceId }, createdAt: ns.metadata.creationTimestamp });
-      }
-      const secrets = await api.listSecretForAllNamespaces({ labelSelector: `${MANAGED_BY_SELECTOR},${BINDING_LABEL}` });
-      for (const s of secrets.items) {
-        const instanceId = s.metadata?.annotations?.[INSTANCE_ID_ANNOTATION];
-        const bindingId = s.metadata?.annotations?.[BINDING_ID_ANNOTATION];
-        if (!instanceId || !bindingId || s.metadata?.name !== bindingSecretName(instanceId, bindingId)) continue;
-        found.push({ backend: name, kind: 'secret', name: s.metadata.name, namespace: s.metadata.namespace!, owner: { instanceId, bindingId }, createdAt: s.metadata.creationTimestamp });
-      }
-      let releases: Array<{ name: string; namespace: string; updated?: string }> = [];
-      try {
-        releases = JSON.parse((await helm(['list', '--all-namespaces', '--all', '--output', 'json', '--filter', '^b-[a-z2-7]{20}$'], helmOptions(signal))) || '[]');
-      } catch (err) {
-        if (!(err instanceof HelmError) || !/was not found/.test(err.message)) throw err;
-        log.debug('helm is not installed: Helm releases are not swept');
-      }
-      for (const r of releases) {
-        const m = RELEASE.exec(r.name);
-        if (m) found.push({ backend: name, kind: 'helm-release', name: r.name, namespace: r.namespace, owner: { instanceHash: m[1]!, hashOf: 'kube' } });
-      }
+      // Each kind on its own: a kind Berth may not list (RBAC) is reported, the others are still swept.
+      const part = async (what: string, fn: () => Promise<void>) => {
+        try {
+          await fn();
+        } catch (err) {
+          if (statusOf(err) === 403) problems.push(`Berth may not list ${what} cluster-wide (grant "list" on them to sweep them; see the README's Admin API section)`);
+          else if (err instanceof HelmError && /was not found/.test(err.message)) log.debug('helm is not installed: Helm releases are not swept');
+          else problems.push(`listing ${what} failed: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+        }
+      };
+      await part('namespaces', async () => {
+        const namespaces = await api.listNamespace({ labelSelector: `${MANAGED_BY_SELECTOR},${INSTANCE_LABEL}` });
+        for (const ns of namespaces.items) {
+          const instanceId = ns.metadata?.annotations?.[INSTANCE_ID_ANNOTATION];
+          const label = ns.metadata?.labels?.[INSTANCE_LABEL];
+          if (!instanceId || label !== idHash(instanceId) || !ns.metadata?.name?.endsWith(label)) continue;
+          found.push({ backend: name, kind: 'namespace', name: ns.metadata.name, owner: { instanceId }, createdAt: ns.metadata.creationTimestamp });
+        }
+      });
+      await part('secrets', async () => {
+        const secrets = await api.listSecretForAllNamespaces({ labelSelector: `${MANAGED_BY_SELECTOR},${BINDING_LABEL}` });
+        for (const s of secrets.items) {
+          const instanceId = s.metadata?.annotations?.[INSTANCE_ID_ANNOTATION];
+          const bindingId = s.metadata?.annotations?.[BINDING_ID_ANNOTATION];
+          if (!instanceId || !bindingId || s.metadata?.name !== bindingSecretName(instanceId, bindingId)) continue;
+          found.push({ backend: name, kind: 'secret', name: s.metadata.name, namespace: s.metadata.namespace!, owner: { instanceId, bindingId }, createdAt: s.metadata.creationTimestamp });
+        }
+      });
+      await part('Helm releases (their Secrets)', async () => {
+        const out = await helm(['list', '--all-namespaces', '--all', '--output', 'json', '--filter', '^b-[a-z2-7]{20}$'], helmOptions(signal)).catch((err) => {
+          if (err instanceof HelmError && /forbidden/i.test(err.stderr)) throw Object.assign(new Error(err.message), { code: 403 });
+          throw err;
+        });
+        for (const r of JSON.parse(out || '[]') as Array<{ name: string; namespace: string }>) {
+          const m = RELEASE.exec(r.name);
+          if (m) found.push({ backend: name, kind: 'helm-release', name: r.name, namespace: r.namespace, owner: { instanceHash: m[1]!, hashOf: 'kube' } });
+        }
+      });
+      if (problems.length > 0) found.problems = problems;
       return found;
     },
     async remove(found, signal) {

@@ -137,13 +137,14 @@ export class OrphanSweeper {
     // changed within the grace period, which this read (taken now) already counts as known.
     const known = await this.#known();
     for (const backend of backends) {
-      let found: Found[];
+      let found: Found[] & { problems?: string[] };
       try {
         found = await backend.list(signal);
       } catch (err) {
         report.problems.push({ backend: backend.name, message: messageOf(err) });
         continue;
       }
+      for (const message of found.problems ?? []) report.problems.push({ backend: backend.name, message });
       const orphans = found.filter((f) => this.#isOrphan(f, known));
       // Databases before the roles and users that may own them.
       orphans.sort((a, b) => rank(a.kind) - rank(b.kind));
