@@ -122,12 +122,14 @@ export function createAdminApp(deps: AdminApiDeps): express.Express {
     }
     deps.throttle.succeeded(client);
     res.locals.admin = name;
+    // Who changed what is in the audit table; the log says it too, as it happens.
+    if (req.method !== 'GET') log.info({ admin: name, method: req.method, path: req.path }, 'admin request');
     next();
   });
   app.use(express.json({ limit: '256kb' }));
 
   const route = (fn: (req: Request, res: Response) => Promise<unknown>) => (req: Request, res: Response, next: NextFunction) => {
-    fn(req, res).then((body) => res.status(res.statusCode === 200 ? 200 : res.statusCode).json(body), next);
+    fn(req, res).then((body) => res.json(body), next);
   };
   const actor = (req: Request, res: Response) => {
     const body = reasonBody.safeParse(req.body ?? {});
