@@ -1,5 +1,6 @@
 // The orphan sweeper on a real kube-apiserver with the real helm: planted namespaces, Helm releases and
-// binding Secrets with Berth's labels and no instance are reported and deleted; live instances' are left
+// binding Secrets with Berth's labels and no instance are reported and deleted (named by id: the cluster is
+// shared with the run's other test files); live instances' are left
 // alone, as are objects with Berth's labels but not Berth's names; a live instance whose Helm release was
 // uninstalled by hand is reported missing. Berth runs as cluster admin here: sweeping needs `list` on
 // namespaces and Secrets cluster-wide, more than deploy/rbac.yaml grants (see the README).
@@ -151,7 +152,9 @@ test('the sweeper finds planted namespaces, Helm releases and binding Secrets, r
   );
   assert.ok(!report.missing.some((m: any) => m.instanceId === live), JSON.stringify(report.missing));
 
-  const cleanup = await admin({ delete: true, reason: 'planted by the kube sweeper test' });
+  // The cluster is shared with the other test files of the run, whose Berths' objects look like orphans
+  // to this one: delete what this test planted, by id, as an operator does after reading the report.
+  const cleanup = await admin({ delete: true, only: expected, reason: 'planted by the kube sweeper test' });
   for (const id of expected) assert.equal(cleanup.orphans.find((o: any) => o.id === id)?.deleted, true, `${id} deleted: ${JSON.stringify(cleanup.orphans)}`);
   assert.equal(await exists(() => core.readNamespace({ name: lostNamespace })), false);
   assert.equal(await exists(() => core.readNamespacedSecret({ name: lostSecret, namespace: appNs })), false);
