@@ -204,7 +204,7 @@ export function kubernetesBackend(kube: KubernetesAccess, config: Pick<Config, '
         }
       });
       await part('Helm releases (their Secrets)', async () => {
-        const out = await helm(['list', '--all-namespaces', '--all', '--output', 'json', '--filter', '^b-[a-z2-7]{20}$'], helmOptions(signal)).catch((err) => {
+        const out = await helm(['list', '--all-namespaces', '--deployed', '--failed', '--pending', '--superseded', '--uninstalling', '--max', '100000', '--output', 'json', '--filter', '^b-[a-z2-7]{20}$'], helmOptions(signal)).catch((err) => {
           if (err instanceof HelmError && /forbidden/i.test(err.stderr)) throw Object.assign(new Error(err.message), { code: 403 });
           throw err;
         });

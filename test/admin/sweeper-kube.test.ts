@@ -112,7 +112,8 @@ test('the sweeper finds planted namespaces, Helm releases and binding Secrets, r
   const gated = await provisioned(GATED);
   const bindingId = `b-${randomUUID()}`;
   const bound = await t.client.bind(gated, bindingId, { ...GATED, context: { platform: 'kubernetes', namespace: appNs } });
-  assert.equal(bound.status, 201, bound.text);
+  assert.equal(bound.status, 202, bound.text);
+  assert.equal((await t.client.waitForBinding(gated, bindingId, bound.body.operation, 120_000)).body.state, 'succeeded');
   const liveSecret = bindingSecretName(gated, bindingId);
   assert.equal(await exists(() => core.readNamespacedSecret({ name: liveSecret, namespace: appNs })), true, 'the bind wrote its Secret');
 
@@ -135,7 +136,7 @@ test('the sweeper finds planted namespaces, Helm releases and binding Secrets, r
   const report = await admin({});
   const ids = report.orphans.map((o: any) => o.id);
   const expected = [`kubernetes/namespace/${lostNamespace}`, `kubernetes/helm-release/${appNs}/${lostRelease}`, `kubernetes/secret/${appNs}/${lostSecret}`];
-  for (const id of expected) assert.ok(ids.includes(id), `${id} is reported: ${JSON.stringify(ids)}`);
+  for (const id of expected) assert.ok(ids.includes(id), `${id} is reported: ${JSON.stringify(ids)}; problems: ${JSON.stringify(report.problems)}`);
   for (const notOrphan of [
     `kubernetes/namespace/berth-${idHash(live)}`,
     `kubernetes/helm-release/berth-${idHash(live)}/b-${idHash(live)}`,
@@ -158,7 +159,7 @@ test('the sweeper finds planted namespaces, Helm releases and binding Secrets, r
   for (const id of expected) assert.equal(cleanup.orphans.find((o: any) => o.id === id)?.deleted, true, `${id} deleted: ${JSON.stringify(cleanup.orphans)}`);
   assert.equal(await exists(() => core.readNamespace({ name: lostNamespace })), false);
   assert.equal(await exists(() => core.readNamespacedSecret({ name: lostSecret, namespace: appNs })), false);
-  const releases = JSON.parse((await helm(['list', '--namespace', appNs, '--all', '--output', 'json'])).stdout) as Array<{ name: string }>;
+  const releases = JSON.parse((await helm(['list', '--namespace', appNs, '--deployed', '--failed', '--pending', '--uninstalling', '--output', 'json'])).stdout) as Array<{ name: string }>;
   assert.ok(!releases.some((r) => r.name === lostRelease));
   // Nothing else went.
   assert.equal(await exists(() => core.readNamespace({ name: `berth-${idHash(live)}` })), true);
