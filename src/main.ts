@@ -34,7 +34,7 @@ import { builtInProvisioners } from './provisioners/index.ts';
 import { KubernetesAccess } from './kubernetes/client.ts';
 import { createBindingSecretHooks } from './kubernetes/binding-secrets.ts';
 import { createDashboard, dashboardLinks } from './dashboard/routes.ts';
-import { DashboardTokens } from './dashboard/token.ts';
+import { DASHBOARD_KEY_PURPOSE, DashboardTokens } from './dashboard/token.ts';
 import { DashboardViews } from './dashboard/view.ts';
 
 export interface Berth {
@@ -152,7 +152,7 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
   const credentialExpiry = new CredentialExpiry({ stores, catalog, provisioners, log, intervalMs: Math.max(config.worker.pollIntervalMs, 1000) });
   // Dashboard links are signed with keys derived from the encryption keys: rotating those (new key first,
   // old one kept until re-sealed) keeps links valid; removing a key revokes the links it signed.
-  const dashboardTokens = config.dashboard ? new DashboardTokens(box.derivedKeys('berth dashboard link v1'), config.dashboard.linkLifetimeMs) : undefined;
+  const dashboardTokens = config.dashboard ? new DashboardTokens(box.derivedKeys(DASHBOARD_KEY_PURPOSE), config.dashboard.linkLifetimeMs) : undefined;
   const dashboardLink = config.dashboard && dashboardTokens ? dashboardLinks(config.dashboard.baseUrl, dashboardTokens) : undefined;
   const broker = createBroker({ catalog, stores, provisioners, engine, dashboardUrl: dashboardLink });
   const dashboard =

@@ -20,8 +20,9 @@ h2 { font-size: 1.1rem; margin: 0 0 .6rem; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: .3rem 1rem; margin: 0; }
 dt { color: var(--muted); } dd { margin: 0; overflow-wrap: anywhere; }
 table { width: 100%; border-collapse: collapse; font-size: .95rem; }
-th, td { text-align: left; vertical-align: top; padding: .35rem .4rem; border-top: 1px solid var(--line); overflow-wrap: anywhere; }
-th { color: var(--muted); font-weight: 600; border-top: none; }
+th, td { text-align: left; vertical-align: top; padding: .35rem .4rem; border-top: 1px solid var(--line); overflow-wrap: break-word; }
+th { color: var(--muted); font-weight: 600; border-top: none; white-space: nowrap; }
+td code { overflow-wrap: anywhere; }
 code, pre { font: .9rem/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 pre { background: var(--bg); border: 1px solid var(--line); border-radius: .4rem; padding: .6rem; overflow-x: auto; white-space: pre-wrap; overflow-wrap: anywhere; }
 ul.tree, ul.tree ul { list-style: none; margin: 0; padding-left: 1rem; } ul.tree { padding-left: 0; }

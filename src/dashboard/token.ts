@@ -12,6 +12,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 const DAY_MS = 86_400_000;
+/** What the keys derived from the encryption keys for dashboard links are derived for (SecretBox.derivedKeys). */
+export const DASHBOARD_KEY_PURPOSE = 'berth dashboard link v1';
 const FORMAT = /^v1\.(\d{1,12})\.([A-Za-z0-9_-]{43})$/;
 
 export type TokenCheck = { valid: true; expiresAt: Date } | { valid: false; reason: 'malformed' | 'expired' | 'not-authentic' };
