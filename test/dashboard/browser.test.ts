@@ -10,7 +10,8 @@ import { after, before, test } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
 import { DASHBOARD_KEY_PURPOSE, DashboardTokens } from '../../src/dashboard/token.ts';
 import { SecretBox } from '../../src/secret-box.ts';
-import { REPO, TEST_KEYS, freePort, startTestBerth } from '../support/berth.ts';
+import { REPO, TEST_CREDENTIALS, TEST_KEYS, freePort, startTestBerth } from '../support/berth.ts';
+import { OsbClient } from '../support/osb-client.ts';
 import { DbBerth, PG, serverEnv } from '../database-provisioners/support.ts';
 
 /** The browser's globals, for functions that run in the page (this project compiles without the DOM library). */
@@ -185,4 +186,20 @@ test('without BERTH_DASHBOARD_URL: no dashboard_url, no /dashboard route', async
   } finally {
     await plain.stop();
   }
+});
+
+test('dashboard_url where OSB defines it: provision (also a repeat), GET, update from 2.14 only', async () => {
+  const id = await h.provisioned(PG.service, PG.small);
+  const link: string = (await h.client.request('GET', `/v2/service_instances/${id}`)).body.dashboard_url;
+  assert.ok(link.startsWith(`${base}/dashboard/${id}?token=`), link);
+  const repeat = await h.client.provision(id, { service_id: PG.service, plan_id: PG.small, organization_guid: 'org', space_guid: 'space' });
+  assert.equal(repeat.status, 200, repeat.text);
+  assert.deepEqual(repeat.body, { dashboard_url: link });
+  const update = { service_id: PG.service, parameters: {} };
+  const v14 = await new OsbClient(h.test.berth.url, TEST_CREDENTIALS, '2.14').update(id, update);
+  assert.equal(v14.status, 200, v14.text);
+  assert.deepEqual(v14.body, { dashboard_url: link });
+  const v13 = await new OsbClient(h.test.berth.url, TEST_CREDENTIALS, '2.13').update(id, update);
+  assert.equal(v13.status, 200, v13.text);
+  assert.deepEqual(v13.body, {});
 });
