@@ -15,7 +15,7 @@ import { OsbClient } from '../support/osb-client.ts';
 import { DbBerth, PG, serverEnv } from '../database-provisioners/support.ts';
 
 /** The browser's globals, for functions that run in the page (this project compiles without the DOM library). */
-const browserSide = globalThis as unknown as { getComputedStyle(el: unknown): { borderTopLeftRadius: string; display: string } };
+type InPage = { getComputedStyle(el: unknown): { borderTopLeftRadius: string; display: string } };
 
 const CHROMIUM = process.env.BERTH_TEST_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = join(REPO, 'test-artifacts/dashboard');
@@ -123,7 +123,7 @@ test('the dashboard of a real postgres instance, its binding and operations, ref
   assert.match(resources, /Database/);
   // The page's style applies under the CSP (a blocked style would be a console error and an unstyled page).
   assert.deepEqual(consoleErrors, []);
-  assert.equal(await page.locator('section').first().evaluate((el) => browserSide.getComputedStyle(el).borderTopLeftRadius), '8px');
+  assert.equal(await page.locator('section').first().evaluate((el) => (globalThis as unknown as InPage).getComputedStyle(el).borderTopLeftRadius), '8px');
   const desktopShot = join(ARTIFACTS, 'dashboard-desktop.png');
   await page.screenshot({ path: desktopShot, fullPage: true });
 
@@ -133,7 +133,7 @@ test('the dashboard of a real postgres instance, its binding and operations, ref
   assert.equal((await phonePage.goto(url))?.status(), 200);
   const widths = (await phonePage.evaluate('({ scroll: document.documentElement.scrollWidth, inner: window.innerWidth })')) as { scroll: number; inner: number };
   assert.ok(widths.scroll <= widths.inner, `no horizontal scrolling on a phone (${widths.scroll} > ${widths.inner})`);
-  assert.equal(await phonePage.locator('#operations thead').evaluate((el) => browserSide.getComputedStyle(el).display), 'none');
+  assert.equal(await phonePage.locator('#operations thead').evaluate((el) => (globalThis as unknown as InPage).getComputedStyle(el).display), 'none');
   const phoneShot = join(ARTIFACTS, 'dashboard-phone.png');
   await phonePage.screenshot({ path: phoneShot, fullPage: true });
   await phone.close();
