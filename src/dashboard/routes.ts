@@ -10,7 +10,7 @@ import type { DashboardTokens } from './token.ts';
 import type { DashboardViews } from './view.ts';
 
 export interface Dashboard {
-  /** Mounted at /dashboard by the HTTP app. */
+  /** Serves /dashboard/:instance_id; mounted by the HTTP app. */
   router: Router;
   /** The dashboard_url of an instance: the configured public base URL, the page's path and a fresh token. */
   linkFor(instanceId: string): string;
@@ -28,7 +28,8 @@ export function createDashboard(deps: { baseUrl: string; tokens: DashboardTokens
 
   const send = (res: Response, status: number, html: string) => res.status(status).set(DASHBOARD_HEADERS).send(html);
 
-  router.get('/:instance_id', async (req: Request, res: Response) => {
+  // The full path here, so that metrics and the access log name the route as /dashboard/:instance_id.
+  router.get('/dashboard/:instance_id', async (req: Request, res: Response) => {
     const instanceId = req.params.instance_id as string;
     const check = deps.tokens.check(instanceId, req.query.token);
     if (!check.valid) {

@@ -202,4 +202,9 @@ test('dashboard_url where OSB defines it: provision (also a repeat), GET, update
   const v13 = await new OsbClient(h.test.berth.url, TEST_CREDENTIALS, '2.13').update(id, update);
   assert.equal(v13.status, 200, v13.text);
   assert.deepEqual(v13.body, {});
+  // The pages opened in the first test are counted under their route, never their URL (the token is a credential).
+  const metrics = await (await fetch(`${base}/metrics`)).text();
+  assert.match(metrics, /berth_http_requests_total\{route="\/dashboard\/:instance_id",method="GET",status="200"\}/);
+  assert.match(metrics, /route="\/dashboard\/:instance_id",method="GET",status="403"/);
+  assert.doesNotMatch(metrics, /token|v1\.\d+\./);
 });
