@@ -54,6 +54,8 @@ const envSchema = z.object({
   BERTH_TOKENREVIEW_ALLOWED: z.string().optional(),
   BERTH_TOKENREVIEW_AUDIENCE: z.string().optional(),
   BERTH_TOKENREVIEW_CACHE_SECONDS: z.coerce.number().min(0).max(600).default(10),
+  BERTH_DASHBOARD_URL: z.string().optional(),
+  BERTH_DASHBOARD_LINK_DAYS: z.coerce.number().int().min(1).max(3650).default(365),
 });
 
 export interface Credential {
@@ -129,6 +131,11 @@ export interface Config {
   probeIntervalMs: number;
   /** The admin API (off without admin tokens) and the orphan sweeper (src/admin/config.ts). */
   admin: AdminConfig;
+  /**
+   * Berth's instance dashboards (BERTH_DASHBOARD_URL: the broker's public base URL, as browsers reach it):
+   * every instance's dashboard_url points at its page. Undefined: no dashboards, no dashboard_url from Berth.
+   */
+  dashboard: { baseUrl: string; linkLifetimeMs: number } | undefined;
   /** Every BERTH_* and provisioner-specific variable, for provisioners that name their own (e.g. admin URLs). */
   env: Readonly<Record<string, string | undefined>>;
 }
@@ -241,6 +248,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     bearer,
     tokenReview,
     admin,
+    dashboard: dashboardOf(e),
     env: Object.freeze({ ...env }),
   };
 }
@@ -275,6 +283,21 @@ function bearerOf(e: Env): Config['bearer'] {
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }
+}
+
+function dashboardOf(e: Env): Config['dashboard'] {
+  const raw = e.BERTH_DASHBOARD_URL?.trim();
+  if (!raw) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`BERTH_DASHBOARD_URL must be the broker's public base URL as browsers reach it (e.g. https://berth.example.com), not "${raw.slice(0, 100)}"`);
+  }
+  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.search || url.hash || url.username || url.password) {
+    throw new ConfigError('BERTH_DASHBOARD_URL must be a plain http(s) base URL without query, fragment or credentials (e.g. https://berth.example.com or https://apps.example.com/berth)');
+  }
+  return { baseUrl: url.href.replace(/\/+$/, ''), linkLifetimeMs: e.BERTH_DASHBOARD_LINK_DAYS * 86_400_000 };
 }
 
 const SERVICE_ACCOUNT = /^system:serviceaccount:[a-z0-9]([-a-z0-9]*[a-z0-9])?:[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
