@@ -129,7 +129,7 @@ export async function reconcileBinding(ctx: ReconcileContext, namespace: string,
       return;
     }
     s.lastOperation = { type: 'bind', state: 'succeeded', startTime: nowIso(), endTime: nowIso() };
-    recordMetadata(draft, r.metadata);
+    recordMetadata(draft, r.metadata, si);
     await writeSecret(ctx, b, draft, broker, r.credentials ?? {}, 'SecretWritten');
   } catch (err) {
     if (err instanceof RetryLater) throw err;
@@ -202,7 +202,7 @@ async function fetchAndWrite(
     ctx.brokerCall('fetch_binding');
     const fetched = await broker.client.fetchBinding(draft.status.instanceID!, servingIdOf(b), ids);
     credentials = fetched.credentials ?? {};
-    recordMetadata(draft, fetched.metadata);
+    recordMetadata(draft, fetched.metadata, ctx.instances.get(b.spec.instanceRef.name, b.metadata.namespace));
   } catch (err) {
     if (err instanceof OsbError && (err.status === 404 || err.status === 410)) {
       // The broker no longer has it: bind again under the first id.

@@ -43,9 +43,13 @@ export interface CredentialsStep {
   writeSecret(credentials: JsonObject, reason: string): Promise<void>;
 }
 
-/** Records what the broker said about the serving binding's credentials (bind answer or GET binding). */
-export function recordMetadata(draft: StatusDraft<ServiceBindingStatus>, metadata: (BindResult | BindingResource)['metadata'] | JsonObject | undefined): void {
+/**
+ * Records what the broker said about the serving binding's credentials (bind answer or GET binding). `si`, given
+ * after a bind: credentials bound after the instance's last update are current for it, so it is not read back.
+ */
+export function recordMetadata(draft: StatusDraft<ServiceBindingStatus>, metadata: (BindResult | BindingResource)['metadata'] | JsonObject | undefined, si?: ServiceInstance): void {
   const s = draft.status;
+  if (si) s.credentialsCheckedAt ??= completedUpdateOf(si);
   const m = (metadata ?? {}) as Record<string, unknown>;
   s.credentialsExpireAt = typeof m.expires_at === 'string' ? m.expires_at : undefined;
   s.renewBefore = typeof m.renew_before === 'string' ? m.renew_before : undefined;
@@ -94,7 +98,7 @@ export async function manageCredentials(step: CredentialsStep): Promise<boolean>
 }
 
 /** The instance's last update, once it succeeded (its end time identifies it). */
-function completedUpdateOf(si: ServiceInstance | undefined): string | undefined {
+export function completedUpdateOf(si: ServiceInstance | undefined): string | undefined {
   const op = si?.status?.lastOperation;
   if (op?.type !== 'update' || op.state !== 'succeeded') return undefined;
   return op.endTime ?? op.startTime;
