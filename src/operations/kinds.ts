@@ -9,6 +9,7 @@ import type { BindingState, InstanceState, OperationKind } from '../osb/model.ts
 import type { InstanceResult } from '../provisioners/provisioner.ts';
 import type { OperationRecord } from '../store/operations.ts';
 import type { TableStores } from '../store/unit-of-work.ts';
+import { boundedInstanceMetadata } from './instance-metadata.ts';
 import type { Run } from './run.ts';
 
 /** The write that records a successful operation, in the transaction that ends it. */
@@ -35,7 +36,8 @@ export const kinds: Record<OperationKind, Kind> = {
       () => run.provisioner.provision(op),
       () => run.provisioner.deprovision(op),
     );
-    return (tx) => tx.instances.patch(run.instance.id, { state: lifecycle.provision.succeeded, dashboardUrl: result?.dashboardUrl, metadata: result?.metadata });
+    const metadata = boundedInstanceMetadata(result?.metadata, op.log);
+    return (tx) => tx.instances.patch(run.instance.id, { state: lifecycle.provision.succeeded, dashboardUrl: result?.dashboardUrl, metadata });
   },
 
   async update(run) {
@@ -43,8 +45,11 @@ export const kinds: Record<OperationKind, Kind> = {
     const op = { ...run.instanceOperation(), previous: { plan: run.previousPlan(request.previousPlanId), parameters: request.previousParameters ?? run.instance.parameters } };
     await op.progress('Updating');
     const result: InstanceResult | void = await run.provisioner.update(op);
-    return (tx) =>
-      tx.instances.patch(run.instance.id, {
+    const metadata = boundedInstanceMetadata(result?.metadata, op.log);
+    return async (tx) => {
+      // In the transaction that records the update: no GET between them serves the old credentials as current.
+      if (result?.credentialsChanged) await tx.bindings.markStale(run.instance.id, result.credentialsChanged);
+      await tx.instances.patch(run.instance.id, {
         state: lifecycle.update.succeeded,
         planId: run.plan.id,
         // An update queued before plans were recorded has none: record the plan it ran with.
@@ -53,8 +58,9 @@ export const kinds: Record<OperationKind, Kind> = {
         maintenanceVersion: request.maintenanceVersion ?? run.plan.maintenanceVersion,
         context: request.context ?? run.instance.context,
         ...(result?.dashboardUrl ? { dashboardUrl: result.dashboardUrl } : {}),
-        ...(result?.metadata ? { metadata: result.metadata } : {}),
+        ...(metadata ? { metadata } : {}),
       });
+    };
   },
 
   async deprovision(run) {

@@ -14,8 +14,10 @@ import {
   type BindingOperation,
   type DescribedBinding,
   type InstanceOperation,
+  type InstanceResult,
   type InstanceView,
   type ProvisionedResource,
+  type UpdateOperation,
   type JsonObject,
   type Provisioner,
 } from '../provisioner.ts';
@@ -149,8 +151,8 @@ export class HelmProvisioner implements Provisioner {
     await ensureReleaseAccess(this.#kube, namespace, true, signal);
   }
 
-  /** install-or-upgrade, then wait until the workloads are really ready. */
-  async #apply(op: InstanceOperation, change: 'install' | 'upgrade'): Promise<void> {
+  /** install-or-upgrade, then wait until the workloads are really ready; answers the instance metadata. */
+  async #apply(op: InstanceOperation, change: 'install' | 'upgrade'): Promise<InstanceResult> {
     const plan = op.instance.plan;
     const c = this.#plan(plan);
     await this.#kube.kubeConfig(); // fails fast with what to configure
@@ -183,8 +185,8 @@ export class HelmProvisioner implements Provisioner {
       else await this.#run(['rollback', release, '--namespace', namespace, '--wait'], op);
       output = await upgrade();
     }
-    const manifest = (JSON.parse(output) as { manifest?: string }).manifest ?? '';
-    const workloads = workloadsIn(manifest);
+    const installed = JSON.parse(output) as HelmReleaseJson;
+    const workloads = workloadsIn(installed.manifest ?? '');
     const until = Date.now() + c.timeout * 1000;
     // Start polling fast (small charts are ready within a second), back off to 2 s.
     for (let pause = 250; ; pause = Math.min(2000, Math.round(pause * 1.5))) {
@@ -194,7 +196,7 @@ export class HelmProvisioner implements Provisioner {
       } catch (err) {
         throw kubernetesFailure(err, `read the workloads of release ${release} in namespace ${namespace}`);
       }
-      if (r.ready) return;
+      if (r.ready) return { metadata: releaseMetadata(release, namespace, installed) };
       if (Date.now() > until) {
         throw new PermanentError(`The workloads of release ${release} did not become ready within ${c.timeout} s: ${r.detail}`, {
           instanceUsable: false,
@@ -205,12 +207,59 @@ export class HelmProvisioner implements Provisioner {
     }
   }
 
-  async provision(op: InstanceOperation) {
-    await this.#apply(op, 'install');
+  async provision(op: InstanceOperation): Promise<InstanceResult> {
+    return this.#apply(op, 'install');
   }
 
-  async update(op: InstanceOperation) {
-    await this.#apply(op, 'upgrade');
+  /**
+   * Upgrades the release; when that changed what the plan's credential entries resolve to (a Service
+   * renamed or moved to another port, a chart Secret's value), says so, and Berth marks the bindings stale.
+   * Compared without the bindings' own logins (per_binding): those do not change with the release.
+   */
+  async update(op: UpdateOperation): Promise<InstanceResult> {
+    const before = await this.#sharedCredentials(op.previous.plan, op.instance.id, op.log);
+    const result = await this.#apply(op, 'upgrade');
+    const after = before && (await this.#sharedCredentials(op.instance.plan, op.instance.id, op.log));
+    if (!before || !after) return result;
+    const changed = [...new Set([...Object.keys(before), ...Object.keys(after)])].filter((k) => before[k] !== after[k]).sort();
+    if (changed.length === 0) return result;
+    return { ...result, credentialsChanged: `An update of the instance changed the credential entries ${changed.join(', ')} of its release; bind again (or rotate) to get the new values.` };
+  }
+
+  /**
+   * What every binding's credentials share under `plan` (its entries, the bindings' own logins left as
+   * placeholders), read now; undefined when they cannot be read (no credentials mapped, the release not
+   * there or broken): then nothing is compared, and nothing marked.
+   */
+  async #sharedCredentials(plan: CatalogPlan, instanceId: string, log: InstanceOperation['log']): Promise<Record<string, string> | undefined> {
+    const c = this.#plan(plan);
+    if (!c.credentials || !this.#kube.configured) return undefined;
+    const namespace = this.#namespace(c, instanceId);
+    const vars = { release: releaseName(instanceId), namespace, instance_id: instanceId };
+    try {
+      const own: Record<string, string> = c.credentials.per_binding ? { username: '\u0000binding-username', password: '\u0000binding-password' } : {};
+      return { type: c.credentials.type ?? '', provider: c.credentials.provider ?? '', ...(await resolveEntries(c.credentials.entries, vars, await this.#lookup(namespace), own)) };
+    } catch (err) {
+      log.info({ err: reasonOf(err) }, 'could not read the credential entries to compare before and after the update');
+      return undefined;
+    }
+  }
+
+  /** Reads the release's Secrets and Services (each once) for credential entries. */
+  async #lookup(namespace: string): Promise<Lookup> {
+    const core = await this.#kube.api((k8s) => k8s.CoreV1Api);
+    const secrets = new Map<string, V1Secret>();
+    const services = new Map<string, V1Service>();
+    return {
+      secret: async (name: string) => {
+        if (!secrets.has(name)) secrets.set(name, await core.readNamespacedSecret({ name, namespace }));
+        return secrets.get(name)!;
+      },
+      service: async (name: string) => {
+        if (!services.has(name)) services.set(name, await core.readNamespacedService({ name, namespace }));
+        return services.get(name)!;
+      },
+    };
   }
 
   async deprovision(op: InstanceOperation): Promise<void> {
@@ -267,19 +316,7 @@ export class HelmProvisioner implements Provisioner {
     if (!c.credentials) throw new PermanentError(`Plan "${op.instance.plan.name}" does not map any credentials.`);
     const namespace = this.#namespace(c, op.instance.id);
     const release = releaseName(op.instance.id);
-    const core = await this.#kube.api((k8s) => k8s.CoreV1Api);
-    const secrets = new Map<string, V1Secret>();
-    const services = new Map<string, V1Service>();
-    const lookup = {
-      secret: async (name: string) => {
-        if (!secrets.has(name)) secrets.set(name, await core.readNamespacedSecret({ name, namespace }));
-        return secrets.get(name)!;
-      },
-      service: async (name: string) => {
-        if (!services.has(name)) services.set(name, await core.readNamespacedService({ name, namespace }));
-        return services.get(name)!;
-      },
-    };
+    const lookup = await this.#lookup(namespace);
     const vars = { release, namespace, instance_id: op.instance.id };
     try {
       const login = c.credentials.per_binding ? await this.#bindingLogin(op, c.credentials.per_binding, vars, lookup) : undefined;
@@ -430,4 +467,23 @@ export class HelmProvisioner implements Provisioner {
     }
     return problems;
   }
+}
+
+/** What `helm upgrade --output json` answers, as far as Berth reads it. */
+interface HelmReleaseJson {
+  manifest?: string;
+  version?: number;
+  chart?: { metadata?: { name?: string; version?: string; appVersion?: string } };
+}
+
+/** OSB instance metadata of a release: where it is and which chart version runs (labels), and Helm's revision. */
+function releaseMetadata(release: string, namespace: string, installed: HelmReleaseJson): NonNullable<InstanceResult['metadata']> {
+  const chart = installed.chart?.metadata ?? {};
+  const labels: Record<string, string> = { 'berth.dev/release': release, 'berth.dev/namespace': namespace };
+  if (chart.name) labels['berth.dev/chart'] = chart.name;
+  if (chart.version) labels['berth.dev/chart-version'] = chart.version;
+  const attributes: Record<string, string> = {};
+  if (chart.appVersion) attributes['berth.dev/app-version'] = chart.appVersion;
+  if (installed.version !== undefined) attributes['berth.dev/revision'] = String(installed.version);
+  return Object.keys(attributes).length > 0 ? { labels, attributes } : { labels };
 }
