@@ -5,6 +5,7 @@ import type { PlanSnapshot } from '../catalog/plan-snapshot.ts';
 import type { SealedField } from '../secret-box.ts';
 import { ERASED_BINDING_SECRETS } from './bindings.ts';
 import { opt, Table } from './table.ts';
+import { standingOf } from '../catalog/maintenance.ts';
 
 export interface InstanceRecord {
   id: string;
@@ -30,6 +31,20 @@ export interface InstanceRecord {
 export type InstancePatch = Partial<
   Pick<InstanceRecord, 'state' | 'planId' | 'parameters' | 'context' | 'maintenanceVersion' | 'dashboardUrl' | 'metadata' | 'provisionerState' | 'planSnapshot'>
 >;
+
+/** An instance whose maintenance version is behind its plan's (see behindMaintenance). */
+export interface InstanceBehind {
+  id: string;
+  serviceId: string;
+  planId: string;
+  state: InstanceState;
+  maintenanceVersion: string | undefined;
+  /** The plan's maintenance version in the catalog asked about. */
+  planVersion: string;
+}
+
+/** States of an instance that exists and works (an update may be running on it). */
+const LIVE: InstanceState[] = ['ready', 'updating'];
 
 const cell = (id: string, column: string): SealedField => ({ table: 'instances', row: [id], column });
 
@@ -100,6 +115,29 @@ export class InstanceStore extends Table {
     }
     if (patch.planSnapshot !== undefined) cols.plan_snapshot = JSON.stringify(patch.planSnapshot);
     await this.db('instances').where({ id }).update(cols);
+  }
+
+  /**
+   * Instances (ready or being updated) of the plans in `targets` whose recorded maintenance version is behind
+   * the plan's: what an upgrade would move (`berth upgrade --all`, the admin listing). Oldest first, so a
+   * rollout goes in the order instances were made. Reads no secret column.
+   */
+  async behindMaintenance(targets: ReadonlyMap<string, string>): Promise<InstanceBehind[]> {
+    if (targets.size === 0) return [];
+    const rows = await this.db('instances')
+      .whereIn('plan_id', [...targets.keys()])
+      .whereIn('state', LIVE)
+      .orderBy([{ column: 'created_at' }, { column: 'id' }])
+      .select('id', 'service_id', 'plan_id', 'state', 'maintenance_version');
+    return rows
+      .map((r) => ({ id: r.id, serviceId: r.service_id, planId: r.plan_id, state: r.state, maintenanceVersion: opt(r.maintenance_version) as string | undefined, planVersion: targets.get(r.plan_id)! }))
+      .filter((r) => standingOf(r.maintenanceVersion, r.planVersion) === 'behind');
+  }
+
+  /** Live instances counted by plan and recorded maintenance version (for the instances-behind metric: one small query). */
+  async countByMaintenance(): Promise<Array<{ planId: string; maintenanceVersion: string | undefined; n: number }>> {
+    const rows = await this.db('instances').whereIn('state', LIVE).select('plan_id', 'maintenance_version').count({ n: '*' }).groupBy('plan_id', 'maintenance_version');
+    return rows.map((r: any) => ({ planId: r.plan_id, maintenanceVersion: opt(r.maintenance_version), n: Number(r.n) }));
   }
 
   async stateOf(id: string): Promise<InstanceState | undefined> {
