@@ -5,7 +5,6 @@ import type { PlanSnapshot } from '../catalog/plan-snapshot.ts';
 import type { SealedField } from '../secret-box.ts';
 import { ERASED_BINDING_SECRETS } from './bindings.ts';
 import { opt, Table } from './table.ts';
-import { standingOf } from '../catalog/maintenance.ts';
 
 export interface InstanceRecord {
   id: string;
@@ -124,14 +123,13 @@ export class InstanceStore extends Table {
    */
   async behindMaintenance(targets: ReadonlyMap<string, string>): Promise<InstanceBehind[]> {
     if (targets.size === 0) return [];
+    const behind = behindMaintenanceSql(targets, { plan: 'plan_id', version: 'maintenance_version' });
     const rows = await this.db('instances')
-      .whereIn('plan_id', [...targets.keys()])
       .whereIn('state', LIVE)
+      .whereRaw(behind.sql, behind.bindings)
       .orderBy([{ column: 'created_at' }, { column: 'id' }])
       .select('id', 'service_id', 'plan_id', 'state', 'maintenance_version');
-    return rows
-      .map((r) => ({ id: r.id, serviceId: r.service_id, planId: r.plan_id, state: r.state, maintenanceVersion: opt(r.maintenance_version) as string | undefined, planVersion: targets.get(r.plan_id)! }))
-      .filter((r) => standingOf(r.maintenanceVersion, r.planVersion) === 'behind');
+    return rows.map((r) => ({ id: r.id, serviceId: r.service_id, planId: r.plan_id, state: r.state, maintenanceVersion: opt(r.maintenance_version) as string | undefined, planVersion: targets.get(r.plan_id)! }));
   }
 
   /** Live instances counted by plan and recorded maintenance version (for the instances-behind metric: one small query). */
@@ -162,4 +160,45 @@ export class InstanceStore extends Table {
       plan_snapshot: rec.planSnapshot === undefined ? null : JSON.stringify(rec.planSnapshot),
     };
   }
+}
+
+/**
+ * SQL (for a WHERE clause; `?` bindings) that holds for rows whose plan is one of `targets` and whose maintenance
+ * version is behind that plan's: none recorded, or lower by semver precedence, as standingOf (catalog/maintenance.ts)
+ * decides. `columns` name the plan id and version columns (qualified as the query needs, e.g. `i.plan_id`), so the
+ * admin listing's filter is this same condition. Versions are semver (the catalog refuses others): the core is
+ * compared as numbers, a pre-release sorts below its release, and pre-release identifiers compare numerically or
+ * in ASCII order (numeric ones padded and put first).
+ */
+export function behindMaintenanceSql(targets: ReadonlyMap<string, string>, columns: { plan: string; version: string }): { sql: string; bindings: string[] } {
+  if (targets.size === 0) return { sql: 'false', bindings: [] };
+  const clauses: string[] = [];
+  const bindings: string[] = [];
+  for (const [planId, version] of targets) {
+    const lower = semverLess(columns.version, '?');
+    clauses.push(`(${columns.plan} = ? AND (${columns.version} IS NULL OR ${lower.sql}))`);
+    bindings.push(planId, ...lower.placeholders.map(() => version));
+  }
+  return { sql: `(${clauses.join(' OR ')})`, bindings };
+}
+
+/** `a < b` by semver precedence, as a row comparison of (numeric core, has no pre-release, pre-release keys). */
+function semverLess(a: string, b: string): { sql: string; placeholders: string[] } {
+  const placeholders: string[] = [];
+  const use = (e: string) => {
+    if (e === '?') placeholders.push(e);
+    return e === '?' ? 'CAST(? AS text)' : e;
+  };
+  const key = (e: string) => {
+    const plain = () => `split_part(${use(e)}, '+', 1)`;
+    const core = `CAST(string_to_array(split_part(${plain()}, '-', 1), '.') AS numeric[])`;
+    const hasPre = `position('-' in ${plain()}) > 0`;
+    const pre =
+      `CASE WHEN position('-' in ${plain()}) > 0 THEN ARRAY(SELECT CASE WHEN p ~ '^[0-9]+$' THEN '0' || lpad(p, 40, '0') ELSE '1' || p END ` +
+      `FROM unnest(string_to_array(substr(${plain()}, position('-' in ${plain()}) + 1), '.')) WITH ORDINALITY AS t(p, n) ORDER BY n) ELSE CAST(ARRAY[] AS text[]) END`;
+    return `(${core}, NOT (${hasPre}), (${pre}) COLLATE "C")`;
+  };
+  const left = key(a);
+  const right = key(b);
+  return { sql: `${left} < ${right}`, placeholders };
 }

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type mysql from 'mysql2/promise';
-import { maintenanceTargets } from '../../src/catalog/maintenance.ts';
+import { maintenanceTargets, standingOf } from '../../src/catalog/maintenance.ts';
+import { behindMaintenanceSql } from '../../src/store/instances.ts';
 import { pgNames, mysqlNames } from '../../src/provisioners/sql/names.ts';
 import { startTestBerth, type TestBerth } from '../support/berth.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
@@ -233,4 +234,21 @@ test('an upgrade the server cannot make fails with a description, reports the in
   // Still usable: a new binding logs in.
   const b = await bound(pgB, SERVICE_PG, PLAN_PG);
   assert.ok(await pgRoleLimit(pgB, b));
+});
+
+test('the SQL condition of "behind" (the store query, the admin listing\'s filter) agrees with semver precedence', async () => {
+  const versions = ['0.9.0', '1.0.0-alpha', '1.0.0-alpha.1', '1.0.0-alpha.beta', '1.0.0-beta', '1.0.0-beta.2', '1.0.0-beta.11', '1.0.0-rc.1', '1.0.0', '1.0.0+build.7', '1.2.0', '1.10.0', '10.0.0'];
+  const targets = new Map(versions.map((v) => [`plan-${v}`, v]));
+  const rows = [...targets.keys()].flatMap((planId) => [...versions, null].map((x) => [planId, x]));
+  const condition = behindMaintenanceSql(targets, { plan: 'i.plan_id', version: 'i.maintenance_version' });
+  const knex = t!.berth.database.knex;
+  const result = await knex.raw(
+    `SELECT i.plan_id, i.maintenance_version, ${condition.sql} AS behind FROM (VALUES ${rows.map(() => '(?, CAST(? AS text))').join(', ')}) AS i(plan_id, maintenance_version)`,
+    [...condition.bindings, ...rows.flat()],
+  );
+  assert.equal(result.rows.length, rows.length);
+  for (const r of result.rows as Array<{ plan_id: string; maintenance_version: string | null; behind: boolean }>) {
+    const expected = standingOf(r.maintenance_version ?? undefined, targets.get(r.plan_id)) === 'behind';
+    assert.equal(r.behind, expected, `${r.maintenance_version} behind ${targets.get(r.plan_id)}`);
+  }
 });
