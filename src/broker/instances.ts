@@ -98,12 +98,8 @@ export class Instances extends BrokerPart {
     // Maintenance moves only when the platform sends maintenance_info (OSB: that is how it asks for an upgrade):
     // any other update of an instance whose plan has another maintenance version since runs with the plan as
     // the instance has it (chart, values, server settings), and leaves its version where it is.
-    const stays =
-      !planChange &&
-      req.maintenanceVersion === undefined &&
-      current.planSnapshot !== undefined &&
-      standingOf(current.maintenanceVersion, targetPlan.maintenanceVersion) !== 'current' &&
-      standingOf(current.maintenanceVersion, targetPlan.maintenanceVersion) !== 'none';
+    const standing = standingOf(current.maintenanceVersion, targetPlan.maintenanceVersion);
+    const stays = !planChange && req.maintenanceVersion === undefined && current.planSnapshot !== undefined && (standing === 'behind' || standing === 'ahead');
     const runPlan = stays ? currentPlan : targetPlan;
     const runSnapshot = stays ? current.planSnapshot! : snapshotOf(targetPlan);
     const maintenanceChange = req.maintenanceVersion !== undefined && req.maintenanceVersion !== current.maintenanceVersion;
