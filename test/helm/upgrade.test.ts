@@ -76,7 +76,8 @@ describe('maintenance upgrades of a Helm plan', () => {
   };
   const settingsOf = async (id: string) => {
     const { release, namespace } = where(id);
-    return (await core.readNamespacedConfigMap({ name: `${release}-settings`, namespace })).data;
+    const data = (await core.readNamespacedSecret({ name: `${release}-settings`, namespace })).data ?? {};
+    return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
   };
   const versionOf = async (id: string) => (await t!.client.request('GET', `/v2/service_instances/${id}`)).body.maintenance_info?.version;
   async function update(id: string, body: object) {
@@ -93,7 +94,8 @@ describe('maintenance upgrades of a Helm plan', () => {
     for (const id of ids) {
       const p = await t!.client.provision(id, { service_id: SERVICE, plan_id: PLAN, organization_guid: 'org', space_guid: 'space' });
       assert.equal(p.status, 202, p.text);
-      assert.equal((await t!.client.waitForInstance(id, p.body.operation, 240_000)).body.state, 'succeeded');
+      const done = await t!.client.waitForInstance(id, p.body.operation, 240_000);
+      assert.equal(done.body.state, 'succeeded', done.text);
     }
   });
 
@@ -102,8 +104,11 @@ describe('maintenance upgrades of a Helm plan', () => {
       const d = await t?.client.deprovision(id, SERVICE, PLAN).catch(() => undefined);
       if (d?.status === 202) await t!.client.waitForInstance(id, d.body.operation, 240_000).catch(() => undefined);
     }
-    await t?.stop();
-    await db?.drop();
+    try {
+      await t?.stop();
+    } finally {
+      await db?.drop();
+    }
   });
 
   test('chart 1.0.0 → 2.0.0: only the update with the new maintenance_info runs helm upgrade; helm get shows the new chart and values', async () => {
@@ -111,21 +116,23 @@ describe('maintenance upgrades of a Helm plan', () => {
     await serve(V2);
     assert.equal(await versionOf('upgrade-a'), '1.0.0');
 
-    // An update without maintenance_info (here: a context change Cloud Foundry sends after a rename) is not an upgrade.
-    const plain = await update('upgrade-a', { context: { platform: 'cloudfoundry', instance_name: 'renamed' } });
-    assert.equal(plain.first.status, 200, plain.first.text);
-    assert.equal((await chartOf('upgrade-a')).version, '1.0.0');
+    // An update without maintenance_info is not an upgrade: its helm upgrade keeps the chart and values the instance has.
+    const plain = await update('upgrade-a', { parameters: { note: 'a parameter change' } });
+    assert.equal(plain.last.body.state, 'succeeded', plain.last.text);
+    assert.deepEqual(await chartOf('upgrade-a').then((m) => [m.version, m.revision]), ['1.0.0', 2]);
+    assert.deepEqual(await settingsOf('upgrade-a'), { chart: '1.0.0', greeting: 'hello' });
+    assert.equal(await versionOf('upgrade-a'), '1.0.0');
 
     const r = await update('upgrade-a', { maintenance_info: { version: '2.0.0' } });
     assert.equal(r.first.status, 202, r.first.text);
     assert.equal(r.last.body.state, 'succeeded', r.last.text);
     const after = await chartOf('upgrade-a');
     assert.equal(after.version, '2.0.0');
-    assert.equal(after.revision, 2);
+    assert.equal(after.revision, 3);
     const { release, namespace } = where('upgrade-a');
     const values = JSON.parse(await helmAdmin(kube, ['get', 'values', release, '--namespace', namespace, '--output', 'json']));
     assert.equal(values.feature, 'enabled');
-    assert.deepEqual({ ...(await settingsOf('upgrade-a')) }, { chart: '2.0.0', greeting: 'hello', feature: 'enabled' });
+    assert.deepEqual(await settingsOf('upgrade-a'), { chart: '2.0.0', greeting: 'hello', feature: 'enabled' });
     assert.equal(await versionOf('upgrade-a'), '2.0.0');
     // The other instance waits for its own upgrade.
     assert.equal((await chartOf('upgrade-b')).version, '1.0.0');
@@ -143,7 +150,7 @@ describe('maintenance upgrades of a Helm plan', () => {
     const chart = await chartOf('upgrade-b');
     assert.equal(chart.version, '1.0.0');
     assert.equal(chart.revision, 1);
-    assert.deepEqual({ ...(await settingsOf('upgrade-b')) }, { chart: '1.0.0', greeting: 'hello' });
+    assert.deepEqual(await settingsOf('upgrade-b'), { chart: '1.0.0', greeting: 'hello' });
     assert.equal(await versionOf('upgrade-b'), '1.0.0');
   });
 });
