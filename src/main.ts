@@ -24,7 +24,7 @@ import { readTlsMaterial } from './lib/tls-material.ts';
 import type { Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import { createLogger } from './observability/logger.ts';
-import { createMetrics } from './observability/metrics.ts';
+import { createMetrics, maintenanceGauge } from './observability/metrics.ts';
 import { atMostEvery } from './observability/probes.ts';
 import { createBerthHttpServer } from './http/server.ts';
 import { AuthThrottle } from './http/auth-throttle.ts';
@@ -185,7 +185,11 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
     operationsGauge.reset();
     for (const row of rows) operationsGauge.set({ kind: row.kind, state: row.state }, Number(row.n));
   });
-  const app = createApp({ broker, auth, log, metrics, readiness, beforeScrape: refreshOperationsGauge, dashboard: dashboard?.router });
+  const refreshMaintenanceGauge = maintenanceGauge(metrics.registry, catalog, stores, config.probeIntervalMs);
+  const beforeScrape = async () => {
+    await Promise.all([refreshOperationsGauge(), refreshMaintenanceGauge()]);
+  };
+  const app = createApp({ broker, auth, log, metrics, readiness, beforeScrape, dashboard: dashboard?.router });
   const hotPath = createHotPath({ routes: osbRoutes(broker), auth, log, metrics });
   const handler = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
     if (!hotPath(req, res)) app(req, res);

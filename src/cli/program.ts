@@ -152,8 +152,19 @@ ${examples(
     .addHelpText('after', examples('berth update orders-db --plan large', 'berth update orders-db -p extensions=\'["citext","pg_trgm"]\''))
     .action(verb('update'));
 
-  withWait(program.command('upgrade <name>').description("move an instance to its plan's current maintenance version"))
-    .addHelpText('after', examples('berth upgrade orders-db', 'berth upgrade orders-db --async'))
+  withWait(
+    program
+      .command('upgrade [name]')
+      .description("move an instance (or with --all every instance behind) to its plan's current maintenance version")
+      .option('--all', 'every instance berth knows for the broker whose plan has a newer maintenance version (broker mode)')
+      .option('--plan <plan>', 'with --all: only instances of this plan (name or id)')
+      .option('--dry-run', 'with --all: list what would be upgraded, change nothing')
+      .option('--concurrency <n>', 'with --all: upgrades running at once (default 4)'),
+  )
+    .addHelpText(
+      'after',
+      examples('berth upgrade orders-db', 'berth upgrade orders-db --async', 'berth upgrade --all --dry-run', 'berth upgrade --all --plan small --concurrency 2'),
+    )
     .action(verb('upgrade'));
 
   withWait(

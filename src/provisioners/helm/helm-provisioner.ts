@@ -218,7 +218,7 @@ export class HelmProvisioner implements Provisioner {
    */
   async update(op: UpdateOperation): Promise<InstanceResult> {
     const before = await this.#sharedCredentials(op.previous.plan, op.instance.id, op.log);
-    const result = await this.#apply(op, 'upgrade');
+    const result = await this.#upgrade(op);
     const after = before && (await this.#sharedCredentials(op.instance.plan, op.instance.id, op.log));
     if (!before || !after) return result;
     const changed = [...new Set([...Object.keys(before), ...Object.keys(after)])].filter((k) => before[k] !== after[k]).sort();
@@ -260,6 +260,32 @@ export class HelmProvisioner implements Provisioner {
         return services.get(name)!;
       },
     };
+  }
+
+  /** A plan change, a parameter change, or a maintenance upgrade to the plan's new chart version and values. */
+  async #upgrade(op: UpdateOperation): Promise<InstanceResult> {
+    try {
+      return await this.#apply(op, 'upgrade');
+    } catch (err) {
+      // helm refused the upgrade (a chart that does not render, a resource the API server rejects): say whether
+      // the release still runs what it ran before, which is what instance_usable tells the platform.
+      if (!(err instanceof PermanentError) || !(err.cause instanceof HelmError) || err.instanceUsable === false) throw err;
+      const release = releaseName(op.instance.id);
+      const namespace = this.#namespace(this.#plan(op.instance.plan), op.instance.id);
+      let status: string | undefined;
+      try {
+        status = await this.#releaseStatus(release, namespace, op);
+      } catch {
+        throw err;
+      }
+      if (status === 'deployed') {
+        throw new PermanentError(`${err.message} (release ${release} was not changed: it still runs its previous revision, so the instance works as before)`, {
+          instanceUsable: true,
+          cause: err.cause,
+        });
+      }
+      throw new PermanentError(`${err.message} (release ${release} is now ${status ?? 'gone'})`, { instanceUsable: false, cause: err.cause });
+    }
   }
 
   async deprovision(op: InstanceOperation): Promise<void> {
