@@ -8,6 +8,8 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Catalog } from '../catalog/catalog.ts';
+import { maintenanceTargets } from '../catalog/maintenance.ts';
+import { behindMaintenanceSql } from '../store/instances.ts';
 import { AuthThrottle, clientOf } from '../http/auth-throttle.ts';
 import { OrphanSweeper, SweepInProgress } from '../sweeper/sweeper.ts';
 import type { AdminToken } from './config.ts';
@@ -43,6 +45,7 @@ const listQuery = z
     failed: flag.optional(),
     stuck: duration.optional(),
     maintenance_version_not: z.string().max(255).optional(),
+    behind: flag.optional(),
     limit: z.coerce.number().int().min(1).max(1000).default(100),
     continue: z.string().max(2000).optional(),
   })
@@ -70,7 +73,6 @@ export interface AdminApiDeps {
   log: Logger;
   throttle: AuthThrottle;
   /** Extra instance filters (query parameter → condition), e.g. `behind=true` from the upgrades feature. */
-  instanceFilters?: Record<string, (value: string) => InstanceCondition>;
 }
 
 function fail(status: number, error: string, description: string): never {
@@ -137,12 +139,15 @@ export function createAdminApp(deps: AdminApiDeps): express.Express {
     return { name: res.locals.admin as string, reason: body.data.reason };
   };
   const filterOf = (req: Request): { filter: ListFilter; extra: InstanceCondition[] } => {
-    const extraNames = Object.keys(deps.instanceFilters ?? {});
-    const own = Object.fromEntries(Object.entries(req.query).filter(([k]) => !extraNames.includes(k)));
-    const q = listQuery.safeParse(own);
-    if (!q.success) fail(400, 'BadRequest', `${problemsOf(q.error)}. Filters: state, plan, offering, instance, kind, failed=true, stuck=DURATION, limit, continue${extraNames.map((n) => `, ${n}`).join('')}.`);
+    const q = listQuery.safeParse(req.query);
+    if (!q.success) fail(400, 'BadRequest', `${problemsOf(q.error)}. Filters: state, plan, offering, instance, kind, failed=true, stuck=DURATION, behind=true|false, limit, continue.`);
     const f = q.data;
-    const extra = extraNames.filter((n) => typeof req.query[n] === 'string').map((n) => deps.instanceFilters![n]!(req.query[n] as string));
+    const extra: InstanceCondition[] = [];
+    if (f.behind !== undefined) {
+      // behind the catalog's maintenance version, by semver precedence (the same test as the metric's)
+      const c = behindMaintenanceSql(maintenanceTargets(deps.catalog.plans), { plan: 'i.plan_id', version: 'i.maintenance_version' });
+      extra.push((query) => (f.behind ? query.whereRaw(c.sql, c.bindings) : query.whereRaw(`NOT (${c.sql})`, c.bindings)));
+    }
     return {
       filter: {
         state: f.state,

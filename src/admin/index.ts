@@ -49,8 +49,6 @@ export async function startAdmin(deps: {
   metrics: Metrics;
   tls: HttpsOptions | undefined;
   listen: (server: Server, port: number, host: string) => Promise<number>;
-  /** More instance filters for GET /admin/v1/instances (see AdminApiDeps). */
-  instanceFilters?: AdminApiDeps['instanceFilters'];
 }): Promise<AdminParts> {
   const { config, stores, log } = deps;
   const backends = (): Backend[] => {
@@ -109,7 +107,6 @@ export async function startAdmin(deps: {
     },
     log,
     throttle: new AuthThrottle({ limit: config.auth.failureLimit, windowMs: config.auth.failureWindowMs }),
-    ...(deps.instanceFilters ? { instanceFilters: deps.instanceFilters } : {}),
   });
   const limits = { ...config.http, keepAliveTimeoutMs: 65_000 };
   // A sweep over many backends takes longer than an OSB request may.

@@ -298,6 +298,7 @@ function addAdminCommands(program: Command): void {
     .option('--state <state>', 'state (instances/bindings: creating, ready, create_failed, updating, deleting, deleted; operations: in progress, succeeded, failed)')
     .option('--kind <kind>', 'operations: provision, update, deprovision, bind, unbind, repair')
     .option('--instance <id>', 'one instance (its bindings, its operations)')
+    .option('--behind', "instances: only those behind their plan's maintenance_info version (berth upgrade --all moves them)")
     .option('--limit <n>', 'at most this many per page (default 100)')
     .option('--all', 'every page')
     .action(run('list'));

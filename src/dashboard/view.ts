@@ -3,6 +3,7 @@
 // values never leave this module: of a binding's credentials only the entry
 // names are kept; parameters are not read at all.
 import type { Catalog } from '../catalog/catalog.ts';
+import { standingOf } from '../catalog/maintenance.ts';
 import type { Resources, ProvisionedResource } from '../broker/resources.ts';
 import type { InstanceState, OperationKind, OperationState } from '../osb/model.ts';
 import type { InstanceRecord } from '../store/instances.ts';
@@ -44,7 +45,7 @@ export interface Maintenance {
  */
 export function maintenanceOf(instance: Pick<InstanceRecord, 'maintenanceVersion' | 'planSnapshot'>, catalogVersion: string | undefined): Maintenance {
   const current = instance.maintenanceVersion ?? instance.planSnapshot?.maintenanceVersion;
-  return { instance: current, catalog: catalogVersion, upgradeAvailable: catalogVersion !== undefined && catalogVersion !== current };
+  return { instance: current, catalog: catalogVersion, upgradeAvailable: standingOf(current, catalogVersion) === 'behind' };
 }
 
 /** The credential entries every binding of the SQL kinds carries (sql/frame.ts). */

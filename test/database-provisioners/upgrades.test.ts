@@ -62,8 +62,21 @@ let t: TestBerth | undefined;
 
 async function rollOut(catalogPath: string): Promise<TestBerth> {
   await t?.stop();
-  t = await startTestBerth({ databaseUrl: state.url, catalogPath, env: { ...serverEnv(), BERTH_PROBE_INTERVAL_SECONDS: '0.1' } });
+  t = await startTestBerth({
+    databaseUrl: state.url,
+    catalogPath,
+    env: { ...serverEnv(), BERTH_PROBE_INTERVAL_SECONDS: '0.1', BERTH_ADMIN_TOKENS: `ops:${ADMIN_TOKEN}`, BERTH_ADMIN_PORT: '0' },
+  });
   return t;
+}
+
+const ADMIN_TOKEN = 'upgrades-admin-token-0123456789abcdef';
+
+/** The admin listing of instances with a `behind` filter (GET /admin/v1/instances?behind=…). */
+async function adminBehind(value: string): Promise<{ status: number; ids: string[]; body: any }> {
+  const r = await fetch(`${t!.berth.adminUrl}/admin/v1/instances?behind=${value}&limit=1000`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  const body = (await r.json()) as any;
+  return { status: r.status, ids: r.ok ? body.items.map((i: { id: string }) => i.id).sort() : [], body };
 }
 
 async function provisioned(serviceId: string, planId: string): Promise<string> {
@@ -162,6 +175,12 @@ test('a new maintenance version shows: GET instance keeps the instance\'s versio
       [myM, PLAN_MY, '1.0.0', '2.0.0'],
     ],
   );
+  // The admin listing's filter is the same condition (this test database holds only these instances).
+  assert.deepEqual((await adminBehind('true')).ids, [pgA, pgB, myM].sort());
+  assert.deepEqual((await adminBehind('false')).ids, []);
+  const wrong = await adminBehind('yes');
+  assert.equal(wrong.status, 400);
+  assert.match(wrong.body.description, /behind=true\|false/);
 });
 
 test('an update without maintenance_info changes nothing of the maintenance: the instance keeps its plan settings and version', async () => {
@@ -194,6 +213,8 @@ test('an update with the new maintenance_info upgrades for real: postgres connec
 
   assert.equal(await behindMetric(PLAN_PG), 1);
   assert.equal(await behindMetric(PLAN_MY), 0);
+  assert.deepEqual((await adminBehind('true')).ids, [pgB]);
+  assert.deepEqual((await adminBehind('false')).ids, [pgA, myM].sort());
   // Sending the version the instance is at again is a no-op.
   const again = await update(pgA, SERVICE_PG, { maintenance_info: { version: '2.0.0' } });
   assert.equal(again.first.status, 200, again.first.text);

@@ -147,6 +147,10 @@ export const list: Handler = async ([what], opts) => {
     if (opts[flag] !== undefined) q.set(param, String(opts[flag]));
   }
   if (opts.failed) q.set('failed', 'true');
+  if (opts.behind) {
+    if (what !== 'instances') throw usageError('berth admin list: --behind is a filter of instances');
+    q.set('behind', 'true');
+  }
   const items: unknown[] = [];
   let next: string | undefined;
   do {
