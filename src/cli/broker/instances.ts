@@ -281,17 +281,7 @@ export async function upgrade([name]: string[], opts: Options): Promise<number> 
       await printInstance(s, name!, opts, `is already at maintenance version ${target.version}`);
       return EXIT.ok;
     }
-    let result;
-    try {
-      result = await s.client.update(entry.id, {
-        service_id: entry.service_id,
-        plan_id: entry.plan_id,
-        maintenance_info: target,
-        previous_values: { service_id: entry.service_id, plan_id: entry.plan_id, ...(current ? { maintenance_info: current } : {}) },
-      });
-    } catch (err) {
-      throw s.explain(err, `upgrading ${name}`);
-    }
+    const result = await requestUpgrade(s, name!, entry, target, current?.version);
     if (result.outcome === 'accepted' && (await settle(s, name!, 'upgrade', result.operation, opts, entry)) === 'async') {
       await printInstance(s, name!, opts, 'upgrading');
       return EXIT.ok;
@@ -325,6 +315,20 @@ export async function deprovision([name]: string[], opts: Options): Promise<numb
   });
 }
 
+/** The update that moves an instance to the plan's maintenance_info (previous_values say where it was). */
+async function requestUpgrade(s: Session, name: string, entry: InstanceEntry, target: { version: string; description?: string }, current: string | undefined) {
+  try {
+    return await s.client.update(entry.id, {
+      service_id: entry.service_id,
+      plan_id: entry.plan_id,
+      maintenance_info: target,
+      previous_values: { service_id: entry.service_id, plan_id: entry.plan_id, ...(current ? { maintenance_info: { version: current } } : {}) },
+    });
+  } catch (err) {
+    throw s.explain(err, `upgrading ${name}`);
+  }
+}
+
 /**
  * One instance of `upgrade --all`: sends the update with the plan's maintenance_info and waits (progress as whole
  * lines, several run at once). Returns how it ended; the reason is a sentence.
@@ -337,17 +341,7 @@ async function upgradeOne(
   current: string | undefined,
   opts: Options,
 ): Promise<'upgraded' | 'in progress'> {
-  let result;
-  try {
-    result = await s.client.update(entry.id, {
-      service_id: entry.service_id,
-      plan_id: entry.plan_id,
-      maintenance_info: target,
-      previous_values: { service_id: entry.service_id, plan_id: entry.plan_id, ...(current ? { maintenance_info: { version: current } } : {}) },
-    });
-  } catch (err) {
-    throw s.explain(err, `upgrading ${name}`);
-  }
+  const result = await requestUpgrade(s, name, entry, target, current);
   if (result.outcome !== 'accepted') return 'upgraded';
   const lines: ProgressStream = { write: (chunk: string) => process.stderr.write(chunk) };
   return (await settle(s, name, 'upgrade', result.operation, opts, entry, lines)) === 'async' ? 'in progress' : 'upgraded';
