@@ -43,6 +43,8 @@ function catalog(dir: string, versions: { fast: string; other: string }): string
 describe('berth upgrade --all (broker mode)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'berth-upgrade-all-'));
   let port: number;
+  let adminPort: number;
+  const ADMIN_TOKEN = 'upgrade-all-admin-token-0123456789';
   let broker: BerthProcess | undefined;
   const env = () => ({
     PATH,
@@ -61,7 +63,7 @@ describe('berth upgrade --all (broker mode)', () => {
       await broker.exited;
     }
     broker = await spawnBerth(
-      { CATALOG_PATH: catalogPath, BERTH_PROVISIONER_MODULES: MODULES, BERTH_DATA_DIR: join(dir, 'data'), BERTH_POLL_INTERVAL_MS: '50', BERTH_KUBERNETES_SECRETS: 'false', LOG_LEVEL: 'warn' },
+      { CATALOG_PATH: catalogPath, BERTH_PROVISIONER_MODULES: MODULES, BERTH_DATA_DIR: join(dir, 'data'), BERTH_POLL_INTERVAL_MS: '50', BERTH_KUBERNETES_SECRETS: 'false', LOG_LEVEL: 'warn', BERTH_ADMIN_TOKENS: `ops:${ADMIN_TOKEN}`, BERTH_ADMIN_PORT: String(adminPort) },
       { port },
     );
   }
@@ -74,6 +76,7 @@ describe('berth upgrade --all (broker mode)', () => {
 
   before(async () => {
     port = await freePort();
+    adminPort = await freePort();
     await serve(catalog(dir, { fast: '1.0.0', other: '1.0.0' }));
     for (const [name, plan, extra] of [['alpha', 'fast', []], ['bravo', 'fast', []], ['charlie', 'other', ['-p', 'refuse_changes=true']]] as const) {
       expectExit(await berth(['provision', name, '--offering', 'paced', '--plan', plan, ...extra]), 0);
@@ -144,6 +147,39 @@ describe('berth upgrade --all (broker mode)', () => {
     expectExit(nothing, 0);
     assert.equal(nothing.stdout, '');
     assert.match(nothing.stderr, /upgrade --all: 0 upgraded, 3 already current, 0 failed/);
+  });
+
+  test('with an admin token: every instance behind on the broker, also those another machine provisioned', async () => {
+    const elsewhere = join(dir, 'elsewhere');
+    expectExit(await runBerth(['provision', 'delta', '--offering', 'paced', '--plan', 'fast'], { ...env(), HOME: elsewhere, XDG_CONFIG_HOME: join(elsewhere, 'config') }), 0);
+    await serve(catalog(dir, { fast: '3.0.0', other: '1.1.0' }));
+    const admin = { ...env(), BERTH_ADMIN_URL: `http://127.0.0.1:${adminPort}`, BERTH_ADMIN_TOKEN: ADMIN_TOKEN };
+
+    const plain = await berth(['upgrade', '--all', '--dry-run']);
+    expectExit(plain, 0);
+    assert.equal(plain.stdout.split('\n').filter(Boolean).length, 2, 'without the admin API: only what this berth knows');
+    assert.match(plain.stderr, /the 3 this berth knows for the broker \(give an admin token/);
+
+    const dry = await runBerth(['upgrade', '--all', '--dry-run'], admin);
+    expectExit(dry, 0);
+    assert.match(dry.stderr, /every instance behind its plan's version, from the admin API at http:\/\/127\.0\.0\.1:\d+ \(3\)/);
+    const lines = dry.stdout.split('\n').filter(Boolean);
+    const byId = lines.filter((l) => !/^instance\/(alpha|bravo) /.test(l));
+    assert.deepEqual(lines.filter((l) => !byId.includes(l)).sort(), ['instance/alpha would be upgraded (paced/fast) from 2.0.0 to 3.0.0', 'instance/bravo would be upgraded (paced/fast) from 2.0.0 to 3.0.0']);
+    assert.equal(byId.length, 1, dry.stdout);
+    assert.match(byId[0]!, /^instance\/[0-9a-f-]{36} would be upgraded \(paced\/fast\) from 2\.0\.0 to 3\.0\.0$/, 'named by id: this berth did not make it');
+
+    const done = await runBerth(['upgrade', '--all'], admin);
+    expectExit(done, 0);
+    assert.match(done.stderr, /upgrade --all: 3 upgraded/);
+    assert.equal(await versionOf('alpha'), '3.0.0');
+    const other = await runBerth(['describe', 'instance', 'delta', '-o', 'json'], { ...env(), HOME: elsewhere, XDG_CONFIG_HOME: join(elsewhere, 'config') });
+    assert.equal(JSON.parse(other.stdout).instance?.maintenance_info?.version, '3.0.0');
+
+    const again = await runBerth(['upgrade', '--all'], admin);
+    expectExit(again, 0);
+    assert.equal(again.stdout, '');
+    assert.match(again.stderr, /\(0\)/);
   });
 
   test('usage: a name and --all together, --plan without --all, an unknown plan, a bad --concurrency', async () => {

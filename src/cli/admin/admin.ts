@@ -137,6 +137,27 @@ const views: Record<ListKind, View<any>> = {
   },
 };
 
+/** Whether an admin token is at hand (BERTH_ADMIN_TOKEN, or a token file): other commands use the admin API then. */
+export function adminTokenGiven(opts: Options, env: NodeJS.ProcessEnv = process.env): boolean {
+  return Boolean(env.BERTH_ADMIN_TOKEN?.trim() || opts.adminTokenFile || env.BERTH_ADMIN_TOKEN_FILE);
+}
+
+/** Every instance behind its plan's maintenance_info version (all pages of GET /instances?behind=true), and where they are read from. */
+export async function instancesBehind(opts: Options, planId?: string): Promise<{ from: string; items: Array<{ id: string; serviceId: string; planId: string; maintenanceVersion: string | null }> }> {
+  const c = connectionOf(opts);
+  const q = new URLSearchParams({ behind: 'true', limit: '1000' });
+  if (planId) q.set('plan', planId);
+  const items = [];
+  let next: string | undefined;
+  do {
+    if (next) q.set('continue', next);
+    const page = await call(c, 'GET', `/instances?${q}`);
+    items.push(...page.items);
+    next = page.continue;
+  } while (next);
+  return { from: `the admin API at ${c.url.origin}`, items };
+}
+
 /** `berth admin list instances|bindings|operations [filters]`: every page with --all, else the first --limit. */
 export const list: Handler = async ([what], opts) => {
   if (!LISTS.includes(what as ListKind)) throw usageError(`berth admin list ${what ?? ''}: say what to list: ${LISTS.join(', ')}`);

@@ -54,7 +54,7 @@ async function settle(
   verb: Verb,
   operation: string | undefined,
   opts: Options,
-  ids: { service_id: string; plan_id: string },
+  ids: { service_id: string; plan_id: string; id?: string },
   progress?: ProgressStream,
 ): Promise<'done' | 'async'> {
   const started = now();
@@ -64,7 +64,8 @@ async function settle(
     process.stderr.write(`${GERUND[verb][0]!.toUpperCase()}${GERUND[verb].slice(1)} ${name} is in progress. Use \`berth describe instance ${name}\` to check on it.\n`);
     return 'async';
   }
-  const id = s.state.instanceId(name);
+  // upgrade --all also waits on instances this machine's berth did not make (listed by the admin API)
+  const id = ids.id ?? s.state.instanceId(name);
   const last: LastOperation = await waitForOperation({
     label: `${GERUND[verb]} ${name}`,
     poll: () => s.client.instanceLastOperation(id, { ...ids, ...(operation ? { operation } : {}) }),

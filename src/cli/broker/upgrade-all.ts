@@ -9,6 +9,7 @@ import { CliError, EXIT, usageError } from '../errors.ts';
 import type { Options } from '../program.ts';
 import type { Session } from './session.ts';
 import type { InstanceEntry } from './state.ts';
+import { adminTokenGiven, instancesBehind } from '../admin/admin.ts';
 
 type Upgrade = (
   s: Session,
@@ -38,6 +39,33 @@ export function concurrencyOf(value: unknown): number {
   return n;
 }
 
+/**
+ * Which instances to look at: with an admin token, every instance the broker has behind its plan's version
+ * (the admin API's listing; named as this machine's berth knows them, else by id); without one, the
+ * instances this machine's berth made (its state file).
+ */
+async function instancesToCheck(s: Session, opts: Options, planned: Array<{ service: CatalogService; plan: CatalogPlan }>): Promise<Array<[string, InstanceEntry]>> {
+  const known = Object.entries(s.state.section().instances).sort(([a], [b]) => a.localeCompare(b));
+  if (!adminTokenGiven(opts)) {
+    say(`instances: the ${known.length} this berth knows for the broker (give an admin token, BERTH_ADMIN_TOKEN, to upgrade every instance behind)`);
+    return known;
+  }
+  const plan = opts.plan === undefined ? undefined : planned.find(({ plan }) => plan.id === opts.plan || plan.name === opts.plan)?.plan.id;
+  const { from, items } = await instancesBehind(opts, plan);
+  say(`instances: every instance behind its plan's version, from ${from} (${items.length})`);
+  const nameOf = new Map(known.map(([name, entry]) => [entry.id, name]));
+  return items
+    .map((i): [string, InstanceEntry] => {
+      const found = planned.find((p) => p.plan.id === i.planId);
+      const entry = nameOf.has(i.id) ? s.state.section().instances[nameOf.get(i.id)!]! : undefined;
+      return [
+        nameOf.get(i.id) ?? i.id,
+        entry ?? { id: i.id, service_id: i.serviceId, plan_id: i.planId, offering: found?.service.name ?? i.serviceId, plan: found?.plan.name ?? i.planId, created_at: '' },
+      ];
+    })
+    .sort(([a], [b]) => a.localeCompare(b));
+}
+
 export async function upgradeAll(s: Session, opts: Options, upgrade: Upgrade): Promise<number> {
   const concurrency = concurrencyOf(opts.concurrency);
   const catalog = await s.catalog();
@@ -48,7 +76,7 @@ export async function upgradeAll(s: Session, opts: Options, upgrade: Upgrade): P
       throw usageError(`no plan "${opts.plan}" in the broker's catalog; plans: ${planned.map(({ service, plan }) => `${service.name}/${plan.name}`).join(', ') || 'none'}`);
     }
   }
-  const entries = Object.entries(s.state.section().instances).sort(([a], [b]) => a.localeCompare(b));
+  const entries = await instancesToCheck(s, opts, planned);
   const summary = { upgraded: 0, current: 0, newer: 0, failed: 0, inProgress: 0, unmanaged: 0 };
   const failures: string[] = [];
   const candidates: Candidate[] = [];
