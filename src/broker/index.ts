@@ -1,6 +1,7 @@
 // The broker: the OSB rules and Berth's state, behind one object the HTTP
 // layer calls. No Express and no SQL here (docs/architecture.md).
 import type { Catalog } from '../catalog/catalog.ts';
+import type { ClusterCheck } from '../kubernetes/clusters.ts';
 import type { OperationEngine } from '../operations/worker.ts';
 import type { ProvisionerRegistry } from '../provisioners/provisioner.ts';
 import type { Stores } from '../store/unit-of-work.ts';
@@ -20,8 +21,8 @@ export interface Broker {
   operationEnd(operationId: string, signal: AbortSignal): Promise<boolean>;
 }
 
-export function createBroker(deps: { catalog: Catalog; stores: Stores; provisioners: ProvisionerRegistry; engine: OperationEngine }): Broker {
-  const rules = new Rules(deps.catalog, deps.provisioners);
+export function createBroker(deps: { catalog: Catalog; stores: Stores; provisioners: ProvisionerRegistry; engine: OperationEngine; clusters?: ClusterCheck }): Broker {
+  const rules = new Rules(deps.catalog, deps.provisioners, deps.clusters);
   const queueing = new Queueing(deps.engine);
   return {
     catalog: deps.catalog,
