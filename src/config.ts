@@ -8,7 +8,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { readTlsMaterial } from './lib/tls-material.ts';
 import { parseTokenList, readTokenFile } from './lib/bearer-tokens.ts';
-import { readClustersFile, type ClustersConfig } from './kubernetes/clusters-file.ts';
+import { readClustersFile, type ClustersConfig } from './lib/clusters-file.ts';
 
 const credentialPair = z.object({ username: z.string().min(1), password: z.string().min(1) });
 

@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs';
 import type { ApiConstructor, ApiType, KubeConfig } from '@kubernetes/client-node';
 import type { Config } from '../config.ts';
-import type { ClusterEntry } from './clusters-file.ts';
+import type { ClusterEntry } from '../lib/clusters-file.ts';
 import { PermanentError } from '../osb/errors.ts';
 
 export type KubernetesClient = typeof import('@kubernetes/client-node');

@@ -12,7 +12,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { REPO, startTestBerth, type TestBerth } from '../support/berth.ts';
+import { REPO, startTestBerth, TEST_CREDENTIALS, TEST_KEYS, type TestBerth } from '../support/berth.ts';
+import { checkOf, doctorJson, show } from '../doctor/support.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { makeShared, sharedCluster, uniqueName, type SharedCluster } from '../support/kube/shared.ts';
 import { startCluster, type RunningCluster } from '../support/kube/cluster.ts';
@@ -77,6 +78,8 @@ describe('many clusters: context.clusterid routes Helm releases and binding Secr
   let db: TestDatabase;
   let t: TestBerth;
   let dir: string;
+  let catalogPath: string;
+  let clustersFile: string;
   const releaseNs = uniqueName('mc-release');
   const appNs = uniqueName('mc-app');
   const lockedNs = uniqueName('mc-locked');
@@ -115,9 +118,9 @@ describe('many clusters: context.clusterid routes Helm releases and binding Secr
       namespaces: [releaseNs, appNs],
       rules: [{ apiGroups: [''], resources: ['secrets', 'services', 'configmaps'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] }],
     });
-    const catalogPath = join(dir, 'catalog.yaml');
+    catalogPath = join(dir, 'catalog.yaml');
     writeFileSync(catalogPath, catalog(releaseNs));
-    const clustersFile = join(dir, 'clusters.yaml');
+    clustersFile = join(dir, 'clusters.yaml');
     writeFileSync(clustersFile, `clusters:\n  a: { kubeconfig: ${a.kubeconfigPath} }\n  b: { kubeconfig: ${limited.kubeconfigPath} }\n`);
     t = await startTestBerth({
       databaseUrl: db.url,
@@ -256,5 +259,28 @@ describe('many clusters: context.clusterid routes Helm releases and binding Secr
     assert.equal((await t.client.waitForBinding(id, 'locked-a', u.body.operation)).body.state, 'succeeded');
     const d = await t.client.deprovision(id, CHART.service_id, CHART.plan_id);
     assert.equal((await t.client.waitForInstance(id, d.body.operation)).body.state, 'succeeded');
+  });
+
+  test('berth doctor --local checks each cluster with its own credentials', async () => {
+    const env = {
+      CATALOG_PATH: catalogPath,
+      DATABASE_URL: db.url,
+      BROKER_USERNAME: TEST_CREDENTIALS.username,
+      BROKER_PASSWORD: TEST_CREDENTIALS.password,
+      BERTH_ENCRYPTION_KEYS: TEST_KEYS,
+      BERTH_DATA_DIR: join(dir, 'doctor-data'),
+      BERTH_HELM_BIN: a.helmBin,
+      BERTH_CLUSTERS_FILE: clustersFile,
+    };
+    const { r, report } = await doctorJson(['--local'], env, dir);
+    assert.equal(r.code, 1, show(r));
+    const inA = checkOf(report, 'kubernetes-permissions:a');
+    assert.equal(inA.status, 'pass', inA.message);
+    assert.match(inA.message, /^cluster "a": all \d+ permissions the plans need are granted/);
+    // b's ServiceAccount has Secrets in two namespaces only: binding Secrets in any app namespace are not granted.
+    const inB = checkOf(report, 'kubernetes-permissions:b');
+    assert.equal(inB.status, 'fail', inB.message);
+    assert.match(inB.message, /^cluster "b": 4 of 5 permissions missing; .*\ncreate secrets \(cluster-wide\): needed for binding Secrets in app namespaces/s);
+    assert.ok(!report.checks.some((c) => c.id === 'kubernetes-permissions'), 'no check of KUBECONFIG, which is not set');
   });
 });
