@@ -447,7 +447,7 @@ export class HelmProvisioner implements Provisioner {
     let rendered: string;
     try {
       rendered = await helm(['template', release, ...this.#chartArgs(c), '--namespace', namespace, '--values', '-'], {
-        ...this.#helmOptions(undefined),
+        ...this.#helmOptions(this.#clusters.home),
         input: JSON.stringify(this.#values(plan, 'validate', {})),
       });
     } catch (err) {
