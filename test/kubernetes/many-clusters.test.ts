@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { REPO, startTestBerth, TEST_CREDENTIALS, TEST_KEYS, type TestBerth } from '../support/berth.ts';
 import { checkOf, doctorJson, show } from '../doctor/support.ts';
-import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
+import { ADMIN_URL, createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { makeShared, sharedCluster, uniqueName, type SharedCluster } from '../support/kube/shared.ts';
 import { startCluster, type RunningCluster } from '../support/kube/cluster.ts';
 import { bindingSecretName } from '../../src/kubernetes/binding-secrets.ts';
@@ -22,6 +22,7 @@ import { releaseName } from '../../src/provisioners/helm/helm-provisioner.ts';
 
 const CHART = { service_id: 'svc-chart', plan_id: 'plan-chart' };
 const UPS = { service_id: 'svc-ups', plan_id: 'plan-ups' };
+const PG = { service_id: 'svc-pg', plan_id: 'plan-pg' };
 const org = { organization_guid: 'org', space_guid: 'space' };
 
 function catalog(releaseNamespace: string): string {
@@ -68,6 +69,16 @@ services:
         name: standard
         description: Stores credentials.
         provisioner: { kind: user-provided }
+  - id: svc-pg
+    name: postgresql
+    description: A database on the machine's PostgreSQL server.
+    bindable: true
+    bindings_retrievable: true
+    plans:
+      - id: plan-pg
+        name: shared
+        description: A database.
+        provisioner: { kind: postgres, server: local }
 `;
 }
 
@@ -125,7 +136,7 @@ describe('many clusters: context.clusterid routes Helm releases and binding Secr
     t = await startTestBerth({
       databaseUrl: db.url,
       catalogPath,
-      env: { BERTH_CLUSTERS_FILE: clustersFile, BERTH_HELM_BIN: a.helmBin, BERTH_LEASE_SECONDS: '5' },
+      env: { BERTH_CLUSTERS_FILE: clustersFile, BERTH_HELM_BIN: a.helmBin, BERTH_LEASE_SECONDS: '5', BERTH_POSTGRES_LOCAL_URL: ADMIN_URL },
     });
   });
 
@@ -215,6 +226,31 @@ describe('many clusters: context.clusterid routes Helm releases and binding Secr
     }
   });
 
+  test('a database instance (postgres): each binding Secret lands in the cluster its bind names', async () => {
+    const id = 'mc-pg';
+    const p = await t.client.provision(id, { ...PG, ...org, context: kubeCtx('b') });
+    assert.ok(p.status === 201 || p.status === 202, p.text);
+    if (p.status === 202) assert.equal((await t.client.waitForInstance(id, p.body.operation)).body.state, 'succeeded');
+    for (const [bindingId, clusterid, here, there] of [['pg-a', 'a', a, b], ['pg-b', 'b', b, a]] as const) {
+      const r = await t.client.bind(id, bindingId, { ...PG, context: kubeCtx(clusterid) });
+      assert.ok(r.status === 201 || r.status === 202, r.text);
+      if (r.status === 202) assert.equal((await t.client.waitForBinding(id, bindingId, r.body.operation)).body.state, 'succeeded');
+      const creds = (await t.client.fetchBinding(id, bindingId)).body.credentials;
+      const name = bindingSecretName(id, bindingId);
+      assert.equal((await secretIn(here, appNs, name))?.password, creds.password, `Secret of ${bindingId} in cluster ${clusterid}`);
+      assert.equal(await secretIn(there, appNs, name), undefined, `no Secret of ${bindingId} in the other cluster`);
+    }
+    for (const [bindingId, cluster] of [['pg-a', a], ['pg-b', b]] as const) {
+      const u = await t.client.unbind(id, bindingId, PG.service_id, PG.plan_id);
+      assert.ok(u.status === 200 || u.status === 202, u.text);
+      if (u.status === 202) assert.equal((await t.client.waitForBinding(id, bindingId, u.body.operation)).body.state, 'succeeded');
+      assert.equal(await secretIn(cluster, appNs, bindingSecretName(id, bindingId)), undefined);
+    }
+    const d = await t.client.deprovision(id, PG.service_id, PG.plan_id);
+    assert.ok(d.status === 200 || d.status === 202, d.text);
+    if (d.status === 202) assert.equal((await t.client.waitForInstance(id, d.body.operation)).body.state, 'succeeded');
+  });
+
   test('user-provided bindings write their Secret into the cluster the bind names', async () => {
     const id = 'mc-ups';
     const p = await t.client.provision(id, { ...UPS, ...org, parameters: { credentials: { token: 's3cret' } }, context: kubeCtx('a') });
@@ -271,6 +307,7 @@ describe('many clusters: context.clusterid routes Helm releases and binding Secr
       BERTH_DATA_DIR: join(dir, 'doctor-data'),
       BERTH_HELM_BIN: a.helmBin,
       BERTH_CLUSTERS_FILE: clustersFile,
+      BERTH_POSTGRES_LOCAL_URL: ADMIN_URL,
     };
     const { r, report } = await doctorJson(['--local'], env, dir);
     assert.equal(r.code, 1, show(r));
