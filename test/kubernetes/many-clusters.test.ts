@@ -43,6 +43,7 @@ services:
           service_instance:
             create:
               parameters: &params
+                $schema: http://json-schema.org/draft-07/schema#
                 type: object
                 additionalProperties: false
                 properties: { greeting: { type: string } }
@@ -122,13 +123,16 @@ describe('many clusters: context.clusterid routes Helm releases and binding Secr
       await core(a).createNamespace({ body: { metadata: { name: ns } } });
       await core(b).createNamespace({ body: { metadata: { name: ns } } });
     }
-    // In b, Berth may handle Secrets, Services and ConfigMaps in the release and app namespaces, nothing in lockedNs.
+    // In b, Berth may handle Secrets, Services and ConfigMaps in the release and app namespaces, only read Secrets in
+    // lockedNs (so it can tell that a refused binding Secret is not there), and read namespaces.
+    const sa = { namespace: 'berth-system', serviceAccount: 'berth' };
     const limited = await b.serviceAccountWithAccess({
-      namespace: 'berth-system',
-      serviceAccount: 'berth',
+      ...sa,
       namespaces: [releaseNs, appNs],
       rules: [{ apiGroups: [''], resources: ['secrets', 'services', 'configmaps'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] }],
     });
+    await b.serviceAccountWithAccess({ ...sa, namespaces: [lockedNs], rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }] });
+    await b.serviceAccountWithAccess({ ...sa, scope: 'cluster', rules: [{ apiGroups: [''], resources: ['namespaces'], verbs: ['get'] }] });
     catalogPath = join(dir, 'catalog.yaml');
     writeFileSync(catalogPath, catalog(releaseNs));
     clustersFile = join(dir, 'clusters.yaml');
@@ -221,13 +225,15 @@ describe('many clusters: context.clusterid routes Helm releases and binding Secr
     for (const [id, cluster] of [[inA, a], [inB, b]] as const) {
       const d = await t.client.deprovision(id, CHART.service_id, CHART.plan_id);
       assert.equal(d.status, 202, d.text);
-      assert.equal((await t.client.waitForInstance(id, d.body.operation)).body.state, 'succeeded');
+      const gone = await t.client.waitForInstance(id, d.body.operation);
+      assert.equal(gone.body.state, 'succeeded', gone.text);
       assert.equal(await revisions(cluster, id), 0);
     }
   });
 
   test('a database instance (postgres): each binding Secret lands in the cluster its bind names', async () => {
-    const id = 'mc-pg';
+    // Unique: its database's name derives from the id, on a server other runs may share.
+    const id = uniqueName('mc-pg');
     const p = await t.client.provision(id, { ...PG, ...org, context: kubeCtx('b') });
     assert.ok(p.status === 201 || p.status === 202, p.text);
     if (p.status === 202) assert.equal((await t.client.waitForInstance(id, p.body.operation)).body.state, 'succeeded');
@@ -294,7 +300,8 @@ describe('many clusters: context.clusterid routes Helm releases and binding Secr
     const u = await t.client.unbind(id, 'locked-a', CHART.service_id, CHART.plan_id);
     assert.equal((await t.client.waitForBinding(id, 'locked-a', u.body.operation)).body.state, 'succeeded');
     const d = await t.client.deprovision(id, CHART.service_id, CHART.plan_id);
-    assert.equal((await t.client.waitForInstance(id, d.body.operation)).body.state, 'succeeded');
+    const gone = await t.client.waitForInstance(id, d.body.operation);
+    assert.equal(gone.body.state, 'succeeded', gone.text);
   });
 
   test('berth doctor --local checks each cluster with its own credentials', async () => {
