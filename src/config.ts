@@ -55,6 +55,8 @@ const envSchema = z.object({
   BERTH_TOKENREVIEW_ALLOWED: z.string().optional(),
   BERTH_TOKENREVIEW_AUDIENCE: z.string().optional(),
   BERTH_TOKENREVIEW_CACHE_SECONDS: z.coerce.number().min(0).max(600).default(10),
+  BERTH_DASHBOARD_URL: z.string().optional(),
+  BERTH_DASHBOARD_LINK_DAYS: z.coerce.number().int().min(1).max(3650).default(365),
 });
 
 export interface Credential {
@@ -130,6 +132,11 @@ export interface Config {
     | undefined;
   /** Readiness and the database-derived gauges are computed at most once per this interval. */
   probeIntervalMs: number;
+  /**
+   * Berth's instance dashboards (BERTH_DASHBOARD_URL: the broker's public base URL, as browsers reach it):
+   * every instance's dashboard_url points at its page. Undefined: no dashboards, no dashboard_url from Berth.
+   */
+  dashboard: { baseUrl: string; linkLifetimeMs: number } | undefined;
   /** Every BERTH_* and provisioner-specific variable, for provisioners that name their own (e.g. admin URLs). */
   env: Readonly<Record<string, string | undefined>>;
 }
@@ -244,6 +251,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     httpPort: tls ? e.BERTH_HTTP_PORT : undefined,
     bearer,
     tokenReview,
+    dashboard: dashboardOf(e),
     env: Object.freeze({ ...env }),
   };
 }
@@ -278,6 +286,21 @@ function bearerOf(e: Env): Config['bearer'] {
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }
+}
+
+function dashboardOf(e: Env): Config['dashboard'] {
+  const raw = e.BERTH_DASHBOARD_URL?.trim();
+  if (!raw) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`BERTH_DASHBOARD_URL must be the broker's public base URL as browsers reach it (e.g. https://berth.example.com), not "${raw.slice(0, 100)}"`);
+  }
+  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.search || url.hash || url.username || url.password) {
+    throw new ConfigError('BERTH_DASHBOARD_URL must be a plain http(s) base URL without query, fragment or credentials (e.g. https://berth.example.com or https://apps.example.com/berth)');
+  }
+  return { baseUrl: url.href.replace(/\/+$/, ''), linkLifetimeMs: e.BERTH_DASHBOARD_LINK_DAYS * 86_400_000 };
 }
 
 const SERVICE_ACCOUNT = /^system:serviceaccount:[a-z0-9]([-a-z0-9]*[a-z0-9])?:[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;

@@ -34,6 +34,9 @@ import { builtInProvisioners } from './provisioners/index.ts';
 import { KubernetesAccess } from './kubernetes/client.ts';
 import { createBindingSecretHooks } from './kubernetes/binding-secrets.ts';
 import { clusterCheck, KubernetesClusters } from './kubernetes/clusters.ts';
+import { createDashboard, dashboardLinks } from './dashboard/routes.ts';
+import { DASHBOARD_KEY_PURPOSE, DashboardTokens } from './dashboard/token.ts';
+import { DashboardViews } from './dashboard/view.ts';
 
 export interface Berth {
   /** https: when BERTH_TLS_CERT_FILE/BERTH_TLS_KEY_FILE are set. */
@@ -153,7 +156,22 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
   });
   // About a second after expires_at at most (the poll interval, at least 1 s: one indexed query a round).
   const credentialExpiry = new CredentialExpiry({ stores, catalog, provisioners, log, intervalMs: Math.max(config.worker.pollIntervalMs, 1000) });
-  const broker = createBroker({ catalog, stores, provisioners, engine, clusters: clusterCheck(clusters, config.kubernetesSecrets) });
+  // Dashboard links are signed with keys derived from the encryption keys: rotating those (new key first,
+  // old one kept until re-sealed) keeps links valid; removing a key revokes the links it signed.
+  const dashboardTokens = config.dashboard ? new DashboardTokens(box.derivedKeys(DASHBOARD_KEY_PURPOSE), config.dashboard.linkLifetimeMs) : undefined;
+  const dashboardLink = config.dashboard && dashboardTokens ? dashboardLinks(config.dashboard.baseUrl, dashboardTokens) : undefined;
+  const broker = createBroker({
+    catalog,
+    stores,
+    provisioners,
+    engine,
+    dashboardUrl: dashboardLink,
+    clusters: clusterCheck(clusters, config.kubernetesSecrets),
+  });
+  const dashboard =
+    config.dashboard && dashboardTokens
+      ? createDashboard({ baseUrl: config.dashboard.baseUrl, tokens: dashboardTokens, views: new DashboardViews({ stores, catalog, resources: broker.resources }), log })
+      : undefined;
   const accepted = staticCredentials(credentials, config.bearer, config.filesReloadMs, log);
   const auth = {
     matches: accepted.matches,
@@ -177,7 +195,7 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
     operationsGauge.reset();
     for (const row of rows) operationsGauge.set({ kind: row.kind, state: row.state }, Number(row.n));
   });
-  const app = createApp({ broker, auth, log, metrics, readiness, beforeScrape: refreshOperationsGauge });
+  const app = createApp({ broker, auth, log, metrics, readiness, beforeScrape: refreshOperationsGauge, dashboard: dashboard?.router });
   const hotPath = createHotPath({ routes: osbRoutes(broker), auth, log, metrics });
   const handler = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
     if (!hotPath(req, res)) app(req, res);

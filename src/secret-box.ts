@@ -8,7 +8,7 @@
 // handing out someone else's secret. The older `v1` format authenticated only
 // the key id; it is opened solely by the code that re-seals it (the
 // 20261203200000_reseal_bound migration and `berth keys rotate`).
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 
 /** The database cell a ciphertext belongs to. `row` is the row's primary key, column by column. */
 export interface SealedField {
@@ -116,6 +116,15 @@ export class SecretBox {
 
   get activeKeyId(): string {
     return this.#activeId;
+  }
+
+  /**
+   * One key per encryption key, derived for `purpose` (HKDF-SHA256), the active key's first: for
+   * signing with the active key and verifying with any (e.g. dashboard links), never the keys themselves.
+   */
+  derivedKeys(purpose: string): Buffer[] {
+    const ids = [this.#activeId, ...[...this.#keys.keys()].filter((id) => id !== this.#activeId)];
+    return ids.map((id) => Buffer.from(hkdfSync('sha256', this.#keys.get(id)!, Buffer.alloc(0), purpose, 32)));
   }
 
   #decrypt<T>(parts: Parts, aad: Buffer, field: SealedField): T {

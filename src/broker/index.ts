@@ -21,12 +21,21 @@ export interface Broker {
   operationEnd(operationId: string, signal: AbortSignal): Promise<boolean>;
 }
 
-export function createBroker(deps: { catalog: Catalog; stores: Stores; provisioners: ProvisionerRegistry; engine: OperationEngine; clusters?: ClusterCheck }): Broker {
+/** `dashboardUrl`: Berth's own dashboard link of an instance (src/dashboard), when dashboards are configured. */
+export function createBroker(deps: {
+  catalog: Catalog;
+  stores: Stores;
+  provisioners: ProvisionerRegistry;
+  engine: OperationEngine;
+  dashboardUrl?: (instanceId: string) => string;
+  /** With several Kubernetes clusters (BERTH_CLUSTERS_FILE): which context.clusterid a request may name. */
+  clusters?: ClusterCheck;
+}): Broker {
   const rules = new Rules(deps.catalog, deps.provisioners, deps.clusters);
   const queueing = new Queueing(deps.engine);
   return {
     catalog: deps.catalog,
-    instances: new Instances(deps.stores, rules, queueing),
+    instances: new Instances(deps.stores, rules, queueing, deps.dashboardUrl),
     bindings: new Bindings(deps.stores, rules, queueing),
     resources: new Resources(deps.stores, rules, deps.provisioners),
     operationEnd: (operationId, signal) => deps.engine.nextEnd(operationId, signal),

@@ -7,11 +7,26 @@ import { snapshotOf } from '../catalog/plan-snapshot.ts';
 import { errors } from '../osb/errors.ts';
 import { lifecycle, stateBeforeDelete } from '../osb/lifecycle.ts';
 import type { InstanceRecord } from '../store/instances.ts';
+import { since } from '../osb/versions.ts';
+import type { Stores } from '../store/unit-of-work.ts';
 import { createOrRepeat } from './idempotency.ts';
-import { BrokerPart, failureOf, statusOf, type Decision } from './queueing.ts';
+import { BrokerPart, failureOf, statusOf, type Decision, type Queueing } from './queueing.ts';
+import type { Rules } from './rules.ts';
 import type { DeleteAnswer, DeleteInstanceRequest, FetchedInstance, InstanceAnswer, OperationStatus, ProvisionRequest, RequestMeta, UpdateRequest } from './types.ts';
 
 export class Instances extends BrokerPart {
+  readonly #dashboardUrl: ((instanceId: string) => string) | undefined;
+
+  /** `dashboardUrl`: Berth's own dashboard link, which then replaces any a provisioner returned (src/dashboard). */
+  constructor(stores: Stores, rules: Rules, queueing: Queueing, dashboardUrl?: (instanceId: string) => string) {
+    super(stores, rules, queueing);
+    this.#dashboardUrl = dashboardUrl;
+  }
+
+  /** The answer with Berth's dashboard link, where OSB defines dashboard_url (provision; update from 2.14). */
+  #linked(instanceId: string, answer: InstanceAnswer): InstanceAnswer {
+    return this.#dashboardUrl ? { ...answer, dashboardUrl: this.#dashboardUrl(instanceId) } : answer;
+  }
 
   async provision(req: ProvisionRequest, meta: RequestMeta): Promise<InstanceAnswer> {
     const rules = this.rules;
@@ -63,10 +78,11 @@ export class Instances extends BrokerPart {
       if (repeat) return repeat;
       return { operation: await this.queueing.enqueue(tx, meta, { instanceId: req.instanceId, kind: 'provision', plan, planSnapshot, request: {} }) };
     });
-    return this.queueing.conclude(decision, async, req.acceptsIncomplete, async () => {
+    const answer: InstanceAnswer = await this.queueing.conclude(decision, async, req.acceptsIncomplete, async () => {
       const done = await this.stores.instances.get(req.instanceId);
-      return { status: 201, dashboardUrl: done?.dashboardUrl, metadata: done?.metadata };
+      return { status: 201 as const, dashboardUrl: done?.dashboardUrl, metadata: done?.metadata };
     });
+    return this.#linked(req.instanceId, answer);
   }
 
   async update(req: UpdateRequest, meta: RequestMeta): Promise<InstanceAnswer> {
@@ -133,10 +149,13 @@ export class Instances extends BrokerPart {
       });
       return { operation };
     });
-    return this.queueing.conclude(decision, async, req.acceptsIncomplete, async () => {
+    const answer: InstanceAnswer = await this.queueing.conclude(decision, async, req.acceptsIncomplete, async () => {
       const done = await this.stores.instances.get(req.instanceId);
-      return { status: 200, dashboardUrl: done?.dashboardUrl, metadata: done?.metadata };
+      return { status: 200 as const, dashboardUrl: done?.dashboardUrl, metadata: done?.metadata };
     });
+    // OSB 2.14 added dashboard_url to the update answer; an older caller gets none of Berth's.
+    if (this.#dashboardUrl && meta.apiMinor < since.updatedDashboardUrl) return { ...answer, dashboardUrl: undefined };
+    return this.#linked(req.instanceId, answer);
   }
 
   async deprovision(req: DeleteInstanceRequest, meta: RequestMeta): Promise<DeleteAnswer> {
@@ -196,7 +215,8 @@ export class Instances extends BrokerPart {
       throw errors.notFound(`Service instance ${instanceId} does not exist or is still being provisioned.`);
     }
     if (instance.state === 'updating') throw errors.concurrency();
-    return { instance, parametersShown: this.rules.parametersShown(instance) };
+    const shown = this.#dashboardUrl ? { ...instance, dashboardUrl: this.#dashboardUrl(instanceId) } : instance;
+    return { instance: shown, parametersShown: this.rules.parametersShown(instance) };
   }
 
   async lastOperation(instanceId: string, operationId: string | undefined): Promise<OperationStatus | 'gone'> {

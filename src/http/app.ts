@@ -41,6 +41,8 @@ export interface AppDeps {
   readiness: () => Promise<string | undefined>;
   /** Extra gauges refreshed before a scrape (the caller bounds how often they really hit the database). */
   beforeScrape?: () => Promise<void>;
+  /** Instance dashboards (src/dashboard): GET /dashboard/:instance_id with their own signed links, when configured. */
+  dashboard?: express.Router;
 }
 
 /** The /v2 routes, by Express path; hot-path.ts serves two of them by the same functions. */
@@ -148,6 +150,7 @@ export function createApp(deps: AppDeps): Express {
   });
   own.get('/service_instances/:instance_id/resources', handle(provisionedResources(deps.broker)));
   app.use('/berth/v1', own);
+  if (deps.dashboard) app.use(deps.dashboard);
 
   app.use((req, _res, next) => next(errors.notFound(`No route for ${req.method} ${req.path}.`)));
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {

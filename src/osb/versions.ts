@@ -9,6 +9,8 @@ export const MAX_MINOR = 17;
 export const since = {
   /** GET an instance or a binding. */
   fetch: 14,
+  /** `dashboard_url` in an update's answer. */
+  updatedDashboardUrl: 14,
   /** Asynchronous bind/unbind and GET a binding's last_operation. */
   asyncBindings: 14,
   /** Binding `endpoints` in bind and fetch answers. */

@@ -226,6 +226,16 @@ export class OperationStore extends OperationRows {
     return (await this.db('operations').select('kind', 'state').count({ n: '*' }).groupBy('kind', 'state')) as any;
   }
 
+  /** The instance's and its bindings' operations, newest first, without their requests (the dashboard's history). */
+  async historyOf(instanceId: string, limit: number): Promise<OperationStatusRecord[]> {
+    const rows = await this.db('operations')
+      .where({ instance_id: instanceId })
+      .orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }])
+      .limit(limit)
+      .select('id', 'instance_id', 'binding_id', 'kind', 'state', 'description', 'instance_usable', 'update_repeatable', 'failure_cause', 'deadline_at', 'created_at', 'finished_at', this.awaitingResumption());
+    return rows.map(statusOfRow);
+  }
+
   /** Which of `ids` have ended (one query, however many). */
   async endedAmong(ids: string[]): Promise<string[]> {
     return this.db('operations').whereRaw('id = ANY(?)', [ids]).whereNotNull('finished_at').pluck('id');

@@ -24,6 +24,7 @@ const RANK: Record<string, number> = {
   operations: 4,
   broker: 5,
   http: 6,
+  dashboard: 6, // beside http: another way in (a browser with a signed link), over the broker and the stores
   'main.ts': 7,
   'cli.ts': 8,
 };
