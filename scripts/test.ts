@@ -3,7 +3,8 @@
 // file with node's test runner, one shared kwok control plane and, when real-node
 // test files are in the run, one cluster with a real node. Prints how long each
 // stage took at the end.
-import { spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { globSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,6 +18,8 @@ const stage = (name: string): void => {
 };
 // The global setup adds its own stages (cluster start and teardown) to this file.
 const timingsFile = path.join(os.tmpdir(), `berth-test-timings-${process.pid}.tsv`);
+// Each test file's wall time (scripts/file-timings-reporter.ts); the slowest are printed.
+const fileTimingsFile = path.join(os.tmpdir(), `berth-test-file-timings-${process.pid}.tsv`);
 const report = (): void => {
   process.stderr.write('== npm test stage timings ==\n');
   for (const [name, s] of stages) process.stderr.write(`${name.padEnd(44)} ${s.toFixed(0).padStart(5)} s\n`);
@@ -31,6 +34,32 @@ const report = (): void => {
     process.stderr.write(`  of which ${name.padEnd(36)} ${Number(s).toFixed(0).padStart(5)} s\n`);
   }
   rmSync(timingsFile, { force: true });
+  let files: Array<[string, number]> = [];
+  try {
+    files = readFileSync(fileTimingsFile, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => line.split('\t'))
+      .map(([file = '', s = '0']): [string, number] => [file, Number(s)])
+      .sort((a, b) => b[1] - a[1]);
+  } catch {
+    // the suites did not run
+  }
+  if (files.length > 0) process.stderr.write('== slowest test files (wall time, two run at once) ==\n');
+  for (const [file, s] of files.slice(0, 12)) process.stderr.write(`${file.padEnd(60)} ${s.toFixed(0).padStart(5)} s\n`);
+  rmSync(fileTimingsFile, { force: true });
+};
+
+interface Finished {
+  status: number | null;
+  stdout: string;
+}
+/** Waits for a child to exit and its output to end, collecting its stdout when it is piped. */
+const finished = async (child: ChildProcess, collect = false): Promise<Finished> => {
+  let stdout = '';
+  if (collect) child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  return { status: signal ? 1 : code, stdout };
 };
 
 const requested = process.argv.slice(2);
@@ -40,23 +69,38 @@ const isRealNodeFile = (f: string): boolean => f.includes('test/real-node/') || 
 const realNode = process.env.BERTH_REAL_NODE !== '0' && files.some(isRealNodeFile);
 const selected = process.env.BERTH_REAL_NODE === '0' ? files.filter((f) => !isRealNodeFile(f)) : files;
 
-const ensure = spawnSync('bash', ['tools/ensure-binaries.sh'], { stdio: 'inherit' });
-stage('binaries (tools/ensure-binaries.sh)');
-if (ensure.status !== 0) {
+// helm, kubectl and the Go modules first: the images need helm and the pause source. Then the Go
+// builds (CPU-bound, the long pole on a cold machine) and the image builds (mostly downloads and
+// unpacking) run side by side; the images run niced so they take the cores the builds leave idle.
+const prefetch = spawnSync('bash', ['tools/ensure-binaries.sh', '--prefetch'], { stdio: 'inherit' });
+stage('prefetch (helm, kubectl, Go modules)');
+if (prefetch.status !== 0) {
   report();
-  process.exit(ensure.status ?? 1);
+  process.exit(prefetch.status ?? 1);
 }
 // The exact images this run uses: the real node imports these tars (BERTH_NODE_IMAGES).
 const imagesFile = path.join(os.tmpdir(), `berth-test-images-${process.pid}.txt`);
-if (realNode) {
-  const images = spawnSync('bash', ['tools/build-images.sh', '--list'], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
-  stage('images (tools/build-images.sh)');
-  if (images.status !== 0) {
+const timed = async <T>(work: Promise<T>): Promise<[T, number]> => {
+  const started = performance.now();
+  const result = await work;
+  return [result, (performance.now() - started) / 1000];
+};
+const [[binaries, binariesSeconds], [images, imagesSeconds]] = await Promise.all([
+  timed(finished(spawn('bash', ['tools/ensure-binaries.sh'], { stdio: 'inherit' }))),
+  realNode
+    ? timed(finished(spawn('nice', ['-n', '10', 'bash', 'tools/build-images.sh', '--list'], { stdio: ['ignore', 'pipe', 'inherit'] }), true))
+    : Promise.resolve<[Finished, number]>([{ status: 0, stdout: '' }, 0]),
+]);
+stage(`binaries${realNode ? ' and images, side by side' : ''}`);
+stages.push([`  of which binaries (tools/ensure-binaries.sh)`, binariesSeconds]);
+if (realNode) stages.push([`  of which images (tools/build-images.sh)`, imagesSeconds]);
+for (const step of [binaries, images]) {
+  if (step.status !== 0) {
     report();
-    process.exit(images.status ?? 1);
+    process.exit(step.status ?? 1);
   }
-  writeFileSync(imagesFile, images.stdout);
 }
+if (realNode) writeFileSync(imagesFile, images.stdout);
 
 const run = spawnSync(
   process.execPath,
@@ -64,6 +108,10 @@ const run = spawnSync(
     '--test',
     '--test-global-setup=test/support/global-setup.ts',
     '--test-concurrency=2',
+    '--test-reporter=spec',
+    '--test-reporter-destination=stdout',
+    '--test-reporter=./scripts/file-timings-reporter.ts',
+    `--test-reporter-destination=${fileTimingsFile}`,
     '--test-timeout=900000',
     ...selected,
   ],

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { readTlsMaterial } from './lib/tls-material.ts';
 import { parseTokenList, readTokenFile } from './lib/bearer-tokens.ts';
 import { readClustersFile, type ClustersConfig } from './lib/clusters-file.ts';
+import { adminConfigOf, type AdminConfig } from './admin/config.ts';
 
 const credentialPair = z.object({ username: z.string().min(1), password: z.string().min(1) });
 
@@ -132,6 +133,8 @@ export interface Config {
     | undefined;
   /** Readiness and the database-derived gauges are computed at most once per this interval. */
   probeIntervalMs: number;
+  /** The admin API (off without admin tokens) and the orphan sweeper (src/admin/config.ts). */
+  admin: AdminConfig;
   /**
    * Berth's instance dashboards (BERTH_DASHBOARD_URL: the broker's public base URL, as browsers reach it):
    * every instance's dashboard_url points at its page. Undefined: no dashboards, no dashboard_url from Berth.
@@ -217,6 +220,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       throw new ConfigError((err as Error).message);
     }
   }
+  let admin: AdminConfig;
+  try {
+    admin = adminConfigOf(env, e.BERTH_MIN_PASSWORD_LENGTH, [...credentials.map((c) => c.password), ...bearer.tokens, ...bearer.fileTokens]);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
   return {
     port: e.PORT,
     host: e.HOST,
@@ -251,6 +260,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     httpPort: tls ? e.BERTH_HTTP_PORT : undefined,
     bearer,
     tokenReview,
+    admin,
     dashboard: dashboardOf(e),
     env: Object.freeze({ ...env }),
   };

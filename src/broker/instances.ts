@@ -3,6 +3,7 @@
 // transaction (instance row locked), then queues its operation (queueing.ts).
 // It knows nothing of HTTP beyond OSB error values (osb/errors.ts).
 import { isDeepStrictEqual } from 'node:util';
+import { standingOf } from '../catalog/maintenance.ts';
 import { snapshotOf } from '../catalog/plan-snapshot.ts';
 import { errors } from '../osb/errors.ts';
 import { lifecycle, stateBeforeDelete } from '../osb/lifecycle.ts';
@@ -111,6 +112,14 @@ export class Instances extends BrokerPart {
     rules.checkUpdate(currentPlan, targetPlan);
     rules.checkCluster('update', targetPlan, req.context);
     rules.maintenanceVersion(targetPlan, req.maintenanceVersion);
+    if (!planChange) rules.noDowngrade(current, targetPlan, req.maintenanceVersion);
+    // Maintenance moves only when the platform sends maintenance_info (OSB: that is how it asks for an upgrade):
+    // any other update of an instance whose plan has another maintenance version since runs with the plan as
+    // the instance has it (chart, values, server settings), and leaves its version where it is.
+    const standing = standingOf(current.maintenanceVersion, targetPlan.maintenanceVersion);
+    const stays = !planChange && req.maintenanceVersion === undefined && current.planSnapshot !== undefined && (standing === 'behind' || standing === 'ahead');
+    const runPlan = stays ? currentPlan : targetPlan;
+    const runSnapshot = stays ? current.planSnapshot! : snapshotOf(targetPlan);
     const maintenanceChange = req.maintenanceVersion !== undefined && req.maintenanceVersion !== current.maintenanceVersion;
     const parameterChange = !isDeepStrictEqual(parameters, current.parameters);
     const contextChange = req.context !== undefined && !isDeepStrictEqual(req.context, current.context);
@@ -137,13 +146,13 @@ export class Instances extends BrokerPart {
       const operation = await this.queueing.enqueue(tx, meta, {
         instanceId: req.instanceId,
         kind: 'update',
-        plan: targetPlan,
-        planSnapshot: snapshotOf(targetPlan),
+        plan: runPlan,
+        planSnapshot: runSnapshot,
         request: {
           parameters,
           previousPlanId: currentPlan.id,
           previousParameters: current.parameters,
-          maintenanceVersion: targetPlan.maintenanceVersion,
+          maintenanceVersion: stays ? current.maintenanceVersion : targetPlan.maintenanceVersion,
           ...(req.context !== undefined ? { context: req.context } : {}),
         },
       });

@@ -4,6 +4,7 @@
 // answer. Pure: no database, no HTTP (test/unit/broker/rules.test.ts).
 import type { Catalog, CatalogPlan, CatalogService } from '../catalog/catalog.ts';
 import { PlanSnapshots, snapshotOf, UnusableSnapshot, type PlanSnapshot } from '../catalog/plan-snapshot.ts';
+import { standingOf } from '../catalog/maintenance.ts';
 import { describeErrors } from '../catalog/schemas.ts';
 import { errors } from '../osb/errors.ts';
 import type { JsonObject, OperationKind } from '../osb/model.ts';
@@ -134,6 +135,14 @@ export class Rules {
 
   maintenanceVersion(plan: CatalogPlan, requested: string | undefined): void {
     if (requested !== undefined && requested !== plan.maintenanceVersion) throw errors.maintenanceInfoConflict(plan.maintenanceVersion, requested);
+  }
+
+  /** An update that sends the catalog's maintenance_info must not move an instance to a lower version than it is at. */
+  noDowngrade(instance: Pick<InstanceRecord, 'id' | 'maintenanceVersion'>, plan: CatalogPlan, requested: string | undefined): void {
+    if (requested === undefined || instance.maintenanceVersion === undefined) return;
+    if (standingOf(instance.maintenanceVersion, plan.maintenanceVersion) === 'ahead') {
+      throw errors.maintenanceDowngrade(instance.id, instance.maintenanceVersion, plan.maintenanceVersion!);
+    }
   }
 }
 

@@ -16,7 +16,16 @@ function nodes(program: Command): Node[] {
   const walk = (c: Command, path: string) => {
     const subs = c.commands.map((x) => x.name());
     const flags = c.options.flatMap((o) => [o.short, o.long].filter(Boolean) as string[]);
-    const extra = path === 'get' || path === 'describe' ? (path === 'get' ? ['instances', 'bindings', 'offerings', 'plans'] : ['instance', 'binding']) : path === 'completion' ? ['bash', 'zsh'] : [];
+    const extra =
+      path === 'get' || path === 'describe'
+        ? path === 'get'
+          ? ['instances', 'bindings', 'offerings', 'plans']
+          : ['instance', 'binding']
+        : path === 'completion'
+          ? ['bash', 'zsh']
+          : path === 'admin list'
+            ? ['instances', 'bindings', 'operations']
+            : [];
     out.push({ path, words: [...subs, ...extra, ...flags, ...(path ? globals : []), '--help'] });
     for (const sub of c.commands) walk(sub, path ? `${path} ${sub.name()}` : sub.name());
   };

@@ -152,8 +152,19 @@ ${examples(
     .addHelpText('after', examples('berth update orders-db --plan large', 'berth update orders-db -p extensions=\'["citext","pg_trgm"]\''))
     .action(verb('update'));
 
-  withWait(program.command('upgrade <name>').description("move an instance to its plan's current maintenance version"))
-    .addHelpText('after', examples('berth upgrade orders-db', 'berth upgrade orders-db --async'))
+  withWait(
+    program
+      .command('upgrade [name]')
+      .description("move an instance (or with --all every instance behind) to its plan's current maintenance version")
+      .option('--all', 'every instance berth knows for the broker whose plan has a newer maintenance version (broker mode)')
+      .option('--plan <plan>', 'with --all: only instances of this plan (name or id)')
+      .option('--dry-run', 'with --all: list what would be upgraded, change nothing')
+      .option('--concurrency <n>', 'with --all: upgrades running at once (default 4)'),
+  )
+    .addHelpText(
+      'after',
+      examples('berth upgrade orders-db', 'berth upgrade orders-db --async', 'berth upgrade --all --dry-run', 'berth upgrade --all --plan small --concurrency 2'),
+    )
     .action(verb('upgrade'));
 
   withWait(
@@ -244,6 +255,7 @@ ${examples(
       )}`,
     )
     .action(lazy(async () => (await import('../doctor/command.ts')).doctor));
+  addAdminCommands(program);
   program
     .command('catalog')
     .description('the broker catalog file')
@@ -252,6 +264,56 @@ ${examples(
     .action(server('catalog validate'));
 
   return program;
+}
+
+/** `berth admin …`: the admin API's escape hatches and the orphan sweeper (src/cli/admin/admin.ts). */
+function addAdminCommands(program: Command): void {
+  const admin = program
+    .command('admin')
+    .description("Berth's admin API: list, retry, fail, purge, repair, sweep (token: BERTH_ADMIN_TOKEN or BERTH_ADMIN_TOKEN_FILE)")
+    .option('--admin-url <url>', 'the admin API (env BERTH_ADMIN_URL; default http://127.0.0.1:8081)')
+    .option('--admin-token-file <path>', 'file holding the admin token (env BERTH_ADMIN_TOKEN_FILE; or BERTH_ADMIN_TOKEN)')
+    .option('--admin-ca-file <path>', 'PEM file of the CA to trust for an https admin API (env BERTH_ADMIN_CA_FILE)')
+    .addHelpText(
+      'after',
+      examples(
+        'berth admin list operations --stuck 30m',
+        'berth admin list instances --failed --plan small -o json',
+        'berth admin fail 5f0c… --reason "backend ticket 4711"',
+        'berth admin retry 5f0c… --reason "backend fixed"',
+        'berth admin repair orders-db-id --reason "database dropped by mistake"',
+        'berth admin purge orders-db-id --reason "removed by hand on the server"',
+        'berth admin sweep',
+        'berth admin sweep --delete --reason "quarterly cleanup" --only postgres:main/database/berth_i_…',
+      ),
+    );
+  const run = (name: 'list' | 'audit' | 'retry' | 'fail' | 'purge' | 'repair' | 'sweep') => lazy(async () => (await import('./admin/admin.ts'))[name]);
+  admin
+    .command('list <what>')
+    .description('list instances, bindings or operations')
+    .option('--failed', 'only failed ones')
+    .option('--stuck <duration>', 'only those with an operation unfinished for longer than this (e.g. 30m, 2h)')
+    .option('--plan <plan>', 'plan id or name')
+    .option('--offering <offering>', 'offering id or name')
+    .option('--state <state>', 'state (instances/bindings: creating, ready, create_failed, updating, deleting, deleted; operations: in progress, succeeded, failed)')
+    .option('--kind <kind>', 'operations: provision, update, deprovision, bind, unbind, repair')
+    .option('--instance <id>', 'one instance (its bindings, its operations)')
+    .option('--limit <n>', 'at most this many per page (default 100)')
+    .option('--all', 'every page')
+    .action(run('list'));
+  admin.command('audit').description('admin actions recorded in the audit table, newest first').option('--instance <id>', 'one instance').option('--limit <n>', 'at most this many').action(run('audit'));
+  const withReason = (c: Command) => c.option('--reason <text>', 'why (required; recorded in the audit table)');
+  withReason(admin.command('retry <operation>').description('queue a failed operation again (same request, same plan)')).action(run('retry'));
+  withReason(admin.command('fail <operation>').description('end a stuck operation as failed (its worker stops and cannot overwrite it)')).action(run('fail'));
+  withReason(admin.command('purge <instance>').description('forget an instance and its bindings without calling the provisioner')).action(run('purge'));
+  withReason(admin.command('repair <instance>').description("re-run the provisioner's idempotent create steps over a ready instance and its bindings")).action(run('repair'));
+  withReason(
+    admin
+      .command('sweep')
+      .description('compare Berth\'s state with every backend: orphans (no live instance) and missing resources (live instance, resource gone)')
+      .option('--delete', 'delete the orphans (only those Berth named or labelled; needs --reason)')
+      .option('--only <id>', 'with --delete: only this orphan (its id from the report); repeatable', collect),
+  ).action(run('sweep'));
 }
 
 /** Runs the CLI; resolves with the exit code. */

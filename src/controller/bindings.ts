@@ -10,6 +10,7 @@ import { BrokerUnavailable, type Broker } from './brokers.ts';
 import { pollOptions } from './operation-watch.ts';
 import { RetryLater, StatusDraft, commitAccepted, hashOf, nowIso, type ReconcileContext } from './context.ts';
 import { isReady } from './conditions.ts';
+import { extraBindingIdsOf, manageCredentials, recordMetadata, servingIdOf } from './credentials.ts';
 import { kubernetesContext } from './instances.ts';
 import type { ObjectRef } from './kube.ts';
 import { failpoint } from '../failpoints.ts';
@@ -90,10 +91,19 @@ export async function reconcileBinding(ctx: ReconcileContext, namespace: string,
   const forced = b.metadata.annotations?.[RECONCILE_AT_ANNOTATION];
   const resync = forced !== undefined && forced !== s.reconciledAt;
   if (s.bound) {
-    // Seam (issue 15 §2, not built): a binding whose broker answered metadata.renew_before would be
-    // rotated here once it passed (bind a successor with predecessor_binding_id, write its credentials
-    // into the same Secret, unbind the predecessor) and requeued for renew_before otherwise; see
-    // ServiceBindingStatus.renewBefore. Today the Secret keeps the credentials until they expire.
+    const context = { ...kubernetesContext(ctx, namespace, si?.metadata.name ?? b.spec.instanceRef.name, undefined), [CONTROLLER_WRITES_SECRET]: true };
+    const handled = await manageCredentials({
+      ctx,
+      b,
+      draft,
+      broker,
+      ids,
+      si,
+      key: bindingKey(namespace, name),
+      request: { context, parameters },
+      writeSecret: (credentials, reason) => writeSecret(ctx, b, draft, broker, credentials, reason),
+    });
+    if (handled) return;
     if (!existing || resync) {
       // Someone deleted the Secret, or a resync was asked for: read the credentials back and write it again.
       s.reconciledAt = forced;
@@ -119,6 +129,7 @@ export async function reconcileBinding(ctx: ReconcileContext, namespace: string,
       return;
     }
     s.lastOperation = { type: 'bind', state: 'succeeded', startTime: nowIso(), endTime: nowIso() };
+    recordMetadata(draft, r.metadata, si);
     await writeSecret(ctx, b, draft, broker, r.credentials ?? {}, 'SecretWritten');
   } catch (err) {
     if (err instanceof RetryLater) throw err;
@@ -144,7 +155,7 @@ function watch(ctx: ReconcileContext, b: ServiceBinding, broker: Broker, ids: { 
   const instanceId = b.status?.instanceID ?? ctx.instances.get(b.spec.instanceRef.name, b.metadata.namespace)?.metadata.uid;
   ctx.watchOperation(bindingKey(b.metadata.namespace!, b.metadata.name!), broker.client, (client, waitSeconds, onHeaders) => {
     ctx.brokerCall('binding_last_operation');
-    return client.bindingLastOperation(instanceId!, b.metadata.uid!, { operation, ...ids }, pollOptions(waitSeconds, onHeaders));
+    return client.bindingLastOperation(instanceId!, servingIdOf(b), { operation, ...ids }, pollOptions(waitSeconds, onHeaders));
   });
 }
 
@@ -154,7 +165,7 @@ async function follow(ctx: ReconcileContext, b: ServiceBinding, draft: StatusDra
   let op: OsbLastOperation;
   try {
     ctx.brokerCall('binding_last_operation');
-    op = await broker.client.bindingLastOperation(s.instanceID!, b.metadata.uid!, { operation: last.operation, ...ids });
+    op = await broker.client.bindingLastOperation(s.instanceID!, servingIdOf(b), { operation: last.operation, ...ids });
   } catch (err) {
     if (err instanceof OsbError && (err.status === 404 || err.status === 400)) {
       s.lastOperation = undefined; // lost: a fresh PUT or DELETE under the same id converges
@@ -189,12 +200,15 @@ async function fetchAndWrite(
   let credentials: JsonObject;
   try {
     ctx.brokerCall('fetch_binding');
-    credentials = (await broker.client.fetchBinding(draft.status.instanceID!, b.metadata.uid!, ids)).credentials ?? {};
+    const fetched = await broker.client.fetchBinding(draft.status.instanceID!, servingIdOf(b), ids);
+    credentials = fetched.credentials ?? {};
+    recordMetadata(draft, fetched.metadata, ctx.instances.get(b.spec.instanceRef.name, b.metadata.namespace));
   } catch (err) {
     if (err instanceof OsbError && (err.status === 404 || err.status === 410)) {
-      // The broker no longer has it: bind again under the same id.
+      // The broker no longer has it: bind again under the first id.
       draft.status.bound = false;
       draft.status.lastOperation = undefined;
+      draft.status.servingBindingID = undefined;
       await draft.commit(ctx.kube);
       throw new RetryLater('the broker no longer has the binding');
     }
@@ -276,9 +290,22 @@ async function finalize(ctx: ReconcileContext, b: ServiceBinding, draft: StatusD
     }
     s.instanceID = instanceId;
     if (s.lastOperation?.state === 'in progress') return follow(ctx, b, draft, broker, ids);
+    // A rotation's predecessor not yet retired, or a successor being bound: unbound first, each to its end.
+    for (const extra of extraBindingIdsOf(s)) {
+      try {
+        ctx.brokerCall('unbind');
+        const r = await broker.client.unbind(instanceId, extra, ids);
+        if (r.outcome === 'accepted') throw new RetryLater(`waiting for the broker to unbind ${extra}`);
+      } catch (err) {
+        if (err instanceof RetryLater) throw err;
+        if (!(err instanceof OsbError && err.status === 404)) throw new RetryLater(err instanceof OsbError ? err.brokerMessage : (err as Error).message);
+      }
+      if (s.retiring?.bindingID === extra) s.retiring = undefined;
+      if (s.rotatingTo === extra) s.rotatingTo = undefined;
+    }
     try {
       ctx.brokerCall('unbind');
-      const r = await broker.client.unbind(instanceId, b.metadata.uid!, ids);
+      const r = await broker.client.unbind(instanceId, servingIdOf(b), ids);
       if (r.outcome === 'accepted') {
         await commitAccepted(ctx.kube, draft, { type: 'unbind', operation: r.operation, ready: ['Unbinding', 'The broker is deleting the binding.'], progressing: ['Unbinding', 'Waiting for the broker to finish the unbind.'] });
         watch(ctx, b, broker, ids, r.operation);

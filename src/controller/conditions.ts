@@ -31,7 +31,7 @@ export function setCondition(
   return { conditions: [...rest, condition].sort((a, b) => ORDER.indexOf(a.type) - ORDER.indexOf(b.type)), changed };
 }
 
-const ORDER = ['Ready', 'Synced', 'Progressing'];
+const ORDER = ['Ready', 'Synced', 'Progressing', 'CredentialsCurrent'];
 
 export function conditionOf(conditions: Condition[] | undefined, type: string): Condition | undefined {
   return conditions?.find((c) => c.type === type);

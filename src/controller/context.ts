@@ -23,6 +23,8 @@ export interface ReconcileContext {
   log: Logger;
   queue: WorkQueue;
   clusterId: string;
+  /** How long a rotated binding's predecessor keeps working before it is unbound (capped at its expires_at). */
+  rotationGraceSeconds: number;
   instances: Cache<ServiceInstance>;
   bindings: Cache<ServiceBinding>;
   secrets: Cache<V1Secret>;

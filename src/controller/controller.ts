@@ -30,6 +30,8 @@ export interface ControllerOptions {
   workers?: number;
   identity?: string;
   leaseSeconds?: number;
+  /** How long a rotated binding's predecessor keeps working before it is unbound (default 60; capped at its expires_at). */
+  rotationGraceSeconds?: number;
   /** The Lease's name (default berth-controller): controllers sharing one elect one leader. */
   leaseName?: string;
   /**
@@ -165,6 +167,7 @@ export class Controller {
       log: this.#log,
       queue: this.#queue,
       clusterId,
+      rotationGraceSeconds: this.#o.rotationGraceSeconds ?? 60,
       instances: fresh(instances, 'instance'),
       bindings: fresh(bindings, 'binding'),
       secrets,

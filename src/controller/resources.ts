@@ -141,16 +141,21 @@ export interface ServiceBindingStatus {
   pendingHash?: string;
   lastOperation?: LastOperation;
   reconciledAt?: string;
-  /**
-   * Not written yet (seam for issue 15 §2, "the Kubernetes front rotates before renew_before"): the
-   * bind answer's metadata.expires_at / renew_before, and the OSB binding id now serving the Secret.
-   * Rotation would bind `<uid>-<n>` with predecessor_binding_id = servingBindingID once renew_before
-   * passes, write the new credentials into the same Secret, then unbind the predecessor. Needs these
-   * fields in the CRD's status schema (deploy/crds) and bindingID to stop being metadata.uid.
-   */
+  /** The serving binding's metadata.expires_at / renew_before, as the broker answered them (src/controller/credentials.ts). */
   credentialsExpireAt?: string;
   renewBefore?: string;
+  /** The OSB binding id whose credentials the Secret holds (metadata.uid until the first rotation, then `<uid>-r<n>`). */
   servingBindingID?: string;
+  /** A successor being bound (the identical bind is re-sent until it answers with credentials). */
+  rotatingTo?: string;
+  /** The predecessor of the last rotation, unbound at `after`. */
+  retiring?: { bindingID: string; after: string };
+  rotations?: number;
+  lastRotationTime?: string;
+  /** The end time of the instance update the serving credentials were last checked against (GET binding). */
+  credentialsCheckedAt?: string;
+  /** The renew_before or update end time for which the broker refused a rotation (not asked again for it). */
+  rotationRefused?: string;
   conditions?: Condition[];
 }
 

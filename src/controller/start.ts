@@ -13,6 +13,7 @@
 //   BERTH_CONTROLLER_LEASE_NAME     the Lease's name (default berth-controller)
 //   BERTH_CONTROLLER_SELECTOR       reconcile only resources matching this label selector (one shard of a cluster)
 //   BERTH_CONTROLLER_LONG_POLL      false: poll Berth's last_operation as Retry-After says instead of long-polling
+//   BERTH_CONTROLLER_ROTATION_GRACE_SECONDS  how long a rotated binding's predecessor keeps working (default 60)
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
@@ -34,6 +35,7 @@ const envSchema = z.object({
   BERTH_CONTROLLER_LEASE_NAME: z.string().min(1).default('berth-controller'),
   BERTH_CONTROLLER_SELECTOR: z.string().min(1).optional(),
   BERTH_CONTROLLER_LONG_POLL: z.enum(['true', 'false']).default('true'),
+  BERTH_CONTROLLER_ROTATION_GRACE_SECONDS: z.coerce.number().int().min(0).max(86_400).default(60),
 });
 
 export interface RunningController {
@@ -66,6 +68,7 @@ export async function startController(
     namespace: env.BERTH_CONTROLLER_NAMESPACE ?? env.POD_NAMESPACE ?? 'berth-system',
     workers: env.BERTH_CONTROLLER_WORKERS,
     leaseSeconds: env.BERTH_CONTROLLER_LEASE_SECONDS,
+    rotationGraceSeconds: env.BERTH_CONTROLLER_ROTATION_GRACE_SECONDS,
     identity: env.BERTH_CONTROLLER_ID,
     leaseName: env.BERTH_CONTROLLER_LEASE_NAME,
     selector: env.BERTH_CONTROLLER_SELECTOR,

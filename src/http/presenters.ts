@@ -25,6 +25,9 @@ export function fetchedInstanceBody({ instance, parametersShown }: FetchedInstan
   return body;
 }
 
+/** Binding metadata's Berth field saying an instance update made the credentials out of date: `{since, reason}`. */
+export const STALE_CREDENTIALS_FIELD = 'berth_credentials_stale';
+
 /** A binding as bind and GET answer it: what the bind returned, and what the caller's version knows of. */
 export function bindingBody(binding: BindingRecord, apiMinor: number): JsonObject {
   const stored = binding.bindResponse ?? {};
@@ -34,7 +37,13 @@ export function bindingBody(binding: BindingRecord, apiMinor: number): JsonObjec
   if (stored.route_service_url) out.route_service_url = stored.route_service_url;
   if (stored.volume_mounts) out.volume_mounts = stored.volume_mounts;
   if (binding.endpoints && apiMinor >= since.bindingEndpoints) out.endpoints = binding.endpoints;
-  if (binding.metadata && apiMinor >= since.metadata) out.metadata = binding.metadata;
+  if (apiMinor >= since.metadata) {
+    // Berth's own field beside the spec's expires_at/renew_before (a vendor extension field, which receivers
+    // ignore when they do not know it): present only while an instance update has made these credentials stale.
+    const metadata: JsonObject = { ...binding.metadata };
+    if (binding.credentialsStale) metadata[STALE_CREDENTIALS_FIELD] = { since: binding.credentialsStale.since, reason: binding.credentialsStale.reason };
+    if (Object.keys(metadata).length > 0) out.metadata = metadata;
+  }
   return out;
 }
 

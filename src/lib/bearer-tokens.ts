@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 /** RFC 6750 token68: what may follow "Bearer " in an Authorization header. */
 const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/;
 
-function check(tokens: string[], where: (i: number) => string, minLength: number): string[] {
+/** Checks tokens' alphabet and length; `where(i)` names token i in the error (the variable and position, never the token). */
+export function checkTokens(tokens: string[], where: (i: number) => string, minLength: number): string[] {
   tokens.forEach((t, i) => {
     if (!TOKEN68.test(t)) throw new Error(`${where(i)} has characters a bearer token cannot have (allowed: letters, digits, - . _ ~ + / and trailing =)`);
     if (t.length < minLength) {
@@ -20,12 +21,12 @@ function check(tokens: string[], where: (i: number) => string, minLength: number
 
 export function parseTokenList(value: string, minLength: number): string[] {
   const tokens = value.split(',').map((t) => t.trim()).filter((t) => t !== '');
-  return check(tokens, (i) => `BERTH_BEARER_TOKENS: token ${i + 1}`, minLength);
+  return checkTokens(tokens, (i) => `BERTH_BEARER_TOKENS: token ${i + 1}`, minLength);
 }
 
 export function parseTokenFile(text: string, file: string, minLength: number): string[] {
   const lines = text.split(/\r?\n/).map((l, i) => ({ t: l.trim(), line: i + 1 })).filter((l) => l.t !== '' && !l.t.startsWith('#'));
-  return check(lines.map((l) => l.t), (i) => `BERTH_BEARER_TOKENS_FILE: ${file} line ${lines[i]!.line}`, minLength);
+  return checkTokens(lines.map((l) => l.t), (i) => `BERTH_BEARER_TOKENS_FILE: ${file} line ${lines[i]!.line}`, minLength);
 }
 
 export function readTokenFile(file: string, minLength: number): string[] {

@@ -1,4 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Catalog } from '../catalog/catalog.ts';
+import { standingOf } from '../catalog/maintenance.ts';
+import type { InstanceStore } from '../store/instances.ts';
+import { atMostEvery } from './probes.ts';
 
 export interface Metrics {
   registry: Registry;
@@ -35,4 +39,34 @@ export function createMetrics(): Metrics {
       registers: [registry],
     }),
   };
+}
+
+/**
+ * berth_instances_behind_maintenance{service, plan, plan_id, version}: instances whose maintenance version is below
+ * their plan's in this process's catalog (an upgrade is available for them; README, "Upgrades"). Every plan with
+ * a maintenance version has a series, 0 when all its instances are current, so an alert can compare. Returns the
+ * refresh to run before a scrape; it reads the database at most once per `intervalMs`.
+ */
+export function maintenanceGauge(
+  registry: Registry,
+  catalog: Pick<Catalog, 'plans'>,
+  stores: { instances: Pick<InstanceStore, 'countByMaintenance'> },
+  intervalMs: number,
+): () => Promise<void> {
+  const gauge = new Gauge({
+    name: 'berth_instances_behind_maintenance',
+    help: "Instances whose maintenance_info version is below their plan's in the catalog (berth upgrade --all moves them)",
+    labelNames: ['service', 'plan', 'plan_id', 'version'],
+    registers: [registry],
+  });
+  const plans = catalog.plans.filter((p) => p.maintenanceVersion !== undefined);
+  return atMostEvery(intervalMs, async () => {
+    const behind = new Map<string, number>(plans.map((p) => [p.id, 0]));
+    for (const row of await stores.instances.countByMaintenance()) {
+      const plan = plans.find((p) => p.id === row.planId);
+      if (plan && standingOf(row.maintenanceVersion, plan.maintenanceVersion) === 'behind') behind.set(plan.id, behind.get(plan.id)! + row.n);
+    }
+    gauge.reset();
+    for (const p of plans) gauge.set({ service: p.service.name, plan: p.name, plan_id: p.id, version: p.maintenanceVersion! }, behind.get(p.id)!);
+  });
 }

@@ -9,6 +9,7 @@ import type { BindingState, InstanceState, OperationKind } from '../osb/model.ts
 import type { InstanceResult } from '../provisioners/provisioner.ts';
 import type { OperationRecord } from '../store/operations.ts';
 import type { TableStores } from '../store/unit-of-work.ts';
+import { boundedInstanceMetadata } from './instance-metadata.ts';
 import type { Run } from './run.ts';
 
 /** The write that records a successful operation, in the transaction that ends it. */
@@ -24,6 +25,7 @@ export const pastTense: Record<OperationKind, string> = {
   deprovision: 'Deprovisioned',
   bind: 'Bound',
   unbind: 'Unbound',
+  repair: 'Repaired',
 };
 
 export const kinds: Record<OperationKind, Kind> = {
@@ -34,7 +36,8 @@ export const kinds: Record<OperationKind, Kind> = {
       () => run.provisioner.provision(op),
       () => run.provisioner.deprovision(op),
     );
-    return (tx) => tx.instances.patch(run.instance.id, { state: lifecycle.provision.succeeded, dashboardUrl: result?.dashboardUrl, metadata: result?.metadata });
+    const metadata = boundedInstanceMetadata(result?.metadata, op.log);
+    return (tx) => tx.instances.patch(run.instance.id, { state: lifecycle.provision.succeeded, dashboardUrl: result?.dashboardUrl, metadata });
   },
 
   async update(run) {
@@ -42,8 +45,11 @@ export const kinds: Record<OperationKind, Kind> = {
     const op = { ...run.instanceOperation(), previous: { plan: run.previousPlan(request.previousPlanId), parameters: request.previousParameters ?? run.instance.parameters } };
     await op.progress('Updating');
     const result: InstanceResult | void = await run.provisioner.update(op);
-    return (tx) =>
-      tx.instances.patch(run.instance.id, {
+    const metadata = boundedInstanceMetadata(result?.metadata, op.log);
+    return async (tx) => {
+      // In the transaction that records the update: no GET between them serves the old credentials as current.
+      if (result?.credentialsChanged) await tx.bindings.markStale(run.instance.id, result.credentialsChanged);
+      await tx.instances.patch(run.instance.id, {
         state: lifecycle.update.succeeded,
         planId: run.plan.id,
         // An update queued before plans were recorded has none: record the plan it ran with.
@@ -52,8 +58,9 @@ export const kinds: Record<OperationKind, Kind> = {
         maintenanceVersion: request.maintenanceVersion ?? run.plan.maintenanceVersion,
         context: request.context ?? run.instance.context,
         ...(result?.dashboardUrl ? { dashboardUrl: result.dashboardUrl } : {}),
-        ...(result?.metadata ? { metadata: result.metadata } : {}),
+        ...(metadata ? { metadata } : {}),
       });
+    };
   },
 
   async deprovision(run) {
@@ -116,6 +123,32 @@ export const kinds: Record<OperationKind, Kind> = {
     await run.hooks.beforeUnbind?.(op);
     await run.provisioner.unbind(op);
     return (tx) => tx.bindings.patch(run.instance.id, binding.id, { state: lifecycle.unbind.succeeded, bindResponse: undefined });
+  },
+
+  // An administrator's repair (src/admin/): the provisioner's create steps look at what exists and make only
+  // what is missing (provisioner.ts), so running them again over a ready instance re-creates a dropped
+  // database, role or release and changes nothing else. Its ready bindings' logins (and binding Secrets) are
+  // re-made the same way, from their checkpoints; credentials that expired stay expired.
+  async repair(run) {
+    const op = run.instanceOperation();
+    await op.progress('Repairing: re-running provisioning');
+    const result: InstanceResult | void = await run.provisioner.provision(op);
+    const now = Date.now();
+    for (const binding of await run.liveBindings()) {
+      if (binding.state !== 'ready') continue;
+      const expiresAt = typeof binding.metadata?.expires_at === 'string' ? Date.parse(binding.metadata.expires_at) : NaN;
+      if (expiresAt <= now) continue;
+      const bindingOp = run.bindingOperation(binding);
+      await op.progress(`Repairing: re-running binding ${binding.id}`);
+      const created = await run.provisioner.bind(bindingOp);
+      await run.hooks.afterBind?.(bindingOp, created.credentials);
+    }
+    return (tx) =>
+      tx.instances.patch(run.instance.id, {
+        state: lifecycle.repair.succeeded,
+        ...(result?.dashboardUrl ? { dashboardUrl: result.dashboardUrl } : {}),
+        ...(result?.metadata ? { metadata: result.metadata } : {}),
+      });
   },
 };
 

@@ -105,6 +105,14 @@ export const errors = {
         : `This plan has no maintenance_info, but the request sent version ${got}; fetch the catalog again.`,
       { error: 'MaintenanceInfoConflict' },
     ),
+  /** An update to a catalog version below the instance's own: Berth never downgrades (README, "Upgrades"). */
+  maintenanceDowngrade: (instanceId: string, instanceVersion: string, catalogVersion: string) =>
+    new OsbError(
+      422,
+      `Service instance ${instanceId} is at maintenance version ${instanceVersion}, newer than the catalog's ${catalogVersion}; Berth does not downgrade instances. ` +
+        `Put maintenance_info.version ${instanceVersion} or later back in the catalog, or leave maintenance_info out of the update.`,
+      { error: 'MaintenanceInfoConflict' },
+    ),
   unprocessable: (description: string, opts: { instanceUsable?: boolean; updateRepeatable?: boolean } = {}) =>
     new OsbError(422, description, { error: 'UnprocessableEntity', ...opts }),
   unavailable: () =>

@@ -27,12 +27,15 @@ export const lifecycle = {
   deprovision: { target: 'instance', during: 'deleting', succeeded: 'deleted', failed: 'previous', reports: { instanceUsable: true, updateRepeatable: false } },
   bind: { target: 'binding', during: 'creating', succeeded: 'ready', failed: 'create_failed', refusedByData: 'deleted', reports: { instanceUsable: false, updateRepeatable: false } },
   unbind: { target: 'binding', during: 'deleting', succeeded: 'deleted', failed: 'previous', reports: { instanceUsable: false, updateRepeatable: false } },
+  // An administrator's repair (src/admin/): the instance is busy while it runs, like an update, and a failed one leaves it as it found it.
+  repair: { target: 'instance', during: 'updating', succeeded: 'ready', failed: 'previous', reports: { instanceUsable: true, updateRepeatable: true } },
 } as const satisfies {
   provision: Phase<'instance'>;
   update: Phase<'instance'>;
   deprovision: Phase<'instance'>;
   bind: Phase<'binding'>;
   unbind: Phase<'binding'>;
+  repair: Phase<'instance'>;
 };
 
 /**

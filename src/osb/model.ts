@@ -4,7 +4,8 @@
 
 export type JsonObject = Record<string, unknown>;
 
-export type OperationKind = 'provision' | 'update' | 'deprovision' | 'bind' | 'unbind';
+/** `repair` is no OSB request: an administrator's (src/admin/), re-running the provisioner's idempotent steps. */
+export type OperationKind = 'provision' | 'update' | 'deprovision' | 'bind' | 'unbind' | 'repair';
 
 export type InstanceState = 'creating' | 'ready' | 'create_failed' | 'updating' | 'deleting' | 'deleted';
 export type BindingState = 'creating' | 'ready' | 'create_failed' | 'deleting' | 'deleted';
@@ -40,6 +41,11 @@ export interface OperationRequests {
     halted?: string;
     /** Whether the halting unbind was synchronous: then last_operation reports the halted bind (nobody polls the unbind). */
     synchronous?: boolean;
+  };
+  repair: {
+    planId: string;
+    /** What the instance goes back to when the repair fails (it was usable or not before; a repair changes nothing of that). */
+    previousState: InstanceState;
   };
 }
 

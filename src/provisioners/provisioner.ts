@@ -93,7 +93,19 @@ export interface Endpoint {
 
 export interface InstanceResult {
   dashboardUrl?: string;
+  /**
+   * OSB instance metadata: `labels` (facts users see, e.g. the release or database name) and `attributes`.
+   * Berth keeps it within 4,096 bytes of JSON (the longest attributes, then labels, are left out with a log
+   * line; see src/operations/instance-metadata.ts). Returned by provision and update; an update that returns
+   * none keeps what the instance had.
+   */
   metadata?: { labels?: Record<string, string>; attributes?: Record<string, string> };
+  /**
+   * From update only: set when the update changed what existing bindings' credentials contain (host, port,
+   * database, URI, the credentials themselves), as a sentence saying what changed (never a value), e.g.
+   * "the instance's credentials parameters changed (keys: uri)". Berth marks the instance's bindings stale.
+   */
+  credentialsChanged?: string;
 }
 
 export interface BindResult {

@@ -13,6 +13,9 @@ export interface AuditEvent {
   originatingIdentity: JsonObject | undefined;
   requestIdentity: string | undefined;
   outcome: string | undefined;
+  /** Admin actions (src/admin/): the admin token's name, and the reason given. */
+  actor?: string | undefined;
+  reason?: string | undefined;
 }
 
 export class AuditStore {
@@ -31,6 +34,8 @@ export class AuditStore {
       originating_identity: e.originatingIdentity ?? null,
       request_identity: e.requestIdentity ?? null,
       outcome: e.outcome ?? null,
+      actor: e.actor ?? null,
+      reason: e.reason ?? null,
     });
   }
 
@@ -45,6 +50,8 @@ export class AuditStore {
       originatingIdentity: opt(r.originating_identity),
       requestIdentity: opt(r.request_identity),
       outcome: opt(r.outcome),
+      actor: opt(r.actor ?? null),
+      reason: opt(r.reason ?? null),
     }));
   }
 }

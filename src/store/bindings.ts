@@ -28,6 +28,14 @@ export interface BindingRecord {
   endpoints: unknown[] | undefined;
   metadata: JsonObject | undefined;
   provisionerState: JsonObject;
+  /** Set when an instance update changed what this binding's credentials contain (see markStale). */
+  credentialsStale?: StaleCredentials | undefined;
+}
+
+/** Why a binding's credentials are out of date, and since when (RFC 3339). */
+export interface StaleCredentials {
+  since: string;
+  reason: string;
 }
 
 /** A change to a binding; for bindResponse, endpoints and metadata a key present with `undefined` writes NULL. */
@@ -55,6 +63,7 @@ export class BindingStore extends Table {
       endpoints: opt(r.endpoints),
       metadata: opt(r.metadata),
       provisionerState: this.box.open<JsonObject>(r.provisioner_state_enc, cell(r.instance_id, r.id, 'provisioner_state_enc')) ?? {},
+      credentialsStale: r.credentials_stale_since ? { since: new Date(r.credentials_stale_since).toISOString(), reason: r.credentials_stale_reason ?? '' } : undefined,
     };
   }
 
@@ -120,6 +129,16 @@ export class BindingStore extends Table {
     await this.db('bindings').where({ instance_id: instanceId, id }).whereNull('credentials_expired_at').update({ credentials_expired_at: this.db.fn.now() });
   }
 
+  /**
+   * Marks the instance's ready bindings stale: an update changed what their credentials contain (`reason` says
+   * what, never a value). Bindings already stale keep their first `since`, with the latest reason.
+   */
+  async markStale(instanceId: string, reason: string): Promise<number> {
+    return await this.db('bindings')
+      .where({ instance_id: instanceId, state: 'ready' })
+      .update({ credentials_stale_since: this.db.raw('coalesce(credentials_stale_since, now())'), credentials_stale_reason: reason, updated_at: this.db.fn.now() });
+  }
+
   /** Every binding of a deprovisioned instance is deleted with it (their secrets were erased with the instance's). */
   async deleteAllOf(instanceId: string): Promise<void> {
     await this.db('bindings').where({ instance_id: instanceId }).update({ state: 'deleted', credentials_enc: null, updated_at: this.db.fn.now() });
@@ -141,6 +160,8 @@ export class BindingStore extends Table {
       endpoints: rec.endpoints === undefined ? null : JSON.stringify(rec.endpoints),
       metadata: rec.metadata ?? null,
       provisioner_state_enc: this.seal(rec.provisionerState, cell(rec.instanceId, rec.id, 'provisioner_state_enc')),
+      credentials_stale_since: rec.credentialsStale?.since ?? null,
+      credentials_stale_reason: rec.credentialsStale?.reason ?? null,
     };
   }
 }

@@ -31,6 +31,20 @@ export type InstancePatch = Partial<
   Pick<InstanceRecord, 'state' | 'planId' | 'parameters' | 'context' | 'maintenanceVersion' | 'dashboardUrl' | 'metadata' | 'provisionerState' | 'planSnapshot'>
 >;
 
+/** An instance whose maintenance version is behind its plan's (see behindMaintenance). */
+export interface InstanceBehind {
+  id: string;
+  serviceId: string;
+  planId: string;
+  state: InstanceState;
+  maintenanceVersion: string | undefined;
+  /** The plan's maintenance version in the catalog asked about. */
+  planVersion: string;
+}
+
+/** States of an instance that exists and works (an update may be running on it). */
+const LIVE: InstanceState[] = ['ready', 'updating'];
+
 const cell = (id: string, column: string): SealedField => ({ table: 'instances', row: [id], column });
 
 export class InstanceStore extends Table {
@@ -102,6 +116,28 @@ export class InstanceStore extends Table {
     await this.db('instances').where({ id }).update(cols);
   }
 
+  /**
+   * Instances (ready or being updated) of the plans in `targets` whose recorded maintenance version is behind
+   * the plan's: what an upgrade would move (`berth upgrade --all`, the admin listing). Oldest first, so a
+   * rollout goes in the order instances were made. Reads no secret column.
+   */
+  async behindMaintenance(targets: ReadonlyMap<string, string>): Promise<InstanceBehind[]> {
+    if (targets.size === 0) return [];
+    const behind = behindMaintenanceSql(targets, { plan: 'plan_id', version: 'maintenance_version' });
+    const rows = await this.db('instances')
+      .whereIn('state', LIVE)
+      .whereRaw(behind.sql, behind.bindings)
+      .orderBy([{ column: 'created_at' }, { column: 'id' }])
+      .select('id', 'service_id', 'plan_id', 'state', 'maintenance_version');
+    return rows.map((r) => ({ id: r.id, serviceId: r.service_id, planId: r.plan_id, state: r.state, maintenanceVersion: opt(r.maintenance_version) as string | undefined, planVersion: targets.get(r.plan_id)! }));
+  }
+
+  /** Live instances counted by plan and recorded maintenance version (for the instances-behind metric: one small query). */
+  async countByMaintenance(): Promise<Array<{ planId: string; maintenanceVersion: string | undefined; n: number }>> {
+    const rows = await this.db('instances').whereIn('state', LIVE).select('plan_id', 'maintenance_version').count({ n: '*' }).groupBy('plan_id', 'maintenance_version');
+    return rows.map((r: any) => ({ planId: r.plan_id, maintenanceVersion: opt(r.maintenance_version), n: Number(r.n) }));
+  }
+
   async stateOf(id: string): Promise<InstanceState | undefined> {
     const r = await this.db('instances').where({ id }).first('state');
     return r?.state;
@@ -124,4 +160,45 @@ export class InstanceStore extends Table {
       plan_snapshot: rec.planSnapshot === undefined ? null : JSON.stringify(rec.planSnapshot),
     };
   }
+}
+
+/**
+ * SQL (for a WHERE clause; `?` bindings) that holds for rows whose plan is one of `targets` and whose maintenance
+ * version is behind that plan's: none recorded, or lower by semver precedence, as standingOf (catalog/maintenance.ts)
+ * decides. `columns` name the plan id and version columns (qualified as the query needs, e.g. `i.plan_id`), so the
+ * admin listing's filter is this same condition. Versions are semver (the catalog refuses others): the core is
+ * compared as numbers, a pre-release sorts below its release, and pre-release identifiers compare numerically or
+ * in ASCII order (numeric ones padded and put first).
+ */
+export function behindMaintenanceSql(targets: ReadonlyMap<string, string>, columns: { plan: string; version: string }): { sql: string; bindings: string[] } {
+  if (targets.size === 0) return { sql: 'false', bindings: [] };
+  const clauses: string[] = [];
+  const bindings: string[] = [];
+  for (const [planId, version] of targets) {
+    const lower = semverLess(columns.version, '?');
+    clauses.push(`(${columns.plan} = ? AND (${columns.version} IS NULL OR ${lower.sql}))`);
+    bindings.push(planId, ...lower.placeholders.map(() => version));
+  }
+  return { sql: `(${clauses.join(' OR ')})`, bindings };
+}
+
+/** `a < b` by semver precedence, as a row comparison of (numeric core, has no pre-release, pre-release keys). */
+function semverLess(a: string, b: string): { sql: string; placeholders: string[] } {
+  const placeholders: string[] = [];
+  const use = (e: string) => {
+    if (e === '?') placeholders.push(e);
+    return e === '?' ? 'CAST(? AS text)' : e;
+  };
+  const key = (e: string) => {
+    const plain = () => `split_part(${use(e)}, '+', 1)`;
+    const core = `CAST(string_to_array(split_part(${plain()}, '-', 1), '.') AS numeric[])`;
+    const hasPre = `position('-' in ${plain()}) > 0`;
+    const pre =
+      `CASE WHEN position('-' in ${plain()}) > 0 THEN ARRAY(SELECT CASE WHEN p ~ '^[0-9]+$' THEN '0' || lpad(p, 40, '0') ELSE '1' || p END ` +
+      `FROM unnest(string_to_array(substr(${plain()}, position('-' in ${plain()}) + 1), '.')) WITH ORDINALITY AS t(p, n) ORDER BY n) ELSE CAST(ARRAY[] AS text[]) END`;
+    return `(${core}, NOT (${hasPre}), (${pre}) COLLATE "C")`;
+  };
+  const left = key(a);
+  const right = key(b);
+  return { sql: `${left} < ${right}`, placeholders };
 }

@@ -222,6 +222,11 @@ export class OperationStore extends OperationRows {
     await this.db('operations').where({ instance_id: instanceId, binding_id: null, state: 'failed' }).whereNull('superseded_at').update({ superseded_at: this.db.fn.now() });
   }
 
+  /** Every unfinished operation of the instance, its bindings' too (an administrator's purge ends them). */
+  async unfinishedOf(instanceId: string): Promise<string[]> {
+    return this.db('operations').where({ instance_id: instanceId }).whereNull('finished_at').orderBy('created_at').pluck('id');
+  }
+
   async countByState(): Promise<Array<{ kind: string; state: string; n: number }>> {
     return (await this.db('operations').select('kind', 'state').count({ n: '*' }).groupBy('kind', 'state')) as any;
   }

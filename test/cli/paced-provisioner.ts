@@ -1,6 +1,7 @@
 // A test seam for the CLI's progress display: kind `paced`, asynchronous, whose operations take
 // `steps` × `step_ms` and report a progress description at every step, so a waiting `berth`
-// has something to draw and replace; `fail: true` makes provisions fail with a description.
+// has something to draw and replace; `fail: true` makes provisions fail with a description,
+// and the instance parameter `refuse_changes: true` its updates.
 // Loaded by the Berth the CLI tests start, through BERTH_PROVISIONER_MODULES.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PermanentError, type JsonObject, type OperationContext, type Provisioner } from '../../src/provisioners/provisioner.ts';
@@ -42,6 +43,8 @@ class PacedProvisioner implements Provisioner {
 
   async update(op: Parameters<Provisioner['update']>[0]) {
     await pace(op, configOf(op), 'Changing the paced service');
+    // The instance parameter `refuse_changes: true` makes its updates fail (test/cli/upgrade-all.test.ts).
+    if (op.instance.parameters.refuse_changes === true) throw new PermanentError('The paced test service refused the change: it is locked (set refuse_changes to false).');
   }
 
   async deprovision(op: Parameters<Provisioner['deprovision']>[0]) {

@@ -489,6 +489,58 @@ export function conformanceSuite(label: string, databaseUrl: () => Promise<{ url
       assert.equal((await call('DELETE', '/v2/service_instances/ups-2' + q(UPS))).status, 410);
     });
 
+    test('new user-provided credentials make existing bindings stale (2.16+ metadata); a rotation is current', async () => {
+      const UPS_PLAN = q(UPS);
+      const creds = { uri: 'smtp://mail.example:587', password: 'hunter2' };
+      assert.equal((await call('PUT', '/v2/service_instances/ups-stale', { body: { ...UPS, ...org, parameters: { credentials: creds } } })).status, 201);
+      assert.equal((await call('PUT', '/v2/service_instances/ups-stale/service_bindings/old', { body: UPS })).status, 201);
+      // An update that leaves the credentials as they were marks nothing.
+      assert.equal((await call('PATCH', '/v2/service_instances/ups-stale', { body: { service_id: 'svc-ups', parameters: { credentials: creds } } })).status, 200);
+      assert.equal((await call('GET', '/v2/service_instances/ups-stale/service_bindings/old')).body.metadata, undefined);
+
+      const moved = { ...creds, uri: 'smtp://mail2.example:587' };
+      assert.equal((await call('PATCH', '/v2/service_instances/ups-stale', { body: { service_id: 'svc-ups', parameters: { credentials: moved } } })).status, 200);
+      const stale = await call('GET', '/v2/service_instances/ups-stale/service_bindings/old', { headers: { 'X-Broker-API-Version': '2.16' } });
+      assert.equal(stale.status, 200);
+      assert.deepEqual(stale.body.credentials, creds, 'the binding still holds what it was given');
+      const flag = stale.body.metadata.berth_credentials_stale;
+      assert.match(flag.reason, /credentials \(uri\)/);
+      assert.doesNotMatch(flag.reason, /mail2/, 'the reason names entries, never values');
+      assert.ok(!Number.isNaN(Date.parse(flag.since)));
+      assert.equal(stale.body.metadata.expires_at, undefined);
+      const old = await call('GET', '/v2/service_instances/ups-stale/service_bindings/old', { headers: { 'X-Broker-API-Version': '2.15' } });
+      assert.equal(old.body.metadata, undefined, 'binding metadata is 2.16+');
+
+      // A second change keeps the first `since`.
+      assert.equal((await call('PATCH', '/v2/service_instances/ups-stale', { body: { service_id: 'svc-ups', parameters: { credentials: { ...moved, password: 'p2' } } } })).status, 200);
+      const again = (await call('GET', '/v2/service_instances/ups-stale/service_bindings/old')).body.metadata.berth_credentials_stale;
+      assert.equal(again.since, flag.since);
+      assert.match(again.reason, /credentials \(password\)/);
+
+      const rotated = await call('PUT', '/v2/service_instances/ups-stale/service_bindings/new', { body: { ...UPS, predecessor_binding_id: 'old' } });
+      assert.equal(rotated.status, 201, rotated.text);
+      assert.deepEqual(rotated.body.credentials, { ...moved, password: 'p2' });
+      assert.equal(rotated.body.metadata, undefined, 'the successor is current');
+      assert.equal((await call('GET', '/v2/service_instances/ups-stale/service_bindings/new')).body.metadata, undefined);
+      assert.ok((await call('GET', '/v2/service_instances/ups-stale/service_bindings/old')).body.metadata.berth_credentials_stale, 'the predecessor stays stale until unbound');
+      assert.equal((await call('DELETE', '/v2/service_instances/ups-stale/service_bindings/old' + UPS_PLAN)).status, 200);
+      assert.equal((await call('DELETE', '/v2/service_instances/ups-stale/service_bindings/new' + UPS_PLAN)).status, 200);
+      assert.equal((await call('DELETE', '/v2/service_instances/ups-stale' + UPS_PLAN)).status, 200);
+    });
+
+    test('instance metadata stays within 4,096 bytes: the oversized attribute is left out, the rest kept', async () => {
+      const SYNC = { service_id: 'svc-gated', plan_id: 'plan-sync' };
+      const r = await call('PUT', '/v2/service_instances/meta-big', { body: { ...SYNC, ...org, parameters: { metadata_filler: 5000 } }, headers: { 'X-Broker-API-Version': '2.15' } });
+      assert.equal(r.status, 201, r.text);
+      assert.deepEqual(r.body.metadata, { labels: { tier: 'sync' }, attributes: { 'berth.test/note': 'kept' } });
+      const small = await call('PUT', '/v2/service_instances/meta-small', { body: { ...SYNC, ...org, parameters: { metadata_filler: 3000 } } });
+      assert.equal(small.body.metadata.attributes['berth.test/filler'].length, 3000, 'within the bound nothing is cut');
+      assert.ok(Buffer.byteLength(JSON.stringify(small.body.metadata)) <= 4096);
+      const g = await call('GET', '/v2/service_instances/meta-big');
+      assert.deepEqual(g.body.metadata, r.body.metadata, 'what is stored is what was answered');
+      for (const id of ['meta-big', 'meta-small']) assert.equal((await call('DELETE', `/v2/service_instances/${id}` + q(SYNC))).status, 200);
+    });
+
     test('100 concurrent identical PUTs create one instance with consistent answers', async () => {
       const body = { ...HELD, ...org, parameters: {} };
       const replies = await Promise.all(Array.from({ length: 100 }, () => call('PUT', '/v2/service_instances/race-1?accepts_incomplete=true', { body })));

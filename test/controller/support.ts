@@ -62,7 +62,7 @@ export interface Stack {
   controller: Controller | undefined;
   custom: CustomObjectsApi;
   core: CoreV1Api;
-  startController(opts?: { leaseSeconds?: number }): Promise<Controller>;
+  startController(opts?: { leaseSeconds?: number; rotationGraceSeconds?: number }): Promise<Controller>;
   /** Stops the stack's Berth and starts it again on the same port and database with another catalog (an operator's catalog change). */
   restartBerth(catalogPath: string): Promise<void>;
   stopController(): Promise<void>;
@@ -73,7 +73,7 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(opts: { startController?: boolean } = {}): Promise<Stack> {
+export async function startStack(opts: { startController?: boolean; rotationGraceSeconds?: number } = {}): Promise<Stack> {
   const kube = await sharedCluster();
   const controllerKubeconfig = await installController(kube);
   const db = await createTestDatabase();
@@ -107,6 +107,7 @@ export async function startStack(opts: { startController?: boolean } = {}): Prom
         namespace: CONTROLLER_NAMESPACE,
         leaseName: `berth-controller-${shard}`,
         leaseSeconds: o.leaseSeconds ?? 5,
+        rotationGraceSeconds: o.rotationGraceSeconds,
         selector: `${SHARD_LABEL}=${shard}`,
       });
       await controller.start();
@@ -153,7 +154,7 @@ export async function startStack(opts: { startController?: boolean } = {}): Prom
       }
     },
   };
-  if (opts.startController !== false) await stack.startController();
+  if (opts.startController !== false) await stack.startController({ rotationGraceSeconds: opts.rotationGraceSeconds });
   return stack;
 }
 

@@ -68,6 +68,8 @@ test('backfills the plans of existing instances and of their unfinished operatio
     '20261203400000_failure_cause_halted',
     '20261203500000_superseded_failure',
     '20261203600000_credential_expiry',
+    '20261204100000_admin_audit',
+    '20261204400000_stale_credentials',
   ]);
 
   const expected = JSON.parse(JSON.stringify(snapshotOf(catalog.plan(RECORDING_PLANS.async)!)));

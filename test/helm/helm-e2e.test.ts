@@ -80,6 +80,20 @@ describe('helm provisioner on a real control plane', () => {
     for (const k of ['host', 'port', 'username', 'password', 'database', 'uri']) assert.equal(entry(k), creds[k], k);
     assert.equal(secret.metadata?.labels?.['app.kubernetes.io/managed-by'], 'berth');
 
+    // Instance metadata (a fetched instance carries it from 2.17): where the release is and which chart runs.
+    const fetchedInstance = await t.client.request('GET', `/v2/service_instances/${id}`);
+    assert.deepEqual(fetchedInstance.body.metadata.labels, {
+      'berth.dev/release': release,
+      'berth.dev/namespace': namespace,
+      'berth.dev/chart': 'postgresql',
+      'berth.dev/chart-version': JSON.parse(await helmAdmin(kube, ['list', '-n', namespace, '-o', 'json']))[0].chart.replace(/^postgresql-/, ''),
+    });
+    assert.equal(fetchedInstance.body.metadata.attributes['berth.dev/revision'], '1');
+
+    // A binding that lives through the updates below (no Kubernetes context: no Secret to write).
+    const kept = await t.client.bind(id, 'kept', PG);
+    assert.equal((await t.client.waitForBinding(id, 'kept', kept.body.operation)).body.state, 'succeeded');
+
     const u = await t.client.unbind(id, bindingId, PG.service_id, PG.plan_id);
     assert.equal(u.status, 202);
     assert.equal((await t.client.waitForBinding(id, bindingId, u.body.operation)).body.state, 'succeeded');
@@ -99,6 +113,16 @@ describe('helm provisioner on a real control plane', () => {
     assert.equal(values.resources.limits.memory, '2Gi', 'the upgrade applied the medium plan');
     assert.equal(values.auth.database, 'orders', 'parameters survive a plan change');
     assert.equal(await revisions(), before + 1);
+    const afterPlanChange = await t.client.fetchBinding(id, 'kept');
+    assert.equal(afterPlanChange.body.metadata, undefined, 'new resources, same Service and Secret: the credentials are current');
+    assert.equal((await t.client.request('GET', `/v2/service_instances/${id}`)).body.metadata.attributes['berth.dev/revision'], String(before + 1));
+
+    // Another database: what the binding hands out is no longer what the release serves.
+    const moved = await t.client.update(id, { service_id: 'svc-pg', parameters: { database: 'sales' } });
+    assert.equal((await t.client.waitForInstance(id, moved.body.operation, 240_000)).body.state, 'succeeded');
+    const stale = await t.client.fetchBinding(id, 'kept');
+    assert.equal(stale.body.credentials.database, 'orders');
+    assert.match(stale.body.metadata.berth_credentials_stale.reason, /credential entries database, uri /);
 
     const d = await t.client.deprovision(id, PG.service_id, 'plan-pg-medium');
     assert.equal(d.status, 202);

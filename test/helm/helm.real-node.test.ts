@@ -106,10 +106,11 @@ describe('helm services on a real node', () => {
       return (await t.client.fetchBinding(id, bindingId)).body.credentials as Record<string, string>;
     };
     const creds = await bindOne('rn-pg-b1');
-    // The second binding also lands as a Service Binding Secret in an app namespace, for the in-cluster client below.
+    // The second binding rotates the first (predecessor_binding_id): a login of its own, while the first keeps working
+    // until it is unbound below. It also lands as a Service Binding Secret in an app namespace, for the in-cluster client.
     const appNs = await kube.createNamespace('app');
     namespaces.push(appNs);
-    const b2 = await t.client.bind(id, 'rn-pg-b2', { ...PG, context: { platform: 'kubernetes', namespace: appNs } });
+    const b2 = await t.client.bind(id, 'rn-pg-b2', { ...PG, context: { platform: 'kubernetes', namespace: appNs }, predecessor_binding_id: 'rn-pg-b1' });
     if (b2.status === 202) assert.equal((await t.client.waitForBinding(id, 'rn-pg-b2', b2.body.operation)).body.state, 'succeeded');
     const other = (await t.client.fetchBinding(id, 'rn-pg-b2')).body.credentials as Record<string, string>;
     const svc = await core.readNamespacedService({ name: release, namespace });
@@ -244,11 +245,21 @@ describe('helm services on a real node', () => {
         });
       assert.equal((await cli(['SET', 'greeting', 'hello from the real node'])).stdout, 'OK');
       assert.equal((await cli(['GET', 'greeting'])).stdout, 'hello from the real node');
+      // Rotation: the successor is an ACL user of its own; both work until the predecessor is unbound.
+      const r = await t.client.bind(id, 'rn-redis-b2', { ...REDIS, predecessor_binding_id: 'rn-redis-b1' });
+      if (r.status === 202) assert.equal((await t.client.waitForBinding(id, 'rn-redis-b2', r.body.operation)).body.state, 'succeeded');
+      const next = (await t.client.fetchBinding(id, 'rn-redis-b2')).body.credentials as Record<string, string>;
+      assert.notEqual(next.username, creds.username);
+      const cliAs = (who: Record<string, string>, args: string[]) =>
+        execa('redis-cli', ['-h', '127.0.0.1', '-p', String(pf.port), '--user', who.username!, ...args], { env: { REDISCLI_AUTH: who.password } });
+      assert.equal((await cliAs(next, ['GET', 'greeting'])).stdout, 'hello from the real node');
+      assert.equal((await cli(['GET', 'greeting'])).stdout, 'hello from the real node', 'the predecessor still works');
       const u = await t.client.unbind(id, 'rn-redis-b1', REDIS.service_id, REDIS.plan_id);
       if (u.status === 202) assert.equal((await t.client.waitForBinding(id, 'rn-redis-b1', u.body.operation)).body.state, 'succeeded');
       // The ACL user is gone: the same credentials are refused.
       const refused = await cli(['PING']).catch((e: { stdout?: string; stderr?: string }) => e);
       assert.match(`${refused.stdout ?? ''} ${refused.stderr ?? ''}`, /WRONGPASS|invalid username-password/i);
+      assert.equal((await cliAs(next, ['GET', 'greeting'])).stdout, 'hello from the real node', 'the successor outlives its predecessor');
     } finally {
       await pf.close();
     }

@@ -87,7 +87,13 @@ class GatedProvisioner implements Provisioner {
     const { delayMs } = op.instance.plan.provisioner.config as GateConfig;
     if (delayMs > 0) await sleep(delayMs, undefined, { signal: op.signal });
     await act((op.instance.plan.provisioner.config as GateConfig).behaviour, op.instance.id, op.signal);
-    return { dashboardUrl: `https://dashboard.example/${encodeURIComponent(op.instance.id)}`, metadata: { labels: { tier: op.instance.plan.name } } };
+    // `metadata_filler: N` (plans without a parameter schema) adds an N-byte attribute, to test the 4,096-byte bound.
+    const filler = op.instance.parameters.metadata_filler;
+    const attributes = typeof filler === 'number' ? { 'berth.test/filler': 'x'.repeat(filler), 'berth.test/note': 'kept' } : undefined;
+    return {
+      dashboardUrl: `https://dashboard.example/${encodeURIComponent(op.instance.id)}`,
+      metadata: { labels: { tier: op.instance.plan.name }, ...(attributes ? { attributes } : {}) },
+    };
   }
 
   async update(op: Parameters<Provisioner['update']>[0]) {

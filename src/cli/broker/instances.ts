@@ -9,6 +9,8 @@ import type { Session } from './session.ts';
 import { parameterDigests, type InstanceEntry, type OperationEntry } from './state.ts';
 import { instanceView } from './views.ts';
 import { waitForOperation } from './wait.ts';
+import type { ProgressStream } from '../progress.ts';
+import { upgradeAll } from './upgrade-all.ts';
 
 const NAME = /^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/;
 
@@ -46,7 +48,15 @@ function recordOperation(s: Session, name: string, op: OperationEntry): void {
  * Waits for an accepted instance operation (unless --async); throws exit 1 with the broker's description when it
  * fails, exit 3 when --timeout ends first.
  */
-async function settle(s: Session, name: string, verb: Verb, operation: string | undefined, opts: Options, ids: { service_id: string; plan_id: string }): Promise<'done' | 'async'> {
+async function settle(
+  s: Session,
+  name: string,
+  verb: Verb,
+  operation: string | undefined,
+  opts: Options,
+  ids: { service_id: string; plan_id: string },
+  progress?: ProgressStream,
+): Promise<'done' | 'async'> {
   const started = now();
   recordOperation(s, name, { type: verb, id: operation, started_at: started, state: 'in progress' });
   const wait = waitSettings(opts);
@@ -62,6 +72,7 @@ async function settle(s: Session, name: string, verb: Verb, operation: string | 
     intervalMs: wait.intervalMs,
     checkHint: `berth describe instance ${name}`,
     explain: (err) => s.explain(err, `checking on ${GERUND[verb]} ${name}`),
+    ...(progress ? { progress } : {}),
   });
   const state = last.state === 'gone' ? 'succeeded' : last.state === 'in progress' ? 'in progress' : last.state;
   if (verb === 'deprovision' && state === 'succeeded') {
@@ -241,6 +252,14 @@ export async function update([name]: string[], opts: Options): Promise<number> {
 }
 
 export async function upgrade([name]: string[], opts: Options): Promise<number> {
+  if (opts.all) {
+    if (name !== undefined) throw usageError('give an instance name or --all, not both');
+    return withSession(opts, (s) => upgradeAll(s, opts, upgradeOne));
+  }
+  if (name === undefined) throw usageError('name the instance to upgrade, or give --all (see berth upgrade --help)');
+  for (const flag of ['plan', 'dryRun', 'concurrency'] as const) {
+    if (opts[flag] !== undefined && opts[flag] !== false) throw usageError(`--${flag === 'dryRun' ? 'dry-run' : flag} goes with --all`);
+  }
   checkName(name!, 'instance');
   if (opts.output !== undefined) formatOf(opts.output);
   waitSettings(opts);
@@ -304,4 +323,32 @@ export async function deprovision([name]: string[], opts: Options): Promise<numb
     }
     return reportDelete(`instance/${name}`, 'deprovisioning', result, (operation) => settle(s, name!, 'deprovision', operation, opts, entry), () => forget(s, name!));
   });
+}
+
+/**
+ * One instance of `upgrade --all`: sends the update with the plan's maintenance_info and waits (progress as whole
+ * lines, several run at once). Returns how it ended; the reason is a sentence.
+ */
+async function upgradeOne(
+  s: Session,
+  name: string,
+  entry: InstanceEntry,
+  target: { version: string; description?: string },
+  current: string | undefined,
+  opts: Options,
+): Promise<'upgraded' | 'in progress'> {
+  let result;
+  try {
+    result = await s.client.update(entry.id, {
+      service_id: entry.service_id,
+      plan_id: entry.plan_id,
+      maintenance_info: target,
+      previous_values: { service_id: entry.service_id, plan_id: entry.plan_id, ...(current ? { maintenance_info: { version: current } } : {}) },
+    });
+  } catch (err) {
+    throw s.explain(err, `upgrading ${name}`);
+  }
+  if (result.outcome !== 'accepted') return 'upgraded';
+  const lines: ProgressStream = { write: (chunk: string) => process.stderr.write(chunk) };
+  return (await settle(s, name, 'upgrade', result.operation, opts, entry, lines)) === 'async' ? 'in progress' : 'upgraded';
 }

@@ -4,7 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LastOperation } from '../../osb-client/index.ts';
 import { CliError, EXIT, usageError } from '../errors.ts';
-import { Progress } from '../progress.ts';
+import { Progress, type ProgressStream } from '../progress.ts';
 
 /** `90s`, `10m`, `1h30m`, `2h`, or plain seconds → milliseconds. */
 export function parseDuration(text: string, flag: string): number {
@@ -38,11 +38,13 @@ export interface WaitOptions {
   checkHint: string;
   /** A poll that fails is explained by this (exit 4 when the broker went away). */
   explain: (err: unknown) => CliError;
+  /** Where progress goes (default stderr); several waits at once give a stream without isTTY, so each writes whole lines. */
+  progress?: ProgressStream;
 }
 
 /** Resolves with the final last_operation (succeeded, failed or gone); throws exit 3 at the timeout. */
 export async function waitForOperation(w: WaitOptions): Promise<LastOperation> {
-  const progress = new Progress(w.label);
+  const progress = new Progress(w.label, w.progress);
   const deadline = Date.now() + w.timeoutMs;
   // Ctrl-C stops the waiting, not the operation: say so, and where to look, instead of leaving a half-drawn line.
   const onInterrupt = () => {

@@ -97,6 +97,11 @@ export async function update([name]: string[], opts: Options): Promise<number> {
  * differ sets spec.maintenanceInfo.version, which makes the controller send the update; then waits like update.
  */
 export async function upgrade([name]: string[], opts: Options): Promise<number> {
+  if (opts.all || opts.plan !== undefined || opts.dryRun || opts.concurrency !== undefined) {
+    // The controller upgrades what spec.maintenanceInfo.version asks for; a rollout over every ServiceInstance is not built yet.
+    throw usageError('--all, --plan, --dry-run and --concurrency work in broker mode (--broker URL); in Kubernetes mode upgrade each instance by name');
+  }
+  if (name === undefined) throw usageError('name the instance to upgrade (see berth upgrade --help)');
   checkName(name!, 'instance');
   if (opts.output !== undefined) formatOf(opts.output);
   const wait = waitSettings(opts);

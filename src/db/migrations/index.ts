@@ -12,6 +12,8 @@ import * as failureCause from './20261203300000_failure_cause.ts';
 import * as failureCauseHalted from './20261203400000_failure_cause_halted.ts';
 import * as supersededFailure from './20261203500000_superseded_failure.ts';
 import * as credentialExpiry from './20261203600000_credential_expiry.ts';
+import * as adminAudit from './20261204100000_admin_audit.ts';
+import * as staleCredentials from './20261204400000_stale_credentials.ts';
 
 /** What the starting process knows beyond the database, for migrations that backfill or rewrite from it. */
 export interface MigrationContext {
@@ -38,6 +40,8 @@ const migrations: readonly Migration[] = [
   ['20261203400000_failure_cause_halted', failureCauseHalted],
   ['20261203500000_superseded_failure', supersededFailure],
   ['20261203600000_credential_expiry', credentialExpiry],
+  ['20261204100000_admin_audit', adminAudit],
+  ['20261204400000_stale_credentials', staleCredentials],
 ];
 
 /** The migrations, given what they may backfill from. */

@@ -14,8 +14,10 @@ import {
   type BindingOperation,
   type DescribedBinding,
   type InstanceOperation,
+  type InstanceResult,
   type InstanceView,
   type ProvisionedResource,
+  type UpdateOperation,
   type JsonObject,
   type Provisioner,
 } from '../provisioner.ts';
@@ -167,13 +169,13 @@ export class HelmProvisioner implements Provisioner {
     await ensureReleaseAccess(kube, namespace, true, signal);
   }
 
-  /** install-or-upgrade, then wait until the workloads are really ready. */
-  async #apply(op: InstanceOperation, change: 'install' | 'upgrade'): Promise<void> {
+  /** install-or-upgrade, then wait until the workloads are really ready; answers the instance metadata. */
+  async #apply(op: InstanceOperation, change: 'install' | 'upgrade'): Promise<InstanceResult> {
     const kube = this.#kubeToApply(op);
-    await namingCluster(kube, () => this.#applyIn(kube, op, change));
+    return namingCluster(kube, () => this.#applyIn(kube, op, change));
   }
 
-  async #applyIn(kube: KubernetesAccess, op: InstanceOperation, change: 'install' | 'upgrade'): Promise<void> {
+  async #applyIn(kube: KubernetesAccess, op: InstanceOperation, change: 'install' | 'upgrade'): Promise<InstanceResult> {
     const plan = op.instance.plan;
     const c = this.#plan(plan);
     await kube.kubeConfig(); // fails fast with what to configure
@@ -208,8 +210,8 @@ export class HelmProvisioner implements Provisioner {
       else await this.#run(kube, ['rollback', release, '--namespace', namespace, '--wait'], op);
       output = await upgrade();
     }
-    const manifest = (JSON.parse(output) as { manifest?: string }).manifest ?? '';
-    const workloads = workloadsIn(manifest);
+    const installed = JSON.parse(output) as HelmReleaseJson;
+    const workloads = workloadsIn(installed.manifest ?? '');
     const until = Date.now() + c.timeout * 1000;
     // Start polling fast (small charts are ready within a second), back off to 2 s.
     for (let pause = 250; ; pause = Math.min(2000, Math.round(pause * 1.5))) {
@@ -219,7 +221,7 @@ export class HelmProvisioner implements Provisioner {
       } catch (err) {
         throw kubernetesFailure(err, `read the workloads of release ${release} in namespace ${namespace}`);
       }
-      if (r.ready) return;
+      if (r.ready) return { metadata: releaseMetadata(release, namespace, installed) };
       if (Date.now() > until) {
         throw new PermanentError(`The workloads of release ${release} did not become ready within ${c.timeout} s: ${r.detail}`, {
           instanceUsable: false,
@@ -230,12 +232,86 @@ export class HelmProvisioner implements Provisioner {
     }
   }
 
-  async provision(op: InstanceOperation) {
-    await this.#apply(op, 'install');
+  async provision(op: InstanceOperation): Promise<InstanceResult> {
+    return this.#apply(op, 'install');
   }
 
-  async update(op: InstanceOperation) {
-    await this.#apply(op, 'upgrade');
+  /**
+   * Upgrades the release; when that changed what the plan's credential entries resolve to (a Service
+   * renamed or moved to another port, a chart Secret's value), says so, and Berth marks the bindings stale.
+   * Compared without the bindings' own logins (per_binding): those do not change with the release.
+   */
+  async update(op: UpdateOperation): Promise<InstanceResult> {
+    const kube = this.#kubeToApply(op);
+    const before = await this.#sharedCredentials(kube, op.previous.plan, op.instance.id, op.log);
+    const result = await this.#upgrade(op);
+    const after = before && (await this.#sharedCredentials(kube, op.instance.plan, op.instance.id, op.log));
+    if (!before || !after) return result;
+    const changed = [...new Set([...Object.keys(before), ...Object.keys(after)])].filter((k) => before[k] !== after[k]).sort();
+    if (changed.length === 0) return result;
+    return { ...result, credentialsChanged: `An update of the instance changed the credential entries ${changed.join(', ')} of its release; bind again (or rotate) to get the new values.` };
+  }
+
+  /**
+   * What every binding's credentials share under `plan` (its entries, the bindings' own logins left as
+   * placeholders), read now; undefined when they cannot be read (no credentials mapped, the release not
+   * there or broken): then nothing is compared, and nothing marked.
+   */
+  async #sharedCredentials(kube: KubernetesAccess, plan: CatalogPlan, instanceId: string, log: InstanceOperation['log']): Promise<Record<string, string> | undefined> {
+    const c = this.#plan(plan);
+    if (!c.credentials || !kube.configured) return undefined;
+    const namespace = this.#namespace(c, instanceId);
+    const vars = { release: releaseName(instanceId), namespace, instance_id: instanceId };
+    try {
+      const own: Record<string, string> = c.credentials.per_binding ? { username: '\u0000binding-username', password: '\u0000binding-password' } : {};
+      return { type: c.credentials.type ?? '', provider: c.credentials.provider ?? '', ...(await resolveEntries(c.credentials.entries, vars, await this.#lookup(kube, namespace), own)) };
+    } catch (err) {
+      log.info({ err: reasonOf(err) }, 'could not read the credential entries to compare before and after the update');
+      return undefined;
+    }
+  }
+
+  /** Reads the release's Secrets and Services (each once) for credential entries. */
+  async #lookup(kube: KubernetesAccess, namespace: string): Promise<Lookup> {
+    const core = await kube.api((k8s) => k8s.CoreV1Api);
+    const secrets = new Map<string, V1Secret>();
+    const services = new Map<string, V1Service>();
+    return {
+      secret: async (name: string) => {
+        if (!secrets.has(name)) secrets.set(name, await core.readNamespacedSecret({ name, namespace }));
+        return secrets.get(name)!;
+      },
+      service: async (name: string) => {
+        if (!services.has(name)) services.set(name, await core.readNamespacedService({ name, namespace }));
+        return services.get(name)!;
+      },
+    };
+  }
+
+  /** A plan change, a parameter change, or a maintenance upgrade to the plan's new chart version and values. */
+  async #upgrade(op: UpdateOperation): Promise<InstanceResult> {
+    try {
+      return await this.#apply(op, 'upgrade');
+    } catch (err) {
+      // helm refused the upgrade (a chart that does not render, a resource the API server rejects): say whether
+      // the release still runs what it ran before, which is what instance_usable tells the platform.
+      if (!(err instanceof PermanentError) || !(err.cause instanceof HelmError) || err.instanceUsable === false) throw err;
+      const release = releaseName(op.instance.id);
+      const namespace = this.#namespace(this.#plan(op.instance.plan), op.instance.id);
+      let status: string | undefined;
+      try {
+        status = await this.#releaseStatus(this.#kubeToApply(op), release, namespace, op);
+      } catch {
+        throw err;
+      }
+      if (status === 'deployed') {
+        throw new PermanentError(`${err.message} (release ${release} was not changed: it still runs its previous revision, so the instance works as before)`, {
+          instanceUsable: true,
+          cause: err.cause,
+        });
+      }
+      throw new PermanentError(`${err.message} (release ${release} is now ${status ?? 'gone'})`, { instanceUsable: false, cause: err.cause });
+    }
   }
 
   async deprovision(op: InstanceOperation): Promise<void> {
@@ -305,19 +381,7 @@ export class HelmProvisioner implements Provisioner {
     if (!c.credentials) throw new PermanentError(`Plan "${op.instance.plan.name}" does not map any credentials.`);
     const namespace = this.#namespace(c, op.instance.id);
     const release = releaseName(op.instance.id);
-    const core = await kube.api((k8s) => k8s.CoreV1Api);
-    const secrets = new Map<string, V1Secret>();
-    const services = new Map<string, V1Service>();
-    const lookup = {
-      secret: async (name: string) => {
-        if (!secrets.has(name)) secrets.set(name, await core.readNamespacedSecret({ name, namespace }));
-        return secrets.get(name)!;
-      },
-      service: async (name: string) => {
-        if (!services.has(name)) services.set(name, await core.readNamespacedService({ name, namespace }));
-        return services.get(name)!;
-      },
-    };
+    const lookup = await this.#lookup(kube, namespace);
     const vars = { release, namespace, instance_id: op.instance.id };
     try {
       const login = c.credentials.per_binding ? await this.#bindingLogin(kube, op, c.credentials.per_binding, vars, lookup) : undefined;
@@ -475,4 +539,23 @@ export class HelmProvisioner implements Provisioner {
     }
     return problems;
   }
+}
+
+/** What `helm upgrade --output json` answers, as far as Berth reads it. */
+interface HelmReleaseJson {
+  manifest?: string;
+  version?: number;
+  chart?: { metadata?: { name?: string; version?: string; appVersion?: string } };
+}
+
+/** OSB instance metadata of a release: where it is and which chart version runs (labels), and Helm's revision. */
+function releaseMetadata(release: string, namespace: string, installed: HelmReleaseJson): NonNullable<InstanceResult['metadata']> {
+  const chart = installed.chart?.metadata ?? {};
+  const labels: Record<string, string> = { 'berth.dev/release': release, 'berth.dev/namespace': namespace };
+  if (chart.name) labels['berth.dev/chart'] = chart.name;
+  if (chart.version) labels['berth.dev/chart-version'] = chart.version;
+  const attributes: Record<string, string> = {};
+  if (chart.appVersion) attributes['berth.dev/app-version'] = chart.appVersion;
+  if (installed.version !== undefined) attributes['berth.dev/revision'] = String(installed.version);
+  return Object.keys(attributes).length > 0 ? { labels, attributes } : { labels };
 }

@@ -4,7 +4,8 @@
 //   provision    database berth_i_<h> (owned by the admin user, CONNECT revoked
 //                from PUBLIC), owner role berth_o_<h> (NOLOGIN) holding
 //                CONNECT, TEMPORARY and CREATE on it and owning its public
-//                schema; connection limit and extensions from the plan/parameters
+//                schema; connection limit and extensions from the plan (`extensions`)
+//                and the parameters (within `allowed_extensions`)
 //   bind         role berth_b_<h'> LOGIN INHERIT IN ROLE owner with the plan's
 //                connection limit (on the role too: it caps the role's sessions
 //                in every database, not only the instance's), whose sessions
@@ -15,7 +16,8 @@
 //                DROP OWNED (in the instance database), DROP ROLE
 //   deprovision  DROP DATABASE ... WITH (FORCE), then every binding role still
 //                in the owner role, then the owner role
-//   update       converges the same settings (connection limits, extensions)
+//   update       converges the same settings (connection limits, extensions): a
+//                maintenance upgrade is an update to the plan's new settings
 //
 // Admin sessions carry statement_timeout and lock_timeout; when an operation
 // is aborted (deadline, halt, lost lease, shutdown) the statement in flight is
@@ -55,6 +57,12 @@ const planConfigSchema = z.strictObject({
   connection_limit: z.number().int().min(-1).max(1_000_000).default(-1),
   /** Extensions a user may ask for with the `extensions` parameter (Berth's admin creates them). */
   allowed_extensions: z.array(z.string().regex(EXTENSION_NAME, 'must be an extension name')).default([]),
+  /**
+   * Extensions every database of the plan has, whatever the user asks for: installed at provision, and on an
+   * update or upgrade to a plan that lists them; one the new plan no longer lists (and the user did not ask
+   * for) is dropped, as a user's removed one is.
+   */
+  extensions: z.array(z.string().regex(EXTENSION_NAME, 'must be an extension name')).default([]),
   /** Seconds a binding's login works (VALID UNTIL, and Berth's expiry sweep); omitted: until unbind. */
   credential_lifetime: credentialLifetimeSetting,
 });
@@ -392,8 +400,13 @@ function describe(value: unknown): string {
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
-/** The `extensions` parameter, checked against the plan's allow-list (also when the plan's schema does not check it). */
+/** The plan's own extensions, then the `extensions` parameter checked against the plan's allow-list (also when the plan's schema does not check it). */
 export function requestedExtensions(parameters: JsonObject, plan: CatalogPlan): string[] {
+  const own = (plan.provisioner.config as PostgresPlanConfig).extensions ?? [];
+  return [...new Set([...own, ...userExtensions(parameters, plan)])];
+}
+
+function userExtensions(parameters: JsonObject, plan: CatalogPlan): string[] {
   const value = parameters.extensions;
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) {
@@ -411,8 +424,9 @@ export function requestedExtensions(parameters: JsonObject, plan: CatalogPlan): 
 
 /** The extensions Berth installed before an update (ignores anything that was not allowed then). */
 function previousExtensions(parameters: JsonObject, plan: CatalogPlan): string[] {
+  if (plan.provisioner.kind !== 'postgres') return [];
+  const config = plan.provisioner.config as PostgresPlanConfig;
   const value = parameters.extensions;
-  if (!Array.isArray(value) || plan.provisioner.kind !== 'postgres') return [];
-  const allowed = (plan.provisioner.config as PostgresPlanConfig).allowed_extensions;
-  return [...new Set(value.filter((v): v is string => typeof v === 'string' && allowed.includes(v)))];
+  const asked = Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string' && config.allowed_extensions.includes(v)) : [];
+  return [...new Set([...(config.extensions ?? []), ...asked])];
 }

@@ -11,7 +11,7 @@ import type { CatalogPlan } from '../../catalog/catalog.ts';
 import type { Config } from '../../config.ts';
 import { retry } from '../../lib/retry.ts';
 import type { JsonObject, OperationKind } from '../../osb/model.ts';
-import { parsePlanBlock, type InstanceOperation, type InstanceView, type OperationContext, type ProvisionedResource, type Provisioner, type UpdateOperation } from '../provisioner.ts';
+import { parsePlanBlock, type InstanceOperation, type InstanceResult, type InstanceView, type OperationContext, type ProvisionedResource, type Provisioner, type UpdateOperation } from '../provisioner.ts';
 import { generatePassword } from './names.ts';
 import { authority, refuseServerMove, resolveServer, type DatabaseServer } from './server.ts';
 
@@ -78,12 +78,28 @@ export abstract class SqlProvisioner<C extends { server: string; credential_life
     return refuseServerMove(this.kind, from, to);
   }
 
-  async provision(op: InstanceOperation): Promise<void> {
+  async provision(op: InstanceOperation): Promise<InstanceResult> {
     await this.converge(op, undefined);
+    return this.#instanceMetadata(op);
   }
 
-  async update(op: UpdateOperation): Promise<void> {
+  /** The server cannot change (checkUpdate) and names come from ids, so an update never makes bindings stale. */
+  async update(op: UpdateOperation): Promise<InstanceResult> {
     await this.converge(op, op.previous);
+    return this.#instanceMetadata(op);
+  }
+
+  /** OSB instance metadata: which server (the plan's name for it, and where apps reach it) and database. */
+  #instanceMetadata(op: InstanceOperation): InstanceResult {
+    const serverName = this.serverNameOf(op.instance, op.state);
+    const database = typeof op.state.database === 'string' ? op.state.database : undefined;
+    const server = this.server(serverName);
+    return {
+      metadata: {
+        labels: { 'berth.dev/server': serverName, ...(database ? { 'berth.dev/database': database } : {}) },
+        attributes: { 'berth.dev/kind': this.kind, 'berth.dev/address': authority(server.advertisedHost, server.advertisedPort) },
+      },
+    };
   }
 
   /** Creates what is missing and brings what exists to the plan's settings (provision and update). */

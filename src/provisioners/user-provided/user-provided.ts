@@ -9,7 +9,8 @@
 // (the names are not rewritten, so an app never sees a key it was not given).
 import type { CatalogPlan } from '../../catalog/catalog.ts';
 import { bindingSecretKeysRefusal } from '../../kubernetes/binding-secrets.ts';
-import { PermanentError, type BindResult, type InstanceOperation, type JsonObject, type Provisioner } from '../provisioner.ts';
+import { isDeepStrictEqual } from 'node:util';
+import { PermanentError, type BindResult, type InstanceOperation, type InstanceResult, type JsonObject, type Provisioner, type UpdateOperation } from '../provisioner.ts';
 
 /** The namespace a bind with this context writes its binding Secret into, if it writes one. */
 export type BindingSecretNamespace = (plan: CatalogPlan, bindContext: JsonObject | undefined) => string | undefined;
@@ -41,8 +42,17 @@ export class UserProvidedProvisioner implements Provisioner {
     credentialsOf(op.instance.parameters);
   }
 
-  async update(op: InstanceOperation): Promise<void> {
+  /** Bindings hand out the parameters as they were at bind: new ones make every existing binding stale. */
+  async update(op: UpdateOperation): Promise<InstanceResult> {
     credentialsOf(op.instance.parameters);
+    const changed = ['credentials', 'syslog_drain_url', 'route_service_url'].filter((k) => !isDeepStrictEqual(op.previous.parameters[k], op.instance.parameters[k]));
+    if (changed.length === 0) return {};
+    const before = op.previous.parameters.credentials;
+    const after = op.instance.parameters.credentials as JsonObject;
+    // Names of the credential entries that changed, never their values.
+    const keys = isObject(before) ? [...new Set([...Object.keys(before), ...Object.keys(after)])].filter((k) => !isDeepStrictEqual(before[k], after[k])) : Object.keys(after);
+    const what = changed.map((k) => (k === 'credentials' ? `credentials (${keys.sort().join(', ')})` : k)).join(', ');
+    return { credentialsChanged: `An update of the instance changed its ${what}; bind again (or rotate) to get the new values.` };
   }
 
   async deprovision(): Promise<void> {}
@@ -85,6 +95,10 @@ export function parametersProblem(parameters: JsonObject): string | undefined {
     if (v !== undefined && typeof v !== 'string') return `parameters.${key} must be a string (a URL), not ${v === null ? 'null' : Array.isArray(v) ? 'an array' : `a ${typeof v}`}.`;
   }
   return undefined;
+}
+
+function isObject(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function credentialsOf(parameters: JsonObject): JsonObject {

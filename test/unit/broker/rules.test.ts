@@ -103,3 +103,13 @@ test('maintenance_info must match the plan\'s', () => {
   assert.equal(refusal(() => rules.maintenanceVersion(plan, '0.9.0'))[0], 422);
   assert.equal(refusal(() => rules.maintenanceVersion(catalog.plan('p-async')!, '1.0.0'))[0], 422);
 });
+
+test('an update to the catalog\'s maintenance version below the instance\'s is a refused downgrade', () => {
+  const plan = catalog.plan('p-sync')!; // maintenance_info 1.0.0
+  rules.noDowngrade({ id: 'i', maintenanceVersion: '0.9.0' }, plan, '1.0.0');
+  rules.noDowngrade({ id: 'i', maintenanceVersion: '1.0.0' }, plan, '1.0.0');
+  rules.noDowngrade({ id: 'i', maintenanceVersion: '2.0.0' }, plan, undefined); // not an upgrade request
+  const [status, description] = refusal(() => rules.noDowngrade({ id: 'i', maintenanceVersion: '1.0.1' }, plan, '1.0.0'));
+  assert.equal(status, 422);
+  assert.match(description!, /instance i is at maintenance version 1\.0\.1, newer than the catalog's 1\.0\.0; Berth does not downgrade/);
+});

@@ -47,6 +47,13 @@ test('requests move objects to the states the spec names', () => {
       deprovision: ['instance', 'deleting', 'deleted'],
       bind: ['binding', 'creating', 'ready'],
       unbind: ['binding', 'deleting', 'deleted'],
+      // An administrator's repair (no OSB request): busy like an update while it runs.
+      repair: ['instance', 'updating', 'ready'],
     },
   );
+});
+
+test("a failed repair leaves the instance as it found it, reporting it usable", () => {
+  assert.equal(stateAfterFailure('repair', { previousState: 'ready' }, false), 'ready');
+  assert.deepEqual(reportedUsability('repair', {}), { instanceUsable: true, updateRepeatable: true });
 });
