@@ -8,6 +8,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { readTlsMaterial } from './lib/tls-material.ts';
 import { parseTokenList, readTokenFile } from './lib/bearer-tokens.ts';
+import { readClustersFile, type ClustersConfig } from './lib/clusters-file.ts';
 import { adminConfigOf, type AdminConfig } from './admin/config.ts';
 
 const credentialPair = z.object({ username: z.string().min(1), password: z.string().min(1) });
@@ -35,6 +36,7 @@ const envSchema = z.object({
   BERTH_HELM_BIN: z.string().optional(),
   KUBECONFIG: z.string().optional(),
   KUBERNETES_SERVICE_HOST: z.string().optional(),
+  BERTH_CLUSTERS_FILE: z.string().min(1).optional(),
   BERTH_KUBERNETES_SECRETS: z.enum(['true', 'false']).default('true'),
   BERTH_MIN_PASSWORD_LENGTH: z.coerce.number().int().min(1).max(1024).default(12),
   BERTH_AUTH_FAILURE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(10),
@@ -85,6 +87,8 @@ export interface Config {
   dbPoolSize: number;
   helmBin: string | undefined;
   kubeconfig: string | undefined;
+  /** BERTH_CLUSTERS_FILE: several clusters, chosen by context.clusterid; undefined: the one cluster of KUBECONFIG. */
+  clusters: ClustersConfig | undefined;
   kubernetesSecrets: boolean;
   auth: {
     /** Failed basic-auth attempts one client may make per window before it gets 429. */
@@ -208,6 +212,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       throw new ConfigError(`${(err as Error).message.replace(/^(?!BERTH_ENCRYPTION_KEYS)/, 'BERTH_ENCRYPTION_KEYS: ')}`);
     }
   }
+  let clusters: ClustersConfig | undefined;
+  if (e.BERTH_CLUSTERS_FILE !== undefined) {
+    try {
+      clusters = readClustersFile(e.BERTH_CLUSTERS_FILE);
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
+  }
   let admin: AdminConfig;
   try {
     admin = adminConfigOf(env, e.BERTH_MIN_PASSWORD_LENGTH, [...credentials.map((c) => c.password), ...bearer.tokens, ...bearer.fileTokens]);
@@ -234,6 +246,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dbPoolSize: e.BERTH_DB_POOL_SIZE,
     helmBin: e.BERTH_HELM_BIN,
     kubeconfig: e.KUBECONFIG,
+    clusters,
     kubernetesSecrets: e.BERTH_KUBERNETES_SECRETS === 'true',
     auth: { failureLimit: e.BERTH_AUTH_FAILURE_LIMIT, failureWindowMs: e.BERTH_AUTH_FAILURE_WINDOW_SECONDS * 1000 },
     http: {

@@ -33,6 +33,7 @@ import { ProvisionerRegistry, type Provisioner } from './provisioners/provisione
 import { builtInProvisioners } from './provisioners/index.ts';
 import { KubernetesAccess } from './kubernetes/client.ts';
 import { createBindingSecretHooks } from './kubernetes/binding-secrets.ts';
+import { clusterCheck, KubernetesClusters } from './kubernetes/clusters.ts';
 import { startAdmin } from './admin/index.ts';
 import { createDashboard, dashboardLinks } from './dashboard/routes.ts';
 import { DASHBOARD_KEY_PURPOSE, DashboardTokens } from './dashboard/token.ts';
@@ -55,7 +56,11 @@ export interface Berth {
 }
 
 /** Provisioner kinds: the built-in ones plus modules named in BERTH_PROVISIONER_MODULES (comma-separated paths). */
-export async function loadProvisioners(config: Config, log: Logger, kube = new KubernetesAccess(config)): Promise<ProvisionerRegistry> {
+export async function loadProvisioners(
+  config: Config,
+  log: Logger,
+  kube: KubernetesAccess | KubernetesClusters = new KubernetesAccess(config),
+): Promise<ProvisionerRegistry> {
   const provisioners: Provisioner[] = builtInProvisioners(config, log, kube);
   const modules = (config.env.BERTH_PROVISIONER_MODULES ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   for (const path of modules) {
@@ -105,10 +110,11 @@ async function embeddedSecrets(config: Config, log: Logger): Promise<{ keys: str
 export async function startBerth(config: Config, opts: { log?: Logger; provisioners?: ProvisionerRegistry } = {}): Promise<Berth> {
   const log = opts.log ?? createLogger(config.logLevel);
   const kube = new KubernetesAccess(config);
-  const provisioners = opts.provisioners ?? (await loadProvisioners(config, log, kube));
+  const clusters = new KubernetesClusters(config, kube);
+  const provisioners = opts.provisioners ?? (await loadProvisioners(config, log, clusters));
   const catalog = loadCatalog(config.catalogPath, provisioners.parseConfig);
   const bindingSecretsWanted = config.kubernetesSecrets || catalog.plans.some((p) => p.options.bindingSecret === true);
-  if (!kube.configured && bindingSecretsWanted) {
+  if (!clusters.configured && bindingSecretsWanted) {
     log.info('no Kubernetes cluster is configured (KUBECONFIG): bind requests from Kubernetes get their credentials in the response only, no binding Secret is written');
   }
 
@@ -149,7 +155,7 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
     log,
     metrics,
     options: config.worker,
-    hooks: createBindingSecretHooks(kube, config.kubernetesSecrets),
+    hooks: createBindingSecretHooks(clusters, config.kubernetesSecrets),
   });
   // About a second after expires_at at most (the poll interval, at least 1 s: one indexed query a round).
   const credentialExpiry = new CredentialExpiry({ stores, catalog, provisioners, log, intervalMs: Math.max(config.worker.pollIntervalMs, 1000) });
@@ -157,7 +163,14 @@ export async function startBerth(config: Config, opts: { log?: Logger; provision
   // old one kept until re-sealed) keeps links valid; removing a key revokes the links it signed.
   const dashboardTokens = config.dashboard ? new DashboardTokens(box.derivedKeys(DASHBOARD_KEY_PURPOSE), config.dashboard.linkLifetimeMs) : undefined;
   const dashboardLink = config.dashboard && dashboardTokens ? dashboardLinks(config.dashboard.baseUrl, dashboardTokens) : undefined;
-  const broker = createBroker({ catalog, stores, provisioners, engine, dashboardUrl: dashboardLink });
+  const broker = createBroker({
+    catalog,
+    stores,
+    provisioners,
+    engine,
+    dashboardUrl: dashboardLink,
+    clusters: clusterCheck(clusters, config.kubernetesSecrets),
+  });
   const dashboard =
     config.dashboard && dashboardTokens
       ? createDashboard({ baseUrl: config.dashboard.baseUrl, tokens: dashboardTokens, views: new DashboardViews({ stores, catalog, resources: broker.resources }), log })

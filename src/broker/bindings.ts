@@ -85,6 +85,7 @@ export class Bindings extends BrokerPart {
       });
       if (repeat) return repeat;
       rules.checkBind(plan, locked.parameters, req.context);
+      rules.checkCluster('bind', plan, req.context);
       // Validated against this replica's catalog; run with the instance's own plan settings (e.g. its server).
       const planSnapshot = rules.snapshotOfInstance(locked, plan);
       return { operation: await this.queueing.enqueue(tx, meta, { instanceId: req.instanceId, bindingId: req.bindingId, kind: 'bind', plan, planSnapshot, request: {} }) };

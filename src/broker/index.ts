@@ -1,6 +1,7 @@
 // The broker: the OSB rules and Berth's state, behind one object the HTTP
 // layer calls. No Express and no SQL here (docs/architecture.md).
 import type { Catalog } from '../catalog/catalog.ts';
+import type { ClusterCheck } from '../kubernetes/clusters.ts';
 import type { OperationEngine } from '../operations/worker.ts';
 import type { ProvisionerRegistry } from '../provisioners/provisioner.ts';
 import type { Stores } from '../store/unit-of-work.ts';
@@ -27,8 +28,10 @@ export function createBroker(deps: {
   provisioners: ProvisionerRegistry;
   engine: OperationEngine;
   dashboardUrl?: (instanceId: string) => string;
+  /** With several Kubernetes clusters (BERTH_CLUSTERS_FILE): which context.clusterid a request may name. */
+  clusters?: ClusterCheck;
 }): Broker {
-  const rules = new Rules(deps.catalog, deps.provisioners);
+  const rules = new Rules(deps.catalog, deps.provisioners, deps.clusters);
   const queueing = new Queueing(deps.engine);
   return {
     catalog: deps.catalog,

@@ -36,6 +36,7 @@ export class Instances extends BrokerPart {
     const async = rules.asyncFor(plan, 'provision', req.acceptsIncomplete, meta.apiMinor);
     rules.validate(plan.schemas.instanceCreate, req.parameters);
     rules.checkParameters(plan, req.parameters ?? {});
+    rules.checkCluster('provision', plan, req.context);
     rules.maintenanceVersion(plan, req.maintenanceVersion);
     const parameters = req.parameters ?? {};
     const planSnapshot = snapshotOf(plan);
@@ -109,6 +110,7 @@ export class Instances extends BrokerPart {
       throw errors.unprocessable(`Plan "${currentPlan.name}" cannot be changed to another plan (plan_updateable is false).`, { updateRepeatable: false });
     }
     rules.checkUpdate(currentPlan, targetPlan);
+    rules.checkCluster('update', targetPlan, req.context);
     rules.maintenanceVersion(targetPlan, req.maintenanceVersion);
     if (!planChange) rules.noDowngrade(current, targetPlan, req.maintenanceVersion);
     // Maintenance moves only when the platform sends maintenance_info (OSB: that is how it asks for an upgrade):

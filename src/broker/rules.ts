@@ -11,6 +11,7 @@ import type { JsonObject, OperationKind } from '../osb/model.ts';
 import { since } from '../osb/versions.ts';
 import type { ProvisionerRegistry } from '../provisioners/provisioner.ts';
 import type { InstanceRecord } from '../store/instances.ts';
+import type { ClusterCheck } from '../kubernetes/clusters.ts';
 
 type RecordedPlan = Pick<InstanceRecord, 'planId' | 'planSnapshot'>;
 
@@ -18,10 +19,13 @@ export class Rules {
   readonly catalog: Catalog;
   readonly #provisioners: ProvisionerRegistry;
   readonly #snapshots: PlanSnapshots;
+  readonly #clusters: ClusterCheck | undefined;
 
-  constructor(catalog: Catalog, provisioners: ProvisionerRegistry) {
+  /** `clusters`: with several Kubernetes clusters (BERTH_CLUSTERS_FILE), which context.clusterid a request may name. */
+  constructor(catalog: Catalog, provisioners: ProvisionerRegistry, clusters?: ClusterCheck) {
     this.catalog = catalog;
     this.#provisioners = provisioners;
+    this.#clusters = clusters;
     this.#snapshots = new PlanSnapshots(provisioners.parseConfig);
   }
 
@@ -120,6 +124,12 @@ export class Rules {
 
   checkBind(plan: CatalogPlan, instanceParameters: JsonObject, context: JsonObject | undefined): void {
     const refusal = this.#provisioners.forPlan(plan).checkBind?.(plan, instanceParameters, context);
+    if (refusal) throw errors.badRequest(refusal);
+  }
+
+  /** A context naming a cluster Berth does not serve (or none, when the request needs one and there is no default). */
+  checkCluster(kind: 'provision' | 'update' | 'bind', plan: CatalogPlan, context: JsonObject | undefined): void {
+    const refusal = this.#clusters?.refusal(kind, plan, context);
     if (refusal) throw errors.badRequest(refusal);
   }
 

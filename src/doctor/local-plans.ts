@@ -150,61 +150,88 @@ export const kubernetesPermissions: Check<LocalContext> = {
     if (!ctx.config || !ctx.catalog) return skip('needs a valid catalog');
     const { needs, alternatives } = needsOf(ctx);
     if (needs.length === 0 && alternatives.length === 0) return skip('nothing needs a cluster (no Helm plans, binding Secrets off, no TokenReview)');
-    const { KubernetesAccess } = await import('../kubernetes/client.ts');
-    const kube = new KubernetesAccess(ctx.config);
+    const { KubernetesClusters } = await import('../kubernetes/clusters.ts');
+    const clusters = new KubernetesClusters(ctx.config);
+    const kube = clusters.home;
     const helmPlans = ctx.catalog.plans.some((p) => p.provisioner.kind === 'helm');
+    if (clusters.several) {
+      // Each cluster with its own credentials: the plans' needs in each, TokenReview in Berth's own (KUBECONFIG).
+      const tokenReview = needs.filter((n) => n.resource === 'tokenreviews');
+      const lines: Outcome[] = [];
+      for (const c of clusters.list()) {
+        const o = await permissionsIn(c, needs.filter((n) => n.resource !== 'tokenreviews'), alternatives, `BERTH_CLUSTERS_FILE's kubeconfig of cluster "${c.clusterId}"`);
+        lines.push(line(`kubernetes-permissions:${c.clusterId}`, `Kubernetes permissions in cluster ${c.clusterId}`, { ...o, message: `cluster "${c.clusterId}": ${o.message}` }));
+      }
+      if (tokenReview.length > 0) {
+        const o = kube.configured
+          ? await permissionsIn(kube, tokenReview, [], 'KUBECONFIG')
+          : fail('BERTH_TOKENREVIEW=true needs a cluster to ask: set KUBECONFIG (BERTH_CLUSTERS_FILE\'s clusters are for provisioning only)');
+        lines.push(line('kubernetes-permissions', 'Kubernetes permissions (TokenReview)', o));
+      }
+      return lines;
+    }
     if (!kube.configured) {
       return helmPlans || ctx.config.tokenReview
         ? fail(`${helmPlans ? 'Helm plans need' : 'BERTH_TOKENREVIEW=true needs'} a cluster, and none is configured: set KUBECONFIG (or run Berth in the cluster with a ServiceAccount)`)
         : skip('no cluster configured (KUBECONFIG): binding Secrets are not written, credentials go in the bind response only');
     }
-    let api: import('@kubernetes/client-node').AuthorizationV1Api;
-    const allowed = async (attributes: Record<string, string | undefined>) => {
-      const r = await api.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: attributes } } });
-      return r.status?.allowed === true;
-    };
-    try {
-      api = await kube.api((k8s) => k8s.AuthorizationV1Api);
-      await allowed({ verb: 'get', resource: 'namespaces' });
-    } catch (err) {
-      return fail(`cannot ask the Kubernetes API what Berth may do (SelfSubjectAccessReview): ${why((err as { body?: unknown }).body ?? err)}. Check KUBECONFIG and that the API server is reachable.`);
-    }
-    const denied: string[] = [];
-    for (const n of needs) {
-      if (!(await allowed({ verb: n.verb, resource: n.resource, group: n.group, namespace: n.namespace, name: n.name }))) {
-        denied.push(`${n.verb} ${n.group ? `${n.resource}.${n.group}` : n.resource}${n.name ? ` "${n.name}"` : ''}${n.namespace ? ` in ${n.namespace}` : ' (cluster-wide)'}: needed for ${n.why}`);
-      }
-    }
-    // A plan's fixed namespace: Berth may already manage releases there, or grants itself berth-instance at the first
-    // install, which deploy/admission-policy.yaml allows only in a namespace labelled as handed to Berth.
-    const { MANAGED_BY_SELECTOR } = await import('../kubernetes/names.ts');
-    const [labelKey, labelValue] = MANAGED_BY_SELECTOR.split('=') as [string, string];
-    for (const a of alternatives) {
-      if (await allowed({ verb: 'list', resource: 'secrets', namespace: a.namespace })) continue;
-      const forPlans = `needed for ${a.plans.join(', ')}, which install${a.plans.length === 1 ? 's' : ''} into it`;
-      if (!(await allowed({ verb: 'create', resource: 'rolebindings', group: 'rbac.authorization.k8s.io', namespace: a.namespace }))) {
-        denied.push(`list secrets in ${a.namespace}, or create rolebindings there to grant itself berth-instance: ${forPlans}`);
-        continue;
-      }
-      let labels: Record<string, string> | undefined;
-      try {
-        const core = await kube.api((k8s) => k8s.CoreV1Api);
-        labels = (await core.readNamespace({ name: a.namespace })).metadata?.labels ?? {};
-      } catch (err) {
-        const code = (err as { code?: number }).code;
-        if (code === 404) denied.push(`namespace ${a.namespace} does not exist: create it and label it ${MANAGED_BY_SELECTOR} (${forPlans})`);
-        else if (code === 403) denied.push(`get namespace ${a.namespace} (to see whether it is handed to Berth): ${forPlans}`);
-        else throw err;
-        continue;
-      }
-      if (labels[labelKey] !== labelValue) {
-        denied.push(`namespace ${a.namespace} is not handed to Berth, so the admission policy refuses its RoleBinding there: kubectl label namespace ${a.namespace} ${MANAGED_BY_SELECTOR} (${forPlans})`);
-      }
-    }
-    const checked = needs.length + alternatives.length;
-    if (denied.length > 0) {
-      return fail(`${denied.length} of ${checked} permissions missing; apply deploy/rbac.yaml (or the chart's RBAC) as shipped:\n${denied.join('\n')}`, { denied });
-    }
-    return pass(`all ${checked} permissions the plans need are granted (SelfSubjectAccessReview)`);
+    return permissionsIn(kube, needs, alternatives, 'KUBECONFIG');
   },
 };
+
+/** Whether the credentials of `kube` have what the plans need (SelfSubjectAccessReview); `source` names where they come from. */
+async function permissionsIn(
+  kube: import('../kubernetes/client.ts').KubernetesAccess,
+  needs: Need[],
+  alternatives: Array<{ namespace: string; plans: string[] }>,
+  source: string,
+): Promise<Outcome> {
+  let api: import('@kubernetes/client-node').AuthorizationV1Api;
+  const allowed = async (attributes: Record<string, string | undefined>) => {
+    const r = await api.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: attributes } } });
+    return r.status?.allowed === true;
+  };
+  try {
+    api = await kube.api((k8s) => k8s.AuthorizationV1Api);
+    await allowed({ verb: 'get', resource: 'namespaces' });
+  } catch (err) {
+    return fail(`cannot ask the Kubernetes API what Berth may do (SelfSubjectAccessReview): ${why((err as { body?: unknown }).body ?? err)}. Check ${source} and that the API server is reachable.`);
+  }
+  const denied: string[] = [];
+  for (const n of needs) {
+    if (!(await allowed({ verb: n.verb, resource: n.resource, group: n.group, namespace: n.namespace, name: n.name }))) {
+      denied.push(`${n.verb} ${n.group ? `${n.resource}.${n.group}` : n.resource}${n.name ? ` "${n.name}"` : ''}${n.namespace ? ` in ${n.namespace}` : ' (cluster-wide)'}: needed for ${n.why}`);
+    }
+  }
+  // A plan's fixed namespace: Berth may already manage releases there, or grants itself berth-instance at the first
+  // install, which deploy/admission-policy.yaml allows only in a namespace labelled as handed to Berth.
+  const { MANAGED_BY_SELECTOR } = await import('../kubernetes/names.ts');
+  const [labelKey, labelValue] = MANAGED_BY_SELECTOR.split('=') as [string, string];
+  for (const a of alternatives) {
+    if (await allowed({ verb: 'list', resource: 'secrets', namespace: a.namespace })) continue;
+    const forPlans = `needed for ${a.plans.join(', ')}, which install${a.plans.length === 1 ? 's' : ''} into it`;
+    if (!(await allowed({ verb: 'create', resource: 'rolebindings', group: 'rbac.authorization.k8s.io', namespace: a.namespace }))) {
+      denied.push(`list secrets in ${a.namespace}, or create rolebindings there to grant itself berth-instance: ${forPlans}`);
+      continue;
+    }
+    let labels: Record<string, string> | undefined;
+    try {
+      const core = await kube.api((k8s) => k8s.CoreV1Api);
+      labels = (await core.readNamespace({ name: a.namespace })).metadata?.labels ?? {};
+    } catch (err) {
+      const code = (err as { code?: number }).code;
+      if (code === 404) denied.push(`namespace ${a.namespace} does not exist: create it and label it ${MANAGED_BY_SELECTOR} (${forPlans})`);
+      else if (code === 403) denied.push(`get namespace ${a.namespace} (to see whether it is handed to Berth): ${forPlans}`);
+      else throw err;
+      continue;
+    }
+    if (labels[labelKey] !== labelValue) {
+      denied.push(`namespace ${a.namespace} is not handed to Berth, so the admission policy refuses its RoleBinding there: kubectl label namespace ${a.namespace} ${MANAGED_BY_SELECTOR} (${forPlans})`);
+    }
+  }
+  const checked = needs.length + alternatives.length;
+  if (denied.length > 0) {
+    return fail(`${denied.length} of ${checked} permissions missing; apply deploy/rbac.yaml (or the chart's RBAC) as shipped:\n${denied.join('\n')}`, { denied });
+  }
+  return pass(`all ${checked} permissions the plans need are granted (SelfSubjectAccessReview)`);
+}

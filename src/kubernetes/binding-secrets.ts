@@ -9,6 +9,7 @@ import type { JsonObject } from '../osb/model.ts';
 import { PermanentError } from '../osb/errors.ts';
 import { BINDING_ID_ANNOTATION, BINDING_LABEL, INSTANCE_ID_ANNOTATION, INSTANCE_LABEL, MANAGED_BY, idHash } from './names.ts';
 import type { KubernetesAccess } from './client.ts';
+import { namingCluster, type KubernetesClusters } from './clusters.ts';
 import { kubernetesFailure, statusOf } from './errors.ts';
 
 /**
@@ -21,11 +22,19 @@ export function bindingSecretName(instanceId: string, bindingId: string): string
   return `berth-binding-${idHash(instanceId, bindingId)}`;
 }
 
-/** The app namespace when the binding asked for a Secret, else undefined. */
-function targetNamespace(op: BindingOperation, enabledByDefault: boolean, kube: KubernetesAccess): string | undefined {
+/**
+ * Where the binding's Secret goes when the binding asked for one: the app namespace, in the cluster of the
+ * bind's context (the instance may live in another: the namespace is the bind's); else undefined.
+ */
+function target(op: BindingOperation, enabledByDefault: boolean, clusters: KubernetesClusters): { namespace: string; kube: KubernetesAccess } | undefined {
   // Without a cluster, said once at start (main.ts), not for every bind.
-  if (!kube.configured) return undefined;
-  return bindingSecretNamespace(op.instance.plan, op.binding.context, kube, enabledByDefault);
+  if (!clusters.configured) return undefined;
+  const namespace = bindingSecretNamespace(op.instance.plan, op.binding.context, clusters, enabledByDefault);
+  if (namespace === undefined) return undefined;
+  const kube = clusters.forContext(op.binding.context);
+  // Refused before queuing (the bind's check): only a binding from before the clusters file changed gets here.
+  if (!kube) throw new PermanentError(clusters.refusal(op.binding.context, true)!);
+  return { namespace, kube };
 }
 
 /**
@@ -36,7 +45,7 @@ function targetNamespace(op: BindingOperation, enabledByDefault: boolean, kube: 
 export function bindingSecretNamespace(
   plan: CatalogPlan,
   context: JsonObject | undefined,
-  kube: KubernetesAccess,
+  kube: KubernetesAccess | KubernetesClusters,
   enabledByDefault: boolean,
 ): string | undefined {
   if (!kube.configured) return undefined;
@@ -83,84 +92,90 @@ export function secretEntries(credentials: JsonObject): Record<string, string> {
   return out;
 }
 
-export function createBindingSecretHooks(kube: KubernetesAccess, enabledByDefault: boolean): BindingHooks {
-  const api = () => kube.api((k8s) => k8s.CoreV1Api);
+export function createBindingSecretHooks(clusters: KubernetesClusters, enabledByDefault: boolean): BindingHooks {
   const ours = (s: V1Secret, op: BindingOperation) =>
     s.metadata?.labels?.['app.kubernetes.io/managed-by'] === 'berth' &&
     s.metadata?.annotations?.[BINDING_ID_ANNOTATION] === op.binding.id &&
     s.metadata?.annotations?.[INSTANCE_ID_ANNOTATION] === op.instance.id;
 
+  async function writeSecret(op: BindingOperation, credentials: JsonObject, namespace: string, kube: KubernetesAccess): Promise<void> {
+    const api = () => kube.api((k8s) => k8s.CoreV1Api);
+    const name = bindingSecretName(op.instance.id, op.binding.id);
+    const entries = secretEntries(credentials);
+    const type = entries.type ?? op.instance.plan.service.name;
+    const body: V1Secret = {
+      metadata: {
+        name,
+        namespace,
+        labels: { ...MANAGED_BY, [INSTANCE_LABEL]: idHash(op.instance.id), [BINDING_LABEL]: idHash(op.instance.id, op.binding.id) },
+        annotations: { [INSTANCE_ID_ANNOTATION]: op.instance.id, [BINDING_ID_ANNOTATION]: op.binding.id },
+      },
+      type: `servicebinding.io/${type}`,
+      stringData: { type, provider: entries.provider ?? 'berth', ...entries },
+    };
+    // Checked here, before the cluster is called: the API server would refuse it as invalid every time.
+    const refusal = bindingSecretKeysRefusal(Object.keys(body.stringData!), namespace);
+    // The credential names come from the user (user-provided parameters); such binds are refused before queuing (checkBind).
+    if (refusal) throw new PermanentError(refusal, { causedByRequest: true });
+    const action = `write the binding Secret ${namespace}/${name}`;
+    const remedies = { 404: `the bind request's context names namespace "${namespace}"; bind into an existing namespace` };
+    await op.progress(`Writing Secret ${namespace}/${name}`);
+    try {
+      await (await api()).createNamespacedSecret({ namespace, body });
+      return;
+    } catch (err) {
+      // The namespace comes from the request's context and the new Secret's content from its parameters: a
+      // missing namespace or an invalid new Secret is the request's to change.
+      if (statusOf(err) === 404) {
+        throw new PermanentError(`Namespace "${namespace}" from the bind request's context does not exist; bind into an existing namespace.`, { causedByRequest: true });
+      }
+      if (statusOf(err) !== 409) throw kubernetesFailure(err, action, remedies, [422]);
+    }
+    let existing: V1Secret;
+    try {
+      existing = await (await api()).readNamespacedSecret({ name, namespace });
+    } catch (err) {
+      throw kubernetesFailure(err, `read the existing Secret ${namespace}/${name}`, remedies);
+    }
+    if (!ours(existing, op)) {
+      throw new PermanentError(`Secret ${namespace}/${name} already exists and was not created by Berth for this binding; Berth will not modify it.`);
+    }
+    // A re-run after a crash: bring our own Secret up to date.
+    try {
+      await (await api()).replaceNamespacedSecret({ name, namespace, body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion } } });
+    } catch (err) {
+      // Not the request's: refusing to change what an earlier attempt wrote (e.g. its type) is a broker-side failure.
+      throw kubernetesFailure(err, action, remedies);
+    }
+  }
+
+  async function deleteSecret(op: BindingOperation, namespace: string, kube: KubernetesAccess): Promise<void> {
+    const api = () => kube.api((k8s) => k8s.CoreV1Api);
+    const name = bindingSecretName(op.instance.id, op.binding.id);
+    let existing: V1Secret;
+    try {
+      existing = await (await api()).readNamespacedSecret({ name, namespace });
+    } catch (err) {
+      if (statusOf(err) === 404) return;
+      throw kubernetesFailure(err, `read the binding Secret ${namespace}/${name}`);
+    }
+    if (!ours(existing, op)) return;
+    try {
+      // Only the Secret just read: if it was replaced meanwhile, it is not ours to delete.
+      await (await api()).deleteNamespacedSecret({ name, namespace, body: { preconditions: { uid: existing.metadata?.uid } } });
+    } catch (err) {
+      if (statusOf(err) !== 404) throw kubernetesFailure(err, `delete the binding Secret ${namespace}/${name}`);
+    }
+  }
+
   return {
     async afterBind(op, credentials) {
-      const namespace = targetNamespace(op, enabledByDefault, kube);
-      if (!namespace) return;
-      const name = bindingSecretName(op.instance.id, op.binding.id);
-      const entries = secretEntries(credentials);
-      const type = entries.type ?? op.instance.plan.service.name;
-      const body: V1Secret = {
-        metadata: {
-          name,
-          namespace,
-          labels: { ...MANAGED_BY, [INSTANCE_LABEL]: idHash(op.instance.id), [BINDING_LABEL]: idHash(op.instance.id, op.binding.id) },
-          annotations: { [INSTANCE_ID_ANNOTATION]: op.instance.id, [BINDING_ID_ANNOTATION]: op.binding.id },
-        },
-        type: `servicebinding.io/${type}`,
-        stringData: { type, provider: entries.provider ?? 'berth', ...entries },
-      };
-      // Checked here, before the cluster is called: the API server would refuse it as invalid every time.
-      const refusal = bindingSecretKeysRefusal(Object.keys(body.stringData!), namespace);
-      // The credential names come from the user (user-provided parameters); such binds are refused before queuing (checkBind).
-      if (refusal) throw new PermanentError(refusal, { causedByRequest: true });
-      const action = `write the binding Secret ${namespace}/${name}`;
-      const remedies = { 404: `the bind request's context names namespace "${namespace}"; bind into an existing namespace` };
-      await op.progress(`Writing Secret ${namespace}/${name}`);
-      try {
-        await (await api()).createNamespacedSecret({ namespace, body });
-        return;
-      } catch (err) {
-        // The namespace comes from the request's context and the new Secret's content from its parameters: a
-        // missing namespace or an invalid new Secret is the request's to change.
-        if (statusOf(err) === 404) {
-          throw new PermanentError(`Namespace "${namespace}" from the bind request's context does not exist; bind into an existing namespace.`, { causedByRequest: true });
-        }
-        if (statusOf(err) !== 409) throw kubernetesFailure(err, action, remedies, [422]);
-      }
-      let existing: V1Secret;
-      try {
-        existing = await (await api()).readNamespacedSecret({ name, namespace });
-      } catch (err) {
-        throw kubernetesFailure(err, `read the existing Secret ${namespace}/${name}`, remedies);
-      }
-      if (!ours(existing, op)) {
-        throw new PermanentError(`Secret ${namespace}/${name} already exists and was not created by Berth for this binding; Berth will not modify it.`);
-      }
-      // A re-run after a crash: bring our own Secret up to date.
-      try {
-        await (await api()).replaceNamespacedSecret({ name, namespace, body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion } } });
-      } catch (err) {
-        // Not the request's: refusing to change what an earlier attempt wrote (e.g. its type) is a broker-side failure.
-        throw kubernetesFailure(err, action, remedies);
-      }
+      const where = target(op, enabledByDefault, clusters);
+      if (where) await namingCluster(where.kube, () => writeSecret(op, credentials, where.namespace, where.kube));
     },
-
     async beforeUnbind(op) {
-      const namespace = targetNamespace(op, enabledByDefault, kube);
-      if (!namespace) return;
-      const name = bindingSecretName(op.instance.id, op.binding.id);
-      let existing: V1Secret;
-      try {
-        existing = await (await api()).readNamespacedSecret({ name, namespace });
-      } catch (err) {
-        if (statusOf(err) === 404) return;
-        throw kubernetesFailure(err, `read the binding Secret ${namespace}/${name}`);
-      }
-      if (!ours(existing, op)) return;
-      try {
-        // Only the Secret just read: if it was replaced meanwhile, it is not ours to delete.
-        await (await api()).deleteNamespacedSecret({ name, namespace, body: { preconditions: { uid: existing.metadata?.uid } } });
-      } catch (err) {
-        if (statusOf(err) !== 404) throw kubernetesFailure(err, `delete the binding Secret ${namespace}/${name}`);
-      }
+      const where = target(op, enabledByDefault, clusters);
+      if (where) await namingCluster(where.kube, () => deleteSecret(op, where.namespace, where.kube));
     },
   };
 }

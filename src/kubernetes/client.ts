@@ -9,6 +9,7 @@
 import { existsSync } from 'node:fs';
 import type { ApiConstructor, ApiType, KubeConfig } from '@kubernetes/client-node';
 import type { Config } from '../config.ts';
+import type { ClusterEntry } from '../lib/clusters-file.ts';
 import { PermanentError } from '../osb/errors.ts';
 
 export type KubernetesClient = typeof import('@kubernetes/client-node');
@@ -23,10 +24,18 @@ export function loadKubernetesClient(): Promise<KubernetesClient> {
 
 export class KubernetesAccess {
   readonly #config: Config;
+  readonly #cluster: ClusterEntry | undefined;
   #kc: Promise<KubeConfig> | undefined;
 
-  constructor(config: Config) {
+  /** `cluster`: one cluster of BERTH_CLUSTERS_FILE; without it, the cluster of KUBECONFIG or the ServiceAccount. */
+  constructor(config: Config, cluster?: ClusterEntry) {
     this.#config = config;
+    this.#cluster = cluster;
+  }
+
+  /** The id of a BERTH_CLUSTERS_FILE cluster; undefined for Berth's one cluster. */
+  get clusterId(): string | undefined {
+    return this.#cluster?.id;
   }
 
   /** True when a cluster is configured (not necessarily reachable). */
@@ -36,11 +45,11 @@ export class KubernetesAccess {
 
   /** The kubeconfig file helm should use, if one is configured. */
   get kubeconfigPath(): string | undefined {
-    return this.#config.kubeconfig;
+    return this.#cluster?.kubeconfig ?? this.#config.kubeconfig;
   }
 
   #source(): 'file' | 'cluster' | undefined {
-    if (this.#config.kubeconfig) return 'file';
+    if (this.kubeconfigPath) return 'file';
     if (this.#config.env.KUBERNETES_SERVICE_HOST && existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token')) return 'cluster';
     return undefined;
   }
@@ -70,7 +79,7 @@ export class KubernetesAccess {
     }
     const { KubeConfig } = await loadKubernetesClient();
     const kc = new KubeConfig();
-    if (source === 'file') kc.loadFromFile(this.#config.kubeconfig!);
+    if (source === 'file') kc.loadFromFile(this.kubeconfigPath!);
     else kc.loadFromCluster();
     return kc;
   }

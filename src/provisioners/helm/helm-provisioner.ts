@@ -22,6 +22,7 @@ import {
   type Provisioner,
 } from '../provisioner.ts';
 import type { KubernetesAccess } from '../../kubernetes/client.ts';
+import { KubernetesClusters, namingCluster } from '../../kubernetes/clusters.ts';
 import { kubernetesFailure, reasonOf, statusOf } from '../../kubernetes/errors.ts';
 import { ensureReleaseAccess } from '../../kubernetes/namespace-access.ts';
 import { INSTANCE_ID_ANNOTATION, INSTANCE_LABEL, MANAGED_BY, idHash } from '../../kubernetes/names.ts';
@@ -59,13 +60,30 @@ const sleep = (ms: number, signal: AbortSignal) =>
 export class HelmProvisioner implements Provisioner {
   readonly kind = 'helm';
   readonly #config: Config;
-  readonly #kube: KubernetesAccess;
+  readonly #clusters: KubernetesClusters;
   readonly #catalogDir: string;
 
-  constructor(config: Config, kube: KubernetesAccess) {
+  constructor(config: Config, kube: KubernetesAccess | KubernetesClusters) {
     this.#config = config;
-    this.#kube = kube;
+    this.#clusters = KubernetesClusters.of(config, kube);
     this.#catalogDir = dirname(config.catalogPath);
+  }
+
+  /** The cluster an instance's release lives in: the one its provision remembered (state.cluster). */
+  #kubeOf(state: JsonObject): KubernetesAccess {
+    return this.#clusters.remembered(typeof state.cluster === 'string' ? state.cluster : undefined);
+  }
+
+  /**
+   * Where a provision or update applies the release: the remembered cluster once there is one (an instance never
+   * moves, whatever an update's context says); at the first provision, the one its context names.
+   */
+  #kubeToApply(op: InstanceOperation): KubernetesAccess {
+    if (op.state.cluster !== undefined || op.state.release !== undefined) return this.#kubeOf(op.state);
+    const kube = this.#clusters.forContext(op.instance.context);
+    // Refused before queuing (the provision's check); here only if the clusters file changed meanwhile.
+    if (!kube) throw new PermanentError(this.#clusters.refusal(op.instance.context, true)!);
+    return kube;
   }
 
   parsePlanConfig(block: JsonObject, plan?: PlanConfigContext) {
@@ -80,8 +98,8 @@ export class HelmProvisioner implements Provisioner {
     return plan.provisioner.config as HelmPlanConfig;
   }
 
-  #helmOptions(signal?: AbortSignal): HelmRunOptions {
-    return { bin: this.#config.helmBin ?? 'helm', kubeconfig: this.#kube.kubeconfigPath, home: resolve(this.#config.dataDir, 'helm'), signal };
+  #helmOptions(kube: KubernetesAccess | undefined, signal?: AbortSignal): HelmRunOptions {
+    return { bin: this.#config.helmBin ?? 'helm', kubeconfig: kube?.kubeconfigPath, home: resolve(this.#config.dataDir, 'helm'), signal };
   }
 
   #chartArgs(c: HelmPlanConfig): string[] {
@@ -104,9 +122,9 @@ export class HelmProvisioner implements Provisioner {
     return deepMerge(deepMerge(c.values, fromParameters), { commonLabels: labels });
   }
 
-  async #run(args: string[], op: { signal: AbortSignal }, input?: string): Promise<string> {
+  async #run(kube: KubernetesAccess, args: string[], op: { signal: AbortSignal }, input?: string): Promise<string> {
     try {
-      return await helm(args, { ...this.#helmOptions(op.signal), input });
+      return await helm(args, { ...this.#helmOptions(kube, op.signal), input });
     } catch (err) {
       if (err instanceof HelmError && err.exitCode !== undefined && !isTransientHelmError(err)) throw new PermanentError(err.message, { cause: err });
       if (err instanceof HelmError && /was not found; set BERTH_HELM_BIN/.test(err.message)) throw new PermanentError(err.message);
@@ -114,9 +132,9 @@ export class HelmProvisioner implements Provisioner {
     }
   }
 
-  async #releaseStatus(release: string, namespace: string, op: { signal: AbortSignal }): Promise<string | undefined> {
+  async #releaseStatus(kube: KubernetesAccess, release: string, namespace: string, op: { signal: AbortSignal }): Promise<string | undefined> {
     try {
-      const out = await helm(['status', release, '--namespace', namespace, '--output', 'json'], this.#helmOptions(op.signal));
+      const out = await helm(['status', release, '--namespace', namespace, '--output', 'json'], this.#helmOptions(kube, op.signal));
       return (JSON.parse(out) as { info?: { status?: string } }).info?.status;
     } catch (err) {
       if (err instanceof HelmError && /not found/i.test(err.stderr)) return undefined;
@@ -125,9 +143,9 @@ export class HelmProvisioner implements Provisioner {
   }
 
   /** The release namespace exists (created for the instance, or the plan's fixed one) and Berth may install into it. */
-  async #ensureNamespace(c: HelmPlanConfig, instanceId: string, namespace: string, signal: AbortSignal): Promise<void> {
-    if (c.namespace.strategy === 'fixed') return ensureReleaseAccess(this.#kube, namespace, false, signal);
-    const core = await this.#kube.api((k8s) => k8s.CoreV1Api);
+  async #ensureNamespace(kube: KubernetesAccess, c: HelmPlanConfig, instanceId: string, namespace: string, signal: AbortSignal): Promise<void> {
+    if (c.namespace.strategy === 'fixed') return ensureReleaseAccess(kube, namespace, false, signal);
+    const core = await kube.api((k8s) => k8s.CoreV1Api);
     try {
       // The labels are what deploy/admission-policy.yaml checks before Berth may write into or delete the namespace.
       await core.createNamespace({
@@ -148,25 +166,32 @@ export class HelmProvisioner implements Provisioner {
         throw new PermanentError(`Namespace ${namespace} exists and does not belong to this instance; Berth will not use it.`);
       }
     }
-    await ensureReleaseAccess(this.#kube, namespace, true, signal);
+    await ensureReleaseAccess(kube, namespace, true, signal);
   }
 
   /** install-or-upgrade, then wait until the workloads are really ready; answers the instance metadata. */
   async #apply(op: InstanceOperation, change: 'install' | 'upgrade'): Promise<InstanceResult> {
+    const kube = this.#kubeToApply(op);
+    return namingCluster(kube, () => this.#applyIn(kube, op, change));
+  }
+
+  async #applyIn(kube: KubernetesAccess, op: InstanceOperation, change: 'install' | 'upgrade'): Promise<InstanceResult> {
     const plan = op.instance.plan;
     const c = this.#plan(plan);
-    await this.#kube.kubeConfig(); // fails fast with what to configure
+    await kube.kubeConfig(); // fails fast with what to configure
     const release = releaseName(op.instance.id);
     const namespace = this.#namespace(c, op.instance.id);
-    await op.checkpoint({ release, namespace });
+    // The cluster is remembered only when Berth serves several: state stays as it was with one.
+    await op.checkpoint({ release, namespace, ...(kube.clusterId !== undefined ? { cluster: kube.clusterId } : {}) });
     await mkdir(resolve(this.#config.dataDir, 'helm'), { recursive: true });
     await op.progress(`Preparing namespace ${namespace}`);
-    await this.#ensureNamespace(c, op.instance.id, namespace, op.signal);
+    await this.#ensureNamespace(kube, c, op.instance.id, namespace, op.signal);
 
     await op.progress(change === 'install' ? `Installing chart as release ${release} in ${namespace}` : `Upgrading release ${release} in ${namespace}`);
     const values = JSON.stringify(this.#values(plan, op.instance.id, op.instance.parameters));
     const upgrade = () =>
       this.#run(
+        kube,
         ['upgrade', release, ...this.#chartArgs(c), '--install', '--namespace', namespace, '--values', '-', '--timeout', `${c.timeout}s`, '--wait=hookOnly', '--output', 'json'],
         op,
         values,
@@ -177,12 +202,12 @@ export class HelmProvisioner implements Provisioner {
     } catch (err) {
       // A crash can leave the release pending; helm refuses to touch it until it is repaired.
       if (!/another operation \(install\/upgrade\/rollback\) is in progress/.test(String((err as HelmError).stderr ?? (err as Error).message))) throw err;
-      const status = await this.#releaseStatus(release, namespace, op);
+      const status = await this.#releaseStatus(kube, release, namespace, op);
       if (!status?.startsWith('pending-')) throw err;
       if (op.attempt < 3) throw new Error(`release ${release} is ${status}; another helm may still be working on it`);
       op.log.warn({ release, status }, 'repairing a release left pending');
-      if (status === 'pending-install') await this.#run(['uninstall', release, '--namespace', namespace, '--wait'], op);
-      else await this.#run(['rollback', release, '--namespace', namespace, '--wait'], op);
+      if (status === 'pending-install') await this.#run(kube, ['uninstall', release, '--namespace', namespace, '--wait'], op);
+      else await this.#run(kube, ['rollback', release, '--namespace', namespace, '--wait'], op);
       output = await upgrade();
     }
     const installed = JSON.parse(output) as HelmReleaseJson;
@@ -192,7 +217,7 @@ export class HelmProvisioner implements Provisioner {
     for (let pause = 250; ; pause = Math.min(2000, Math.round(pause * 1.5))) {
       let r;
       try {
-        r = await readiness(this.#kube, namespace, workloads);
+        r = await readiness(kube, namespace, workloads);
       } catch (err) {
         throw kubernetesFailure(err, `read the workloads of release ${release} in namespace ${namespace}`);
       }
@@ -217,9 +242,10 @@ export class HelmProvisioner implements Provisioner {
    * Compared without the bindings' own logins (per_binding): those do not change with the release.
    */
   async update(op: UpdateOperation): Promise<InstanceResult> {
-    const before = await this.#sharedCredentials(op.previous.plan, op.instance.id, op.log);
+    const kube = this.#kubeToApply(op);
+    const before = await this.#sharedCredentials(kube, op.previous.plan, op.instance.id, op.log);
     const result = await this.#upgrade(op);
-    const after = before && (await this.#sharedCredentials(op.instance.plan, op.instance.id, op.log));
+    const after = before && (await this.#sharedCredentials(kube, op.instance.plan, op.instance.id, op.log));
     if (!before || !after) return result;
     const changed = [...new Set([...Object.keys(before), ...Object.keys(after)])].filter((k) => before[k] !== after[k]).sort();
     if (changed.length === 0) return result;
@@ -231,14 +257,14 @@ export class HelmProvisioner implements Provisioner {
    * placeholders), read now; undefined when they cannot be read (no credentials mapped, the release not
    * there or broken): then nothing is compared, and nothing marked.
    */
-  async #sharedCredentials(plan: CatalogPlan, instanceId: string, log: InstanceOperation['log']): Promise<Record<string, string> | undefined> {
+  async #sharedCredentials(kube: KubernetesAccess, plan: CatalogPlan, instanceId: string, log: InstanceOperation['log']): Promise<Record<string, string> | undefined> {
     const c = this.#plan(plan);
-    if (!c.credentials || !this.#kube.configured) return undefined;
+    if (!c.credentials || !kube.configured) return undefined;
     const namespace = this.#namespace(c, instanceId);
     const vars = { release: releaseName(instanceId), namespace, instance_id: instanceId };
     try {
       const own: Record<string, string> = c.credentials.per_binding ? { username: '\u0000binding-username', password: '\u0000binding-password' } : {};
-      return { type: c.credentials.type ?? '', provider: c.credentials.provider ?? '', ...(await resolveEntries(c.credentials.entries, vars, await this.#lookup(namespace), own)) };
+      return { type: c.credentials.type ?? '', provider: c.credentials.provider ?? '', ...(await resolveEntries(c.credentials.entries, vars, await this.#lookup(kube, namespace), own)) };
     } catch (err) {
       log.info({ err: reasonOf(err) }, 'could not read the credential entries to compare before and after the update');
       return undefined;
@@ -246,8 +272,8 @@ export class HelmProvisioner implements Provisioner {
   }
 
   /** Reads the release's Secrets and Services (each once) for credential entries. */
-  async #lookup(namespace: string): Promise<Lookup> {
-    const core = await this.#kube.api((k8s) => k8s.CoreV1Api);
+  async #lookup(kube: KubernetesAccess, namespace: string): Promise<Lookup> {
+    const core = await kube.api((k8s) => k8s.CoreV1Api);
     const secrets = new Map<string, V1Secret>();
     const services = new Map<string, V1Service>();
     return {
@@ -274,7 +300,7 @@ export class HelmProvisioner implements Provisioner {
       const namespace = this.#namespace(this.#plan(op.instance.plan), op.instance.id);
       let status: string | undefined;
       try {
-        status = await this.#releaseStatus(release, namespace, op);
+        status = await this.#releaseStatus(this.#kubeToApply(op), release, namespace, op);
       } catch {
         throw err;
       }
@@ -289,15 +315,22 @@ export class HelmProvisioner implements Provisioner {
   }
 
   async deprovision(op: InstanceOperation): Promise<void> {
+    // Nothing can have been created before the provision checkpointed where (release, cluster).
+    if (this.#clusters.several && !op.state.release) return;
+    const kube = this.#kubeOf(op.state);
+    await namingCluster(kube, () => this.#deprovisionIn(kube, op));
+  }
+
+  async #deprovisionIn(kube: KubernetesAccess, op: InstanceOperation): Promise<void> {
     const c = this.#plan(op.instance.plan);
-    if (!this.#kube.configured) {
+    if (!kube.configured) {
       // Nothing can have been created in a cluster Berth never knew about.
       if (!op.state.release) return;
-      await this.#kube.kubeConfig();
+      await kube.kubeConfig();
     }
     const release = releaseName(op.instance.id);
     const namespace = this.#namespace(c, op.instance.id);
-    const core = await this.#kube.api((k8s) => k8s.CoreV1Api);
+    const core = await kube.api((k8s) => k8s.CoreV1Api);
     const perInstance = c.namespace.strategy === 'per-instance';
     let ns;
     try {
@@ -310,10 +343,10 @@ export class HelmProvisioner implements Provisioner {
     // A namespace of this name that Berth did not create for this instance is not Berth's to touch.
     if (perInstance && ns.metadata?.annotations?.[INSTANCE_ID_ANNOTATION] !== op.instance.id) return;
     if (!ns.metadata?.deletionTimestamp) {
-      await ensureReleaseAccess(this.#kube, namespace, perInstance, op.signal);
+      await ensureReleaseAccess(kube, namespace, perInstance, op.signal);
       await op.progress(`Uninstalling release ${release}`);
       try {
-        await this.#run(['uninstall', release, '--namespace', namespace, '--wait', '--timeout', `${c.timeout}s`], op);
+        await this.#run(kube, ['uninstall', release, '--namespace', namespace, '--wait', '--timeout', `${c.timeout}s`], op);
       } catch (err) {
         if (!(err instanceof PermanentError && /not found/i.test(String((err.cause as HelmError | undefined)?.stderr ?? err.message)))) throw err;
       }
@@ -338,14 +371,20 @@ export class HelmProvisioner implements Provisioner {
   }
 
   async bind(op: BindingOperation): Promise<BindResult> {
+    // The release's cluster, whichever cluster the bind comes from (its binding Secret goes to the bind's: the engine's hook).
+    const kube = this.#kubeOf(op.instance.state);
+    return namingCluster(kube, () => this.#bindIn(kube, op));
+  }
+
+  async #bindIn(kube: KubernetesAccess, op: BindingOperation): Promise<BindResult> {
     const c = this.#plan(op.instance.plan);
     if (!c.credentials) throw new PermanentError(`Plan "${op.instance.plan.name}" does not map any credentials.`);
     const namespace = this.#namespace(c, op.instance.id);
     const release = releaseName(op.instance.id);
-    const lookup = await this.#lookup(namespace);
+    const lookup = await this.#lookup(kube, namespace);
     const vars = { release, namespace, instance_id: op.instance.id };
     try {
-      const login = c.credentials.per_binding ? await this.#bindingLogin(op, c.credentials.per_binding, vars, lookup) : undefined;
+      const login = c.credentials.per_binding ? await this.#bindingLogin(kube, op, c.credentials.per_binding, vars, lookup) : undefined;
       const entries = await resolveEntries(c.credentials.entries, vars, lookup, login ? { username: login.username, password: login.password } : {});
       const credentials: JsonObject = { type: c.credentials.type, provider: c.credentials.provider, ...entries };
       const endpoints = entries.host && entries.port ? [{ host: String(entries.host), ports: [String(entries.port)] }] : undefined;
@@ -357,7 +396,7 @@ export class HelmProvisioner implements Provisioner {
   }
 
   /** The binding's own login inside the release's server (credentials.per_binding), verified before it is returned. */
-  async #bindingLogin(op: BindingOperation, pb: PerBinding, vars: Record<string, string>, lookup: Lookup): Promise<Login> {
+  async #bindingLogin(kube: KubernetesAccess, op: BindingOperation, pb: PerBinding, vars: Record<string, string>, lookup: Lookup): Promise<Login> {
     const username = bindingLoginName(op.instance.id, op.binding.id);
     const saved = op.state.password;
     let password: string;
@@ -370,7 +409,7 @@ export class HelmProvisioner implements Provisioner {
     }
     const login: Login = { username, password };
     await op.progress(`Creating the binding's own login ${username} in the ${pb.engine} server of release ${vars.release}`);
-    await this.#withAdmin(pb, vars, lookup, (port, admin) =>
+    await this.#withAdmin(kube, pb, vars, lookup, (port, admin) =>
       pb.engine === 'postgresql'
         ? createPostgresLogin(port, { username: admin.username!, password: admin.password!, database: admin.database! }, login)
         : createRedisLogin(port, { username: admin.username!, password: admin.password! }, login),
@@ -379,13 +418,13 @@ export class HelmProvisioner implements Provisioner {
   }
 
   /** Reaches the release's server through a port-forward, with the admin login the plan names. */
-  async #withAdmin<T>(pb: PerBinding, vars: Record<string, string>, lookup: Lookup, fn: (port: number, admin: Record<string, string>) => Promise<T>): Promise<T> {
+  async #withAdmin<T>(kube: KubernetesAccess, pb: PerBinding, vars: Record<string, string>, lookup: Lookup, fn: (port: number, admin: Record<string, string>) => Promise<T>): Promise<T> {
     const admin = await resolveEntries(
       { username: pb.admin_username, password: pb.admin_password, ...(pb.engine === 'postgresql' ? { database: pb.database } : {}) },
       vars,
       lookup,
     );
-    return withServiceForward(this.#kube, vars.namespace!, expand(pb.service, vars), pb.port, (port) => fn(port, admin));
+    return withServiceForward(kube, vars.namespace!, expand(pb.service, vars), pb.port, (port) => fn(port, admin));
   }
 
   async unbind(op: BindingOperation): Promise<void> {
@@ -394,17 +433,22 @@ export class HelmProvisioner implements Provisioner {
     const pb = this.#plan(op.instance.plan).credentials?.per_binding;
     if (!pb || typeof op.state.login !== 'string') return;
     const username = op.state.login;
+    const kube = this.#kubeOf(op.instance.state);
+    await namingCluster(kube, () => this.#dropLogin(kube, op, pb, username));
+  }
+
+  async #dropLogin(kube: KubernetesAccess, op: BindingOperation, pb: PerBinding, username: string): Promise<void> {
     const c = this.#plan(op.instance.plan);
     const namespace = this.#namespace(c, op.instance.id);
     const vars = { release: releaseName(op.instance.id), namespace, instance_id: op.instance.id };
-    const core = await this.#kube.api((k8s) => k8s.CoreV1Api);
+    const core = await kube.api((k8s) => k8s.CoreV1Api);
     const lookup: Lookup = {
       secret: (name) => core.readNamespacedSecret({ name, namespace }),
       service: (name) => core.readNamespacedService({ name, namespace }),
     };
     await op.progress(`Removing the binding's login ${username} from the ${pb.engine} server of release ${vars.release}`);
     try {
-      await this.#withAdmin(pb, vars, lookup, (port, admin) =>
+      await this.#withAdmin(kube, pb, vars, lookup, (port, admin) =>
         pb.engine === 'postgresql'
           ? dropPostgresLogin(port, { username: admin.username!, password: admin.password!, database: admin.database! }, username)
           : dropRedisLogin(port, { username: admin.username!, password: admin.password! }, username),
@@ -421,24 +465,26 @@ export class HelmProvisioner implements Provisioner {
     const c = this.#plan(instance.plan);
     const release = releaseName(instance.id);
     const namespace = this.#namespace(c, instance.id);
-    if (!this.#kube.configured && !instance.state.release) return describeRelease(this.#kube, release, namespace, undefined);
+    if (this.#clusters.several && !instance.state.release) return describeRelease(this.#clusters.home, release, namespace, undefined);
+    const kube = this.#kubeOf(instance.state);
+    if (!kube.configured && !instance.state.release) return describeRelease(kube, release, namespace, undefined);
     let status: ReleaseStatus | undefined;
     try {
-      status = JSON.parse(await helm(['status', release, '--namespace', namespace, '--output', 'json'], this.#helmOptions(signal))) as ReleaseStatus;
+      status = JSON.parse(await helm(['status', release, '--namespace', namespace, '--output', 'json'], this.#helmOptions(kube, signal))) as ReleaseStatus;
     } catch (err) {
       if (!(err instanceof HelmError && /not found/i.test(err.stderr))) throw err;
     }
-    if (status && typeof status.manifest !== 'string') status.manifest = await helm(['get', 'manifest', release, '--namespace', namespace], this.#helmOptions(signal));
+    if (status && typeof status.manifest !== 'string') status.manifest = await helm(['get', 'manifest', release, '--namespace', namespace], this.#helmOptions(kube, signal));
     if (status && !status.chart?.metadata) {
       // Not every helm puts the chart into `status --output json`; `get metadata` names it.
       try {
-        const m = JSON.parse(await helm(['get', 'metadata', release, '--namespace', namespace, '--output', 'json'], this.#helmOptions(signal))) as { chart?: string; version?: string; appVersion?: string };
+        const m = JSON.parse(await helm(['get', 'metadata', release, '--namespace', namespace, '--output', 'json'], this.#helmOptions(kube, signal))) as { chart?: string; version?: string; appVersion?: string };
         if (m.chart) status.chart = { metadata: { name: m.chart, version: m.version, appVersion: m.appVersion } };
       } catch {
         // The chart's name is a help, not a need.
       }
     }
-    const nodes = await describeRelease(this.#kube, release, namespace, status);
+    const nodes = await describeRelease(kube, release, namespace, status);
     const pb = c.credentials?.per_binding;
     if (pb && nodes[0]) {
       nodes[0].children = [
@@ -465,7 +511,7 @@ export class HelmProvisioner implements Provisioner {
     let rendered: string;
     try {
       rendered = await helm(['template', release, ...this.#chartArgs(c), '--namespace', namespace, '--values', '-'], {
-        ...this.#helmOptions(),
+        ...this.#helmOptions(this.#clusters.home),
         input: JSON.stringify(this.#values(plan, 'validate', {})),
       });
     } catch (err) {

@@ -91,6 +91,11 @@ export interface StartOptions {
   nodeName?: string;
   /** Total time allowed for startup. */
   timeoutMs?: number;
+  /**
+   * etcd and kube-apiserver only: no node, controllers or scheduler (Secrets, Services, ConfigMaps and RBAC
+   * work; Pods never run, namespaces are never emptied). A second cluster for a test at little cost.
+   */
+  controlPlaneOnly?: boolean;
 }
 
 class StartupError extends Error {}
@@ -332,61 +337,63 @@ async function startClusterOnce(opts: StartOptions): Promise<RunningCluster> {
     log(`kube-apiserver ${kubernetesVersion} ready at ${server} after ${((Date.now() - t0) / 1000).toFixed(1)}s`);
 
     // 3. the fake node, then the controllers and kwok
-    const nodeName = opts.nodeName ?? DEFAULT_NODE_NAME;
-    const nodeRes = await apiRequest(target, 'POST', '/api/v1/nodes', {
-      apiVersion: 'v1',
-      kind: 'Node',
-      metadata: {
-        name: nodeName,
-        labels: {
-          'kubernetes.io/hostname': nodeName,
-          'kubernetes.io/os': 'linux',
-          'kubernetes.io/arch': 'amd64',
-          'node-role.kubernetes.io/agent': '',
-          type: 'kwok',
+    const nodeName = opts.controlPlaneOnly ? '' : (opts.nodeName ?? DEFAULT_NODE_NAME);
+    if (!opts.controlPlaneOnly) {
+      const nodeRes = await apiRequest(target, 'POST', '/api/v1/nodes', {
+        apiVersion: 'v1',
+        kind: 'Node',
+        metadata: {
+          name: nodeName,
+          labels: {
+            'kubernetes.io/hostname': nodeName,
+            'kubernetes.io/os': 'linux',
+            'kubernetes.io/arch': 'amd64',
+            'node-role.kubernetes.io/agent': '',
+            type: 'kwok',
+          },
+          annotations: { 'node.alpha.kubernetes.io/ttl': '0', 'kwok.x-k8s.io/node': 'fake' },
         },
-        annotations: { 'node.alpha.kubernetes.io/ttl': '0', 'kwok.x-k8s.io/node': 'fake' },
-      },
-      status: {
-        allocatable: { cpu: '32', memory: '256Gi', pods: '250' },
-        capacity: { cpu: '32', memory: '256Gi', pods: '250' },
-      },
-    });
-    if (nodeRes.status !== 201) throw new StartupError(`creating Node ${nodeName}: HTTP ${nodeRes.status} ${nodeRes.body}`);
+        status: {
+          allocatable: { cpu: '32', memory: '256Gi', pods: '250' },
+          capacity: { cpu: '32', memory: '256Gi', pods: '250' },
+        },
+      });
+      if (nodeRes.status !== 201) throw new StartupError(`creating Node ${nodeName}: HTTP ${nodeRes.status} ${nodeRes.body}`);
 
-    const componentArgs = ['--bind-address=127.0.0.1', '--leader-elect=false', `--kubeconfig=${kubeconfigPath}`];
-    const kcmProc = start('kube-controller-manager', bins.kubeControllerManager, [
-      ...componentArgs,
-      `--secure-port=${kcm}`,
-      `--root-ca-file=${pki.caCert}`,
-      `--service-account-private-key-file=${pki.saKey}`,
-      `--cluster-name=berth-test`,
-      '--use-service-account-credentials=false',
-      '--profiling=false',
-    ]);
-    const schedProc = start('kube-scheduler', bins.kubeScheduler, [...componentArgs, `--secure-port=${scheduler}`, '--profiling=false']);
-    const kwokProc = start('kwok', bins.kwok, [
-      `--kubeconfig=${kubeconfigPath}`,
-      `--config=${path.join(import.meta.dirname, 'kwok-stages.yaml')}`,
-      '--manage-all-nodes=true',
-      '--node-lease-duration-seconds=40',
-      `--server-address=127.0.0.1:${kwokPort}`,
-      `--cidr=${POD_CIDR}`,
-      '--node-ip=10.0.0.10',
-    ]);
-    const all = [etcd, apiserverProc, kcmProc, schedProc, kwokProc];
-    await Promise.all([
-      waitFor('kube-controller-manager /healthz', async () => (await healthz(kcm)) === 200, all),
-      waitFor('kube-scheduler /healthz', async () => (await healthz(scheduler)) === 200, all),
-      waitFor(`Node ${nodeName} Ready (kwok)`, async () => {
-        const res = await apiRequest(target, 'GET', `/api/v1/nodes/${nodeName}`);
-        if (res.status !== 200) return false;
-        const node = res.json() as { status?: { conditions?: Array<{ type: string; status: string }> } };
-        return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
-      }, all),
-      waitFor('ServiceAccount default/default (kube-controller-manager)', async () =>
-        (await apiRequest(target, 'GET', '/api/v1/namespaces/default/serviceaccounts/default')).status === 200, all),
-    ]);
+      const componentArgs = ['--bind-address=127.0.0.1', '--leader-elect=false', `--kubeconfig=${kubeconfigPath}`];
+      const kcmProc = start('kube-controller-manager', bins.kubeControllerManager, [
+        ...componentArgs,
+        `--secure-port=${kcm}`,
+        `--root-ca-file=${pki.caCert}`,
+        `--service-account-private-key-file=${pki.saKey}`,
+        `--cluster-name=berth-test`,
+        '--use-service-account-credentials=false',
+        '--profiling=false',
+      ]);
+      const schedProc = start('kube-scheduler', bins.kubeScheduler, [...componentArgs, `--secure-port=${scheduler}`, '--profiling=false']);
+      const kwokProc = start('kwok', bins.kwok, [
+        `--kubeconfig=${kubeconfigPath}`,
+        `--config=${path.join(import.meta.dirname, 'kwok-stages.yaml')}`,
+        '--manage-all-nodes=true',
+        '--node-lease-duration-seconds=40',
+        `--server-address=127.0.0.1:${kwokPort}`,
+        `--cidr=${POD_CIDR}`,
+        '--node-ip=10.0.0.10',
+      ]);
+      const all = [etcd, apiserverProc, kcmProc, schedProc, kwokProc];
+      await Promise.all([
+        waitFor('kube-controller-manager /healthz', async () => (await healthz(kcm)) === 200, all),
+        waitFor('kube-scheduler /healthz', async () => (await healthz(scheduler)) === 200, all),
+        waitFor(`Node ${nodeName} Ready (kwok)`, async () => {
+          const res = await apiRequest(target, 'GET', `/api/v1/nodes/${nodeName}`);
+          if (res.status !== 200) return false;
+          const node = res.json() as { status?: { conditions?: Array<{ type: string; status: string }> } };
+          return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+        }, all),
+        waitFor('ServiceAccount default/default (kube-controller-manager)', async () =>
+          (await apiRequest(target, 'GET', '/api/v1/namespaces/default/serviceaccounts/default')).status === 200, all),
+      ]);
+    }
 
     const info: ClusterInfo = {
       format: 1,

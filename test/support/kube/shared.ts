@@ -168,7 +168,8 @@ export function uniqueName(prefix: string): string {
   return `${prefix}-${randomBytes(4).toString('hex')}`;
 }
 
-function makeShared(info: ClusterInfo): SharedCluster {
+/** The helpers of `sharedCluster()` for any cluster started by startCluster (e.g. a second one a test starts itself). */
+export function makeShared(info: ClusterInfo): SharedCluster {
   const caPem = Buffer.from(info.caData, 'base64').toString('utf8');
   const kubeconfigDir = path.join(info.baseDir, 'kubeconfigs');
 
