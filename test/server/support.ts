@@ -1,6 +1,6 @@
 // In-process Berth on a fresh database of the shared Postgres server, with
 // every log line it writes captured as parsed JSON.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -46,7 +46,10 @@ export async function startLoggedBerth(env: Record<string, string | undefined> =
       done();
     },
   });
-  const config = loadConfig(baseEnv(opts.databaseUrl ?? db!.url, env));
+  const started = baseEnv(opts.databaseUrl ?? db!.url, env);
+  // the data folder baseEnv made, removed on stop (unless the test named its own)
+  const ownDataDir = env.BERTH_DATA_DIR === undefined ? started.BERTH_DATA_DIR : undefined;
+  const config = loadConfig(started);
   let berth: Berth;
   try {
     berth = await startBerth(config, { log: createLogger(config.logLevel, sink) });
@@ -63,6 +66,7 @@ export async function startLoggedBerth(env: Record<string, string | undefined> =
         await berth.stop(2000);
       } finally {
         await db?.drop();
+        if (ownDataDir) rmSync(ownDataDir, { recursive: true, force: true });
       }
     },
   };

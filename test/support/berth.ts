@@ -1,7 +1,7 @@
 // Starts Berth for a test: in-process (fast, for HTTP behaviour) or as a child
 // process (for kill -9, SIGTERM and several replicas).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { once } from 'node:events';
@@ -22,6 +22,8 @@ export interface TestBerth {
 
 /** Starts Berth in this process. Without `databaseUrl` it runs on an embedded database in a temp dir. */
 export async function startTestBerth(opts: { databaseUrl?: string; catalogPath?: string; env?: Record<string, string> } = {}): Promise<TestBerth> {
+  // Its own data folder unless the test names one; removed on stop (runs used to leave hundreds in /tmp).
+  const ownDataDir = opts.env?.BERTH_DATA_DIR === undefined ? mkdtempSync(join(tmpdir(), 'berth-test-')) : undefined;
   const env: Record<string, string | undefined> = {
     PORT: '0',
     LOG_LEVEL: process.env.BERTH_TEST_LOG_LEVEL ?? 'silent',
@@ -29,7 +31,7 @@ export async function startTestBerth(opts: { databaseUrl?: string; catalogPath?:
     BROKER_USERNAME: TEST_CREDENTIALS.username,
     BROKER_PASSWORD: TEST_CREDENTIALS.password,
     BERTH_ENCRYPTION_KEYS: TEST_KEYS,
-    BERTH_DATA_DIR: mkdtempSync(join(tmpdir(), 'berth-test-')),
+    BERTH_DATA_DIR: ownDataDir,
     BERTH_POLL_INTERVAL_MS: '50',
     DATABASE_URL: opts.databaseUrl,
     PATH: process.env.PATH,
@@ -37,7 +39,14 @@ export async function startTestBerth(opts: { databaseUrl?: string; catalogPath?:
     ...opts.env,
   };
   const berth = await startBerth(loadConfig(env));
-  return { berth, client: new OsbClient(berth.url, TEST_CREDENTIALS), stop: () => berth.stop(2000) };
+  return {
+    berth,
+    client: new OsbClient(berth.url, TEST_CREDENTIALS),
+    stop: async () => {
+      await berth.stop(2000);
+      if (ownDataDir) rmSync(ownDataDir, { recursive: true, force: true });
+    },
+  };
 }
 
 export interface BerthProcess {
