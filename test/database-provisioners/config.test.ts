@@ -33,7 +33,7 @@ test('plan blocks are validated with paths to the problems', () => {
   const myP = new MysqlProvisioner({ env: {} }, log);
   const problems = (r: ReturnType<Provisioner['parsePlanConfig']>) => ('problems' in r ? r.problems.map((p) => p.path).sort() : []);
   assert.deepEqual(problems(pgP.parsePlanConfig({ server: 'ok' })), []);
-  assert.deepEqual((pgP.parsePlanConfig({ server: 'ok' }) as { config: unknown }).config, { server: 'ok', connection_limit: -1, allowed_extensions: [] });
+  assert.deepEqual((pgP.parsePlanConfig({ server: 'ok' }) as { config: unknown }).config, { server: 'ok', connection_limit: -1, allowed_extensions: [], extensions: [] });
   assert.deepEqual(problems(pgP.parsePlanConfig({})), ['server']);
   assert.deepEqual(problems(pgP.parsePlanConfig({ server: 'bad name; --' })), ['server']);
   assert.deepEqual(problems(pgP.parsePlanConfig({ server: 'ok', connection_limit: -2 })), ['connection_limit']);
