@@ -16,7 +16,8 @@ const script = readFileSync(path.join(REPO, 'tools/build-images.sh'), 'utf8');
 const versions = Object.fromEntries(
   [...readFileSync(path.join(REPO, 'tools/versions.env'), 'utf8').matchAll(/^([A-Z0-9_]+)=(.*)$/gm)].map((m) => [m[1], m[2]]),
 );
-const buildBerth = /^build_berth\(\) \{\n([\s\S]*?)\n\}\n/m.exec(script)?.[1] ?? '';
+/** The recipe of Berth's image: its base layer (Debian, Node, helm, tini, user) and its app layer. */
+const buildBerth = ['build_berth_base', 'build_berth'].map((name) => new RegExp(`^${name}\\(\\) \\{\\n([\\s\\S]*?)\\n\\}\\n`, 'm').exec(script)?.[1] ?? '').join('\n');
 
 /** The last stage of the Containerfile (the image itself). */
 const finalStage = containerfile.slice(containerfile.lastIndexOf('\nFROM '));
