@@ -5,9 +5,40 @@
 // stage took at the end.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { globSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { globSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { run, type RunOptions } from 'node:test';
+import { spec } from 'node:test/reporters';
+
+/** Test files at once. Most of a file's time is spent waiting (for Pods, helm, leases, servers), not on the CPU. */
+const CONCURRENCY = 3;
+const cacheDir = process.env.BERTH_CACHE_DIR || path.join(os.homedir(), '.cache', 'berth');
+/** Each test file's wall time in the last run on this machine: the next run starts the longest first. */
+const durationsFile = path.join(cacheDir, 'test-file-seconds.tsv');
+
+function readDurations(): Map<string, number> {
+  try {
+    return new Map(
+      readFileSync(durationsFile, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((line): [string, number] => {
+          const [file = '', seconds = '0'] = line.split('\t');
+          return [file, Number(seconds)];
+        }),
+    );
+  } catch {
+    return new Map(); // first run on this machine: alphabetical
+  }
+}
+
+function writeDurations(seconds: Map<string, number>): void {
+  mkdirSync(cacheDir, { recursive: true });
+  const kept = [...seconds].filter(([file]) => globSync(file).length > 0);
+  writeFileSync(durationsFile, kept.map(([file, s]) => `${file}\t${s.toFixed(1)}\n`).join(''));
+}
 
 const stages: Array<[string, number]> = [];
 let stageStart = performance.now();
@@ -18,9 +49,7 @@ const stage = (name: string): void => {
 };
 // The global setup adds its own stages (cluster start and teardown) to this file.
 const timingsFile = path.join(os.tmpdir(), `berth-test-timings-${process.pid}.tsv`);
-// Each test file's wall time (scripts/file-timings-reporter.ts); the slowest are printed.
-const fileTimingsFile = path.join(os.tmpdir(), `berth-test-file-timings-${process.pid}.tsv`);
-const report = (): void => {
+const report = (fileSeconds = new Map<string, number>()): void => {
   process.stderr.write('== npm test stage timings ==\n');
   for (const [name, s] of stages) process.stderr.write(`${name.padEnd(44)} ${s.toFixed(0).padStart(5)} s\n`);
   let inner = '';
@@ -34,20 +63,12 @@ const report = (): void => {
     process.stderr.write(`  of which ${name.padEnd(36)} ${Number(s).toFixed(0).padStart(5)} s\n`);
   }
   rmSync(timingsFile, { force: true });
-  let files: Array<[string, number]> = [];
-  try {
-    files = readFileSync(fileTimingsFile, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => line.split('\t'))
-      .map(([file = '', s = '0']): [string, number] => [file, Number(s)])
-      .sort((a, b) => b[1] - a[1]);
-  } catch {
-    // the suites did not run
+  const files = [...fileSeconds].sort((a, b) => b[1] - a[1]);
+  if (files.length > 0) {
+    const total = files.reduce((sum, [, s]) => sum + s, 0);
+    process.stderr.write(`== slowest test files (wall time, ${CONCURRENCY} at once; all ${files.length}: ${total.toFixed(0)} s) ==\n`);
   }
-  if (files.length > 0) process.stderr.write('== slowest test files (wall time, two run at once) ==\n');
   for (const [file, s] of files.slice(0, 12)) process.stderr.write(`${file.padEnd(60)} ${s.toFixed(0).padStart(5)} s\n`);
-  rmSync(fileTimingsFile, { force: true });
 };
 
 interface Finished {
@@ -102,22 +123,33 @@ for (const step of [binaries, images]) {
 }
 if (realNode) writeFileSync(imagesFile, images.stdout);
 
-const run = spawnSync(
-  process.execPath,
-  [
-    '--test',
-    '--test-global-setup=test/support/global-setup.ts',
-    '--test-concurrency=2',
-    '--test-reporter=spec',
-    '--test-reporter-destination=stdout',
-    '--test-reporter=./scripts/file-timings-reporter.ts',
-    `--test-reporter-destination=${fileTimingsFile}`,
-    '--test-timeout=900000',
-    ...selected,
-  ],
-  { stdio: 'inherit', env: { ...process.env, BERTH_REAL_NODE: realNode ? '1' : '0', BERTH_TIMINGS_FILE: timingsFile, ...(realNode ? { BERTH_NODE_IMAGES: imagesFile } : {}) } },
-);
-stage(`suites (${selected.length} files, clusters included${realNode ? ', real node' : ''})`);
+// The suites. Files start longest first (by their wall time in the last run on this machine, new files
+// first of all): a long file started last would leave one core idle while it alone finishes. node's
+// CLI sorts the files by name, so the runner is driven through run(), which keeps the order given.
+// Every Node process of the run (test files, the Berths and CLIs they start) shares one compile cache:
+// each module is type-stripped and compiled once per run, not once per process (≈1 s of CPU per start).
+process.env.NODE_COMPILE_CACHE ??= path.join(cacheDir, 'compile-cache');
+Object.assign(process.env, { BERTH_REAL_NODE: realNode ? '1' : '0', BERTH_TIMINGS_FILE: timingsFile, ...(realNode ? { BERTH_NODE_IMAGES: imagesFile } : {}) });
+const lastSeconds = readDurations();
+const ordered = [...selected].sort((a, b) => (lastSeconds.get(b) ?? Infinity) - (lastSeconds.get(a) ?? Infinity) || a.localeCompare(b));
+const fileSeconds = new Map<string, number>();
+let failed = false;
+// globalSetupPath is in Node 24's run() (the same module as --test-global-setup), not yet in @types/node.
+const options: RunOptions & { globalSetupPath: string } = {
+  files: ordered.map((f) => path.resolve(f)),
+  concurrency: CONCURRENCY,
+  globalSetupPath: path.resolve('test/support/global-setup.ts'),
+  timeout: 900_000,
+};
+const suites = run(options);
+suites.on('test:fail', () => (failed = true));
+suites.on('test:complete', (data: { file?: string; name: string; nesting: number; details: { duration_ms?: number } }) => {
+  // With process isolation each file is reported as a test of its own, named by its path: its duration is the file's wall time.
+  if (data.nesting === 0 && data.file && path.resolve(data.name) === data.file) fileSeconds.set(path.relative(process.cwd(), data.file), (data.details.duration_ms ?? 0) / 1000);
+});
+await pipeline(suites.compose(spec), process.stdout, { end: false });
+stage(`suites (${selected.length} files, ${CONCURRENCY} at a time, clusters included${realNode ? ', real node' : ''})`);
 rmSync(imagesFile, { force: true });
-report();
-process.exit(run.status ?? 1);
+if (fileSeconds.size > 0) writeDurations(new Map([...lastSeconds, ...fileSeconds]));
+report(fileSeconds);
+process.exit(failed ? 1 : 0);
